@@ -1,0 +1,126 @@
+"""Readable cdk-nag evidence for auditors: CSV and Markdown reports written into the cloud assembly.
+
+cdk-nag 3 only leaves ``validation-report.json`` (findings) and construct metadata (acknowledgments).
+This module joins both into one row per finding or acknowledgment, per stack and pack, plus a
+one-line summary per pack. It runs after every synth, failing or not.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from constructs_lib.nag import NAG_PACKS, AcknowledgedFinding
+
+VALIDATION_REPORT = "validation-report.json"
+CSV_REPORT = "compliance-report.csv"
+MARKDOWN_REPORT = "compliance-report.md"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An unacknowledged cdk-nag finding: it fails synth."""
+
+    stack: str
+    path: str
+    pack: str
+    rule_id: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ComplianceReport:
+    findings: tuple[Finding, ...]
+    acknowledgments: tuple[AcknowledgedFinding, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for pack in NAG_PACKS:
+            failed = sum(1 for f in self.findings if f.pack == pack)
+            acked = sum(1 for a in self.acknowledgments if a.pack == pack)
+            verdict = "PASS" if failed == 0 else "FAIL"
+            lines.append(f"{pack}: {verdict} - {failed} unacknowledged finding(s), {acked} acknowledgment(s)")
+        return lines
+
+
+def clear_reports(outdir: Path) -> None:
+    """Remove reports of an earlier synth so a stale one is never read as this run's result."""
+    for name in (VALIDATION_REPORT, CSV_REPORT, MARKDOWN_REPORT):
+        (outdir / name).unlink(missing_ok=True)
+
+
+def read_findings(outdir: Path) -> tuple[Finding, ...]:
+    """Findings from the validation report CDK wrote for this synth (none written means none found)."""
+    path = outdir / VALIDATION_REPORT
+    if not path.exists():
+        return ()
+    report = json.loads(path.read_text(encoding="utf-8"))
+    findings = []
+    for plugin in report.get("pluginReports", []):
+        pack = plugin.get("pluginName", "unknown")
+        for violation in plugin.get("violations", []):
+            for construct in violation.get("violatingConstructs", []):
+                construct_path = construct.get("constructPath", "")
+                findings.append(
+                    Finding(
+                        stack=construct_path.split("/", 1)[0],
+                        path=construct_path,
+                        pack=pack,
+                        rule_id=violation.get("ruleName", ""),
+                        description=violation.get("description", ""),
+                    )
+                )
+    return tuple(sorted(findings, key=lambda f: (f.stack, f.pack, f.path, f.rule_id)))
+
+
+def write_reports(outdir: Path, acknowledgments: Iterable[AcknowledgedFinding]) -> ComplianceReport:
+    """Write CSV and Markdown reports into ``outdir`` and return what they contain."""
+    report = ComplianceReport(
+        findings=read_findings(outdir),
+        acknowledgments=tuple(sorted(acknowledgments, key=lambda a: (a.stack, a.pack, a.path, a.rule_id))),
+    )
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = [("stack", "pack", "status", "rule", "resource_path", "reason_or_description")]
+    rows += [(f.stack, f.pack, "FINDING", f.rule_id, f.path, f.description) for f in report.findings]
+    rows += [(a.stack, a.pack, "ACKNOWLEDGED", a.rule_id, a.path, a.reason) for a in report.acknowledgments]
+    with (outdir / CSV_REPORT).open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    (outdir / MARKDOWN_REPORT).write_text(_markdown(report), encoding="utf-8")
+    return report
+
+
+def _markdown(report: ComplianceReport) -> str:
+    out = ["# cdk-nag compliance report", ""]
+    out += ["| pack | result |", "| --- | --- |"]
+    for line in report.summary_lines():
+        pack, result = line.split(": ", 1)
+        out.append(f"| {pack} | {result} |")
+    stacks = sorted({f.stack for f in report.findings} | {a.stack for a in report.acknowledgments})
+    for stack in stacks:
+        out += ["", f"## {stack}", ""]
+        for pack in NAG_PACKS:
+            findings = [f for f in report.findings if f.stack == stack and f.pack == pack]
+            acks = [a for a in report.acknowledgments if a.stack == stack and a.pack == pack]
+            if not findings and not acks:
+                continue
+            out += [
+                f"### {pack}",
+                "",
+                "| status | rule | resource | reason / description |",
+                "| --- | --- | --- | --- |",
+            ]
+            out += [f"| FINDING | `{f.rule_id}` | `{f.path}` | {_cell(f.description)} |" for f in findings]
+            out += [f"| acknowledged | `{a.rule_id}` | `{a.path}` | {_cell(a.reason)} |" for a in acks]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
