@@ -1,0 +1,127 @@
+"""The app is synthesized once per test session per variant; tests read templates from these fixtures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from app import build_stacks, create_app, synthesize
+from constructs_lib.nag import AcknowledgedFinding, acknowledgments_disabled, apply_nag_packs, collect_acknowledgments
+from stacks.stages import DEV, PROD, Deployment, StageConfig
+from tools.compliance_report import ComplianceReport
+
+ROOT = Path(__file__).resolve().parents[2]
+# The feature flags and defaults the CDK CLI passes to app.py from cdk.json.
+CDK_JSON_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+DATASET_FIXTURE = ROOT / "tests" / "fixtures" / "dataset"
+
+
+def run_cdk(*args: str) -> subprocess.CompletedProcess[str]:
+    """The project's pinned CDK CLI, run from the repo root as a user would, with no AWS credentials."""
+    path = os.pathsep.join([str(ROOT / "node_modules" / ".bin"), os.path.dirname(sys.executable), os.environ["PATH"]])
+    env = {**os.environ, "PATH": path, "CDK_DISABLE_CLI_TELEMETRY": "true"}
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
+    cdk_cli = str(ROOT / "node_modules" / ".bin" / "cdk")
+    return subprocess.run([cdk_cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@dataclass(frozen=True)
+class Synth:
+    """One synthesized app: its cloud assembly folder, templates by stack name and nag report."""
+
+    outdir: Path
+    report: ComplianceReport
+    templates: dict[str, dict[str, Any]]
+
+    def template(self, component: str) -> Template:
+        return Template.from_json(self.raw(component))
+
+    def raw(self, component: str) -> dict[str, Any]:
+        matches = [name for name in self.templates if name.endswith(f"-{component}")]
+        assert len(matches) == 1, f"expected one {component} stack, found {sorted(self.templates)}"
+        return self.templates[matches[0]]
+
+
+def _synth(app: cdk.App) -> Synth:
+    report = synthesize(app)
+    outdir = Path(app.outdir)
+    templates = {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in outdir.glob("*.template.json")
+    }
+    return Synth(outdir=outdir, report=report, templates=templates)
+
+
+def synth_context(tmp_path_factory: pytest.TempPathFactory, **context: Any) -> Synth:
+    """Synthesize exactly as `cdk synth -c key=value` would: cdk.json context plus the given keys."""
+    outdir = tmp_path_factory.mktemp("cdk-out")
+    app, _ = create_app(context={**CDK_JSON_CONTEXT, **context}, outdir=str(outdir))
+    return _synth(app)
+
+
+def synth_deployment(tmp_path_factory: pytest.TempPathFactory, deployment: Deployment) -> Synth:
+    """Synthesize a Deployment built in code (a stage variant no context value selects)."""
+    outdir = tmp_path_factory.mktemp("cdk-out")
+    app = cdk.App(context=CDK_JSON_CONTEXT, outdir=str(outdir), builtin_cloud_formation_validation=False)
+    build_stacks(app, deployment)
+    apply_nag_packs(app)
+    return _synth(app)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synth_context(tmp_path_factory, stage="dev")
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synth_context(tmp_path_factory, stage="prod")
+
+
+UPLOAD_STAGE = dataclasses.replace(DEV, dataset_source_dir=str(DATASET_FIXTURE))
+
+
+@pytest.fixture(scope="session")
+def dev_upload(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """dev with the optional deploy-time dataset upload switched on."""
+    return synth_deployment(tmp_path_factory, Deployment(stage=UPLOAD_STAGE))
+
+
+@pytest.fixture(scope="session")
+def variants(dev: Synth, prod: Synth, dev_upload: Synth) -> dict[str, Synth]:
+    return {"dev": dev, "prod": prod, "dev_upload": dev_upload}
+
+
+@dataclass(frozen=True)
+class UnacknowledgedSynth:
+    report: ComplianceReport
+    intended: list[AcknowledgedFinding]
+
+
+def _unacknowledged(tmp_path_factory: pytest.TempPathFactory, stage: StageConfig) -> UnacknowledgedSynth:
+    outdir = tmp_path_factory.mktemp("cdk-out-unacked")
+    app = cdk.App(context=CDK_JSON_CONTEXT, outdir=str(outdir), builtin_cloud_formation_validation=False)
+    with acknowledgments_disabled():
+        build_stacks(app, Deployment(stage=stage))
+    apply_nag_packs(app)
+    return UnacknowledgedSynth(report=synthesize(app), intended=collect_acknowledgments(app, disabled=True))
+
+
+@pytest.fixture(scope="session")
+def unacknowledged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, UnacknowledgedSynth]:
+    """Each variant built with acknowledgments switched off: the findings they would hide."""
+    return {
+        name: _unacknowledged(tmp_path_factory, stage)
+        for name, stage in (("dev", DEV), ("prod", PROD), ("dev_upload", UPLOAD_STAGE))
+    }

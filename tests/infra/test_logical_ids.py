@@ -1,0 +1,33 @@
+"""Stateful logical IDs are a contract: a refactor that changes one would replace data in a deployed stack."""
+
+from __future__ import annotations
+
+import pytest
+
+STATEFUL_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup"}
+
+PINNED = {
+    "dev": {
+        "DatasetBucket5A07B7EE": "AWS::S3::Bucket",
+        "DatasetAccessLogs4E9CB989": "AWS::S3::Bucket",
+        "DatasetKeyF70C338B": "AWS::KMS::Key",
+    },
+    "prod": {
+        "DatasetBucket5A07B7EE": "AWS::S3::Bucket",
+        "DatasetAccessLogs4E9CB989": "AWS::S3::Bucket",
+        "DatasetKeyF70C338B": "AWS::KMS::Key",
+    },
+    "dev_upload": {
+        "DatasetBucket5A07B7EE": "AWS::S3::Bucket",
+        "DatasetAccessLogs4E9CB989": "AWS::S3::Bucket",
+        "DatasetKeyF70C338B": "AWS::KMS::Key",
+        "DatasetUploadLogsA79310A4": "AWS::Logs::LogGroup",
+    },
+}
+
+
+@pytest.mark.parametrize("variant", sorted(PINNED))
+def test_data_stack_stateful_logical_ids_are_pinned(variant, variants):
+    resources = variants[variant].raw("data")["Resources"]
+    stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
+    assert stateful == PINNED[variant]

@@ -1,0 +1,132 @@
+"""Stage selection and stage config validation: bad input fails synth with one sentence naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aws_cdk as cdk
+import pytest
+
+import app as app_module
+from constructs_lib.retention import RETENTION_BY_DAYS
+from stacks.stages import (
+    DEV,
+    PROD,
+    STAGES,
+    VALID_LOG_RETENTION_DAYS,
+    ConfigError,
+    Deployment,
+    resolve_deployment,
+)
+from tests.infra.conftest import CDK_JSON_CONTEXT, run_cdk
+
+
+def test_default_stage_is_dev_and_env_agnostic():
+    deployment = resolve_deployment({})
+    assert deployment.stage is DEV
+    assert deployment.account is None and deployment.region is None
+
+
+def test_prod_is_selected_by_context():
+    assert resolve_deployment({"stage": "prod"}).stage is PROD
+
+
+@pytest.mark.parametrize("value", ["qa", "PROD", "", 3, " dev"])
+def test_unknown_stage_names_the_key_and_valid_values(value):
+    if value == "":
+        assert resolve_deployment({"stage": value}).stage is DEV  # empty means "not given"
+        return
+    with pytest.raises(ConfigError) as error:
+        resolve_deployment({"stage": value})
+    assert str(error.value) == f"Context key 'stage' must be one of dev, prod (got {value!r})."
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("account", "12345", "Context key 'account' must be a 12-digit AWS account id (got '12345')."),
+        ("account", "abcdefghijkl", "Context key 'account' must be a 12-digit AWS account id (got 'abcdefghijkl')."),
+        ("region", "Europe", "Context key 'region' must be an AWS region name such as 'eu-west-1' (got 'Europe')."),
+        ("region", True, "Context key 'region' must be an AWS region name such as 'eu-west-1' (got True)."),
+    ],
+)
+def test_malformed_account_or_region(key, value, expected):
+    with pytest.raises(ConfigError) as error:
+        resolve_deployment({"stage": "dev", key: value})
+    assert str(error.value) == expected
+
+
+def test_numeric_account_from_cdk_json_is_accepted():
+    deployment = resolve_deployment({"account": 123456789012, "region": "us-gov-west-1"})
+    assert (deployment.account, deployment.region) == ("123456789012", "us-gov-west-1")
+
+
+def test_stage_settings_that_must_differ():
+    assert PROD.retain_data and PROD.termination_protection and not PROD.auto_delete_objects
+    assert not DEV.retain_data and not DEV.termination_protection and DEV.auto_delete_objects
+    assert (
+        DEV.reader_service_principals
+        == PROD.reader_service_principals
+        == (
+            "sagemaker.amazonaws.com",
+            "bedrock.amazonaws.com",
+        )
+    )
+    assert set(STAGES) == {"dev", "prod"}
+
+
+def test_stage_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEV.name = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"log_retention_days": 10}, "Stage 'dev': log_retention_days must be one of CloudWatch Logs' retention"),
+        ({"noncurrent_version_expiration_days": 0}, "Stage 'dev': noncurrent_version_expiration_days must be a whole"),
+        ({"abort_incomplete_multipart_upload_days": True}, "Stage 'dev': abort_incomplete_multipart_upload_days must"),
+        ({"intelligent_tiering_transition_days": -1}, "Stage 'dev': intelligent_tiering_transition_days must be a"),
+        ({"kms_pending_window_days": 31}, "Stage 'dev': kms_pending_window_days must be a whole number of days from 7"),
+        ({"dataset_prefix": "/abs/"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix ending in '/'"),
+        ({"dataset_prefix": "no-slash"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix"),
+        ({"dataset_prefix": "a/../b/"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix"),
+        ({"dataset_prefix": "data*/"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix"),
+        ({"reader_service_principals": ()}, "Stage 'dev': reader_service_principals must be a non-empty tuple"),
+        ({"reader_service_principals": ("*",)}, "Stage 'dev': reader_service_principals must be a non-empty tuple"),
+        ({"reader_service_principals": ["sagemaker.amazonaws.com"]}, "Stage 'dev': reader_service_principals must"),
+        ({"retain_data": True}, "Stage 'dev': auto_delete_objects must be False when retain_data is True"),
+        ({"dataset_source_dir": " "}, "Stage 'dev': dataset_source_dir must be None or the path of a local folder"),
+        ({"name": "Dev Stage"}, "Stage 'Dev Stage': name must be 2-12 lowercase letters or digits"),
+    ],
+)
+def test_bad_stage_values_fail_with_a_sentence_naming_stage_and_field(changes, message):
+    with pytest.raises(ConfigError) as error:
+        dataclasses.replace(DEV, **changes)
+    text = str(error.value)
+    assert text.startswith(message)
+    assert text.endswith(").") and text.count("\n") == 0
+
+
+def test_missing_dataset_folder_fails_synth_naming_the_field(tmp_path):
+    stage = dataclasses.replace(DEV, dataset_source_dir=str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match=r"^Stage 'dev': dataset_source_dir must name an existing folder"):
+        app_module.build_stacks(cdk.App(context=CDK_JSON_CONTEXT), Deployment(stage=stage))
+
+
+def test_stage_retention_values_match_the_cdk_enum_mapping():
+    assert tuple(sorted(RETENTION_BY_DAYS)) == VALID_LOG_RETENTION_DAYS
+
+
+def test_main_prints_one_sentence_and_exits_1_on_bad_context(capsys, tmp_path):
+    assert app_module.main(context={**CDK_JSON_CONTEXT, "stage": "staging"}, outdir=str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err == "Error: Context key 'stage' must be one of dev, prod (got 'staging').\n"
+
+
+@pytest.mark.cli
+def test_cdk_cli_reports_a_bad_stage_without_a_traceback(tmp_path):
+    result = run_cdk("synth", "--quiet", "-c", "stage=qa", "-o", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "Error: Context key 'stage' must be one of dev, prod (got 'qa')." in result.stderr
+    assert "Traceback" not in result.stderr
