@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import run_cdk
+from tests.infra.conftest import ROOT, run_cdk
 
 pytestmark = pytest.mark.cli
 STACK = "llm-platform-prod-data"
@@ -41,3 +41,10 @@ def test_cli_diff_against_a_saved_template_works_offline(cli_out, tmp_path):
     saved.write_text(json.dumps(template))
     changed = run_cdk("diff", "--app", str(cli_out), "--template", str(saved), STACK)
     assert "EnableKeyRotation" in changed.stdout + changed.stderr
+
+
+def test_synth_needs_no_context_lookup(cli_out):
+    # A lookup (VPC, AZs, SSM value...) shows up as "missing" context the CLI would fetch from AWS.
+    manifest = json.loads((cli_out / "manifest.json").read_text())
+    assert "missing" not in manifest
+    assert not (ROOT / "cdk.context.json").exists()

@@ -6,11 +6,15 @@ import dataclasses
 import json
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
+from stacks.data_stack import DataStack
 from stacks.stages import DEV, Deployment
-from tests.infra.conftest import Synth, synth_context, synth_deployment
+from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, synth_context, synth_deployment
 
 DATASET_BUCKET = "DatasetBucket5A07B7EE"
 ACCESS_LOG_BUCKET = "DatasetAccessLogs4E9CB989"
@@ -374,3 +378,20 @@ def test_stacks_are_environment_agnostic_unless_account_and_region_are_given(dev
     assert environment(dev) == "aws://unknown-account/unknown-region"
     pinned = synth_context(tmp_path_factory, stage="prod", account="123456789012", region="eu-west-1")
     assert environment(pinned) == "aws://123456789012/eu-west-1"
+
+
+def test_other_stacks_receive_the_dataset_as_constructs():
+    """Later stacks (ConfigStack) read bucket, key, role and dataset URIs straight from DataStack."""
+    app = cdk.App(context=CDK_JSON_CONTEXT, builtin_cloud_formation_validation=False)
+    data = DataStack(app, "data", stage=DEV)
+    consumer = cdk.Stack(app, "consumer")
+    cdk.CfnOutput(consumer, "Uris", value=cdk.Fn.join(",", list(data.dataset_uris)))
+    cdk.CfnOutput(consumer, "Role", value=data.read_role.role_arn)
+    assert data.dataset_prefix == "datasets/"
+    assert isinstance(data.key, kms.Key) and isinstance(data.bucket, s3.Bucket)
+    outputs = Template.from_stack(consumer).to_json()["Outputs"]
+    uris = json.dumps(outputs["Uris"]["Value"])
+    # A cross-stack reference (export/import or stack output, per the app's feature flags), not a copied name.
+    assert uris.startswith('{"Fn::Join": ["", ["s3://", {"Fn::') and uris.endswith('"/datasets/"]]}')
+    assert "DatasetBucket5A07B7EE" in uris
+    assert "DatasetReaderRole24D6E7AC" in json.dumps(outputs["Role"]["Value"])
