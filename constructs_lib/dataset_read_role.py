@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from constructs_lib.nag import acknowledge, nag_ref
+from constructs_lib.prefix_access import prefix_statements
 
 _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9][a-z0-9.-]*\.amazonaws\.com$")
 
@@ -59,38 +60,15 @@ class DatasetReadRole(Construct):
             max_session_duration=cdk.Duration.hours(1),
         )
 
-        objects_arn = props.bucket.arn_for_objects(f"{props.prefix}*")
         # A customer-managed policy rather than an inline one (NIST/HIPAA/PCI IAMNoInlinePolicy).
         self.policy = iam.ManagedPolicy(
             self,
             "ReadPolicy",
             description=f"Read objects under {props.prefix} of the dataset bucket",
             roles=[self.role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadDatasetObjects",
-                    actions=["s3:GetObject"],
-                    resources=[objects_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="ListDatasetPrefix",
-                    actions=["s3:ListBucket"],
-                    resources=[props.bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [props.prefix, f"{props.prefix}*"]}},
-                ),
-                iam.PolicyStatement(
-                    sid="DecryptViaS3",
-                    actions=["kms:Decrypt"],
-                    resources=[props.key.key_arn],
-                    conditions={
-                        "StringEquals": {
-                            "kms:ViaService": f"s3.{stack.region}.amazonaws.com",
-                            # With S3 bucket keys the encryption context is the bucket ARN.
-                            "kms:EncryptionContext:aws:s3:arn": props.bucket.bucket_arn,
-                        }
-                    },
-                ),
-            ],
+            statements=prefix_statements(
+                props.bucket, props.key, props.prefix, object_actions=["s3:GetObject"], key_actions=["kms:Decrypt"]
+            ),
         )
         acknowledge(
             self.policy,

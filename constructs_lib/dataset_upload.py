@@ -21,6 +21,7 @@ from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
 from constructs_lib.nag import acknowledge, nag_ref
+from constructs_lib.prefix_access import prefix_statements
 
 _HANDLER_ID_PREFIX = "Custom::CDKBucketDeployment"
 
@@ -74,22 +75,12 @@ class DatasetUpload(Construct):
                     actions=["s3:GetObject"],
                     resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
                 ),
-                iam.PolicyStatement(
-                    sid="ListPrefix",
-                    actions=["s3:ListBucket"],
-                    resources=[props.bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [props.prefix, f"{props.prefix}*"]}},
-                ),
-                iam.PolicyStatement(
-                    sid="WritePrefix",
-                    actions=["s3:PutObject"],
-                    resources=[props.bucket.arn_for_objects(f"{props.prefix}*")],
-                ),
-                iam.PolicyStatement(
-                    sid="EncryptViaS3",
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[props.key.key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+                *prefix_statements(
+                    props.bucket,
+                    props.key,
+                    props.prefix,
+                    object_actions=["s3:PutObject"],
+                    key_actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 ),
                 iam.PolicyStatement(
                     sid="WriteOwnLogs",

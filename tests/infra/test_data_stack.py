@@ -40,6 +40,37 @@ def _statements_of(synth: Synth, logical_id: str) -> list[dict[str, Any]]:
     return statements
 
 
+def prefix_statements_json(object_action: str, key_actions: str | list[str], prefix: str) -> list[dict[str, Any]]:
+    """The exact statements granting ``object_action`` under ``prefix`` of the dataset bucket."""
+    return [
+        {
+            "Sid": "PrefixObjects",
+            "Action": object_action,
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", [BUCKET_ARN, f"/{prefix}*"]]},
+        },
+        {
+            "Sid": "ListPrefix",
+            "Action": "s3:ListBucket",
+            "Effect": "Allow",
+            "Resource": BUCKET_ARN,
+            "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+        },
+        {
+            "Sid": "KeyViaS3",
+            "Action": key_actions,
+            "Effect": "Allow",
+            "Resource": KEY_ARN,
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]},
+                    "kms:EncryptionContext:aws:s3:arn": BUCKET_ARN,
+                }
+            },
+        },
+    ]
+
+
 # --- dataset bucket -------------------------------------------------------------------------------
 
 
@@ -230,33 +261,9 @@ def test_read_role_policy_is_exactly_read_under_the_prefix(stage, variants):
         "AWS::IAM::ManagedPolicy", {"Properties": {"Roles": [{"Ref": Match.any_value()}]}}
     )
     (reader,) = [p for p in policies.values() if p["Properties"]["Roles"] == [{"Ref": "DatasetReaderRole24D6E7AC"}]]
-    assert reader["Properties"]["PolicyDocument"]["Statement"] == [
-        {
-            "Sid": "ReadDatasetObjects",
-            "Action": "s3:GetObject",
-            "Effect": "Allow",
-            "Resource": {"Fn::Join": ["", [BUCKET_ARN, "/datasets/*"]]},
-        },
-        {
-            "Sid": "ListDatasetPrefix",
-            "Action": "s3:ListBucket",
-            "Effect": "Allow",
-            "Resource": BUCKET_ARN,
-            "Condition": {"StringLike": {"s3:prefix": ["datasets/", "datasets/*"]}},
-        },
-        {
-            "Sid": "DecryptViaS3",
-            "Action": "kms:Decrypt",
-            "Effect": "Allow",
-            "Resource": KEY_ARN,
-            "Condition": {
-                "StringEquals": {
-                    "kms:ViaService": {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]},
-                    "kms:EncryptionContext:aws:s3:arn": BUCKET_ARN,
-                }
-            },
-        },
-    ]
+    assert reader["Properties"]["PolicyDocument"]["Statement"] == prefix_statements_json(
+        "s3:GetObject", "kms:Decrypt", "datasets/"
+    )
 
 
 def test_read_role_has_no_other_permissions(dev):
@@ -279,18 +286,7 @@ def test_read_role_follows_stage_prefix_and_principals(tmp_path_factory):
     assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     Template.from_json(template).has_resource_properties(
         "AWS::IAM::ManagedPolicy",
-        {
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like({"Resource": {"Fn::Join": ["", [BUCKET_ARN, "/corpora/v2/*"]]}}),
-                        Match.object_like(
-                            {"Condition": {"StringLike": {"s3:prefix": ["corpora/v2/", "corpora/v2/*"]}}}
-                        ),
-                    ]
-                )
-            }
-        },
+        {"PolicyDocument": {"Statement": prefix_statements_json("s3:GetObject", "kms:Decrypt", "corpora/v2/")}},
     )
 
 
@@ -319,23 +315,21 @@ def test_upload_handler_policy_is_exact(dev_upload):
         for p in _resources(template, "AWS::IAM::ManagedPolicy").values()
         if p["Properties"]["Roles"] == [{"Ref": role_id}]
     ]
-    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"ReadAsset", "ListPrefix", "WritePrefix", "EncryptViaS3", "WriteOwnLogs"}
-    assert statements["ReadAsset"]["Action"] == "s3:GetObject"
-    read_resource = str(statements["ReadAsset"]["Resource"])
-    assert read_resource.endswith(".zip']]}") and "*" not in read_resource
-    assert statements["ListPrefix"]["Action"] == "s3:ListBucket"
-    assert statements["ListPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["datasets/", "datasets/*"]}}
-    assert statements["WritePrefix"] == {
-        "Sid": "WritePrefix",
-        "Action": "s3:PutObject",
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == ["ReadAsset", "PrefixObjects", "ListPrefix", "KeyViaS3", "WriteOwnLogs"]
+    read_asset, log_statement = statements[0], statements[-1]
+    assert read_asset["Action"] == "s3:GetObject"
+    # Exactly the one asset object in the bootstrap bucket: no wildcard.
+    assert "*" not in json.dumps(read_asset["Resource"]) and json.dumps(read_asset["Resource"]).endswith('.zip"]]}')
+    assert statements[1:4] == prefix_statements_json(
+        "s3:PutObject", ["kms:Decrypt", "kms:GenerateDataKey"], "datasets/"
+    )
+    assert log_statement == {
+        "Sid": "WriteOwnLogs",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "Effect": "Allow",
-        "Resource": {"Fn::Join": ["", [BUCKET_ARN, "/datasets/*"]]},
+        "Resource": {"Fn::GetAtt": ["DatasetUploadLogsA79310A4", "Arn"]},
     }
-    assert statements["EncryptViaS3"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert statements["EncryptViaS3"]["Resource"] == KEY_ARN
-    assert statements["WriteOwnLogs"]["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    assert statements["WriteOwnLogs"]["Resource"] == {"Fn::GetAtt": ["DatasetUploadLogsA79310A4", "Arn"]}
     # The role carries no AWS managed policy and no inline policy: only the one above.
     role = template["Resources"][role_id]["Properties"]
     assert "ManagedPolicyArns" not in role and "Policies" not in role
