@@ -19,6 +19,7 @@ if (_VENV_BIN / "node").exists():
 import aws_cdk as cdk  # jsii starts Node at import: keep every import below the PATH line
 
 from constructs_lib.nag import apply_nag_packs, collect_acknowledgments
+from stacks.config_stack import ConfigStack
 from stacks.data_stack import DataStack
 from stacks.stages import APP_NAME, ConfigError, Deployment, resolve_deployment
 from tools.compliance_report import MARKDOWN_REPORT, ComplianceReport, clear_reports, write_reports
@@ -47,7 +48,8 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     env = None
     if deployment.account or deployment.region:
         env = cdk.Environment(account=deployment.account, region=deployment.region)
-    DataStack(app, stage.stack_name("data"), stage=stage, env=env)
+    data = DataStack(app, stage.stack_name("data"), stage=stage, env=env)
+    ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
     cdk.Tags.of(app).add("project", APP_NAME)
     cdk.Tags.of(app).add("stage", stage.name)
 

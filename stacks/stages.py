@@ -7,6 +7,7 @@ stacks translate them into CDK settings. Validation runs in ``__post_init__`` an
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,76 @@ _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
 class ConfigError(ValueError):
     """Bad stage configuration or context; the message is one sentence meant for the user."""
+
+
+PROVIDERS = ("bedrock", "openai-compatible")
+MAX_OUTPUT_TOKENS_LIMIT = 65_536
+# The model call must finish before API Gateway's 29-second integration timeout.
+MAX_REQUEST_TIMEOUT_SECONDS = 28
+# SSM Standard-tier parameters hold at most 4 KB.
+MAX_SYSTEM_PROMPT_CHARS = 4_000
+
+_BEDROCK_GEO = r"(?:us|eu|apac|us-gov|jp|au|ca|global)"
+_BEDROCK_MODEL_ID = re.compile(
+    # Foundation model or cross-region inference profile id, e.g. "us.anthropic.claude-3-5-haiku-20241022-v1:0" ...
+    rf"^(?:{_BEDROCK_GEO}\.)?[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9._-]*(?::\d+(?::[0-9a-z]+)?)?$"
+    # ... or the ARN of an inference profile or provisioned model.
+    r"|^arn:aws(?:-[a-z]+)*:bedrock:[a-z0-9-]+:\d{12}:"
+    r"(?:inference-profile|application-inference-profile|provisioned-model)/[A-Za-z0-9.:_-]+$"
+)
+_OPENAI_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+_BASE_URL = re.compile(
+    r"^https://[A-Za-z0-9.-]+(?::\d+)?(?:/[^\s]*)?$|^http://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:/[^\s]*)?$"
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the inference API reads from Parameter Store; validated as part of its StageConfig."""
+
+    provider: str = "bedrock"
+    # Bedrock model id, inference-profile id or ARN; for openai-compatible, the upstream's model name.
+    model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
+    temperature: float = 0.2
+    top_p: float = 0.9
+    max_output_tokens: int = 1024
+    request_timeout_seconds: int = 25
+    system_prompt: str = "You are a helpful assistant. Answer concisely and say when you do not know."
+    # The seed's training hyperparameter, kept beside the serving settings.
+    learning_rate: float = 0.01
+    # Base URL of the openai-compatible upstream (its API key is a SecureString); unused with bedrock.
+    upstream_base_url: str = "https://api.openai.com/v1"
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first invalid field as (field, rule), or None when the config is valid."""
+        checks: list[tuple[bool, str, str]] = [
+            (self.provider in PROVIDERS, "provider", f"must be one of {', '.join(PROVIDERS)}"),
+            (_number(self.temperature) and 0 <= self.temperature <= 1, "temperature", "must be between 0 and 1"),
+            (_number(self.top_p) and 0 < self.top_p <= 1, "top_p", "must be greater than 0 and at most 1"),
+            (_positive_int(self.max_output_tokens, MAX_OUTPUT_TOKENS_LIMIT), "max_output_tokens",
+             f"must be a whole number from 1 to {MAX_OUTPUT_TOKENS_LIMIT}"),
+            (_positive_int(self.request_timeout_seconds, MAX_REQUEST_TIMEOUT_SECONDS), "request_timeout_seconds",
+             f"must be a whole number of seconds from 1 to {MAX_REQUEST_TIMEOUT_SECONDS} "
+             "(below API Gateway's 29-second integration timeout)"),
+            (isinstance(self.system_prompt, str) and len(self.system_prompt.strip()) > 0
+             and len(self.system_prompt) <= MAX_SYSTEM_PROMPT_CHARS, "system_prompt",
+             f"must be non-empty text of at most {MAX_SYSTEM_PROMPT_CHARS} characters"),
+            (_number(self.learning_rate) and 0 < self.learning_rate <= 1, "learning_rate",
+             "must be greater than 0 and at most 1"),
+            (isinstance(self.upstream_base_url, str) and bool(_BASE_URL.match(self.upstream_base_url)),
+             "upstream_base_url", "must be an https:// URL (or http:// on 127.0.0.1 or localhost)"),
+        ]  # fmt: skip
+        if self.provider == "bedrock":
+            checks.append((isinstance(self.model_id, str) and bool(_BEDROCK_MODEL_ID.match(self.model_id)),
+                           "model_id", "must be a Bedrock model id, inference-profile id or ARN such as "
+                           "'anthropic.claude-3-haiku-20240307-v1:0' or 'us.amazon.nova-lite-v1:0'"))  # fmt: skip
+        else:
+            checks.append((isinstance(self.model_id, str) and bool(_OPENAI_MODEL_ID.match(self.model_id)),
+                           "model_id", "must be the upstream's model name of 1-128 letters, digits or ._:/-"))  # fmt: skip  # noqa: E501
+        for ok, field_name, rule in checks:
+            if not ok:
+                return field_name, rule
+        return None
 
 
 @dataclass(frozen=True)
@@ -55,6 +126,7 @@ class StageConfig:
     )
     # A local folder uploaded under dataset_prefix at deploy time; None uploads nothing.
     dataset_source_dir: str | None = None
+    model: ModelConfig = ModelConfig()
 
     def __post_init__(self) -> None:
         self._check(
@@ -106,6 +178,13 @@ class StageConfig:
             "must be None or the path of a local folder",
         )
 
+        self._check(isinstance(self.model, ModelConfig), "model", "must be a ModelConfig")
+        model_problem = self.model.problem()
+        if model_problem is not None:
+            field_name, rule = model_problem
+            value = getattr(self.model, field_name, None)
+            raise ConfigError(f"Stage '{self.name}': model.{field_name} {rule} (got {value!r}).")
+
     def _check(self, ok: bool, field_name: str, rule: str) -> None:
         if not ok:
             self._fail(field_name, rule)
@@ -118,9 +197,18 @@ class StageConfig:
         """CloudFormation stack name for one component, e.g. ``llm-platform-dev-data``."""
         return f"{APP_NAME}-{self.name}-{component}"
 
+    @property
+    def parameter_path(self) -> str:
+        """Root of this stage's Parameter Store hierarchy, e.g. ``/llm-platform/dev``."""
+        return f"/{APP_NAME}/{self.name}"
+
 
 def _positive_int(value: Any, maximum: int, minimum: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 DEV = StageConfig(
