@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-STATEFUL_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup"}
+STATEFUL_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup", "Custom::SecureStringParameter"}
 
 PINNED = {
     "dev": {
@@ -31,3 +31,19 @@ def test_data_stack_stateful_logical_ids_are_pinned(variant, variants):
     resources = variants[variant].raw("data")["Resources"]
     stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
     assert stateful == PINNED[variant]
+
+
+CONFIG_PINNED = {
+    "ConfigKey331CCF85": "AWS::KMS::Key",
+    "DatabasePassword49A8070F": "Custom::SecureStringParameter",
+    "UpstreamApiKey50CFA424": "Custom::SecureStringParameter",
+    "SecureParameterProviderHandlerLogs1B2DD06B": "AWS::Logs::LogGroup",
+}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_config_stack_stateful_logical_ids_are_pinned(variant, variants):
+    """A new logical id for a SecureString would create a new parameter and delete (dev) the operator's value."""
+    resources = variants[variant].raw("config")["Resources"]
+    stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
+    assert stateful == CONFIG_PINNED

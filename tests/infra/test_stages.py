@@ -130,3 +130,71 @@ def test_cdk_cli_reports_a_bad_stage_without_a_traceback(tmp_path):
     assert result.returncode != 0
     assert "Error: Context key 'stage' must be one of dev, prod (got 'qa')." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"temperature": 1.5}, "Stage 'dev': model.temperature must be between 0 and 1 (got 1.5)."),
+        ({"temperature": -0.1}, "Stage 'dev': model.temperature must be between 0 and 1 (got -0.1)."),
+        ({"temperature": float("nan")}, "Stage 'dev': model.temperature must be between 0 and 1 (got nan)."),
+        ({"temperature": "0.5"}, "Stage 'dev': model.temperature must be between 0 and 1 (got '0.5')."),
+        ({"top_p": 0}, "Stage 'dev': model.top_p must be greater than 0 and at most 1 (got 0)."),
+        ({"top_p": 1.01}, "Stage 'dev': model.top_p must be greater than 0 and at most 1 (got 1.01)."),
+        (
+            {"max_output_tokens": 0},
+            "Stage 'dev': model.max_output_tokens must be a whole number from 1 to 65536 (got 0).",
+        ),
+        ({"max_output_tokens": 10**6}, "Stage 'dev': model.max_output_tokens must be a whole number from 1 to 65536"),
+        ({"max_output_tokens": 100.0}, "Stage 'dev': model.max_output_tokens must be a whole number"),
+        (
+            {"request_timeout_seconds": 29},
+            "Stage 'dev': model.request_timeout_seconds must be a whole number of seconds",
+        ),
+        ({"provider": "azure"}, "Stage 'dev': model.provider must be one of bedrock, openai-compatible (got 'azure')."),
+        ({"model_id": "gpt-4o"}, "Stage 'dev': model.model_id must be a Bedrock model id, inference-profile id or ARN"),
+        ({"model_id": "anthropic claude"}, "Stage 'dev': model.model_id must be a Bedrock model id"),
+        ({"model_id": ""}, "Stage 'dev': model.model_id must be a Bedrock model id"),
+        ({"system_prompt": "  "}, "Stage 'dev': model.system_prompt must be non-empty text of at most 4000 characters"),
+        ({"system_prompt": "x" * 4001}, "Stage 'dev': model.system_prompt must be non-empty text"),
+        ({"learning_rate": 0}, "Stage 'dev': model.learning_rate must be greater than 0 and at most 1 (got 0)."),
+        (
+            {"upstream_base_url": "http://example.com/v1"},
+            "Stage 'dev': model.upstream_base_url must be an https:// URL",
+        ),
+        (
+            {"provider": "openai-compatible", "model_id": "has space"},
+            "Stage 'dev': model.model_id must be the upstream",
+        ),
+    ],
+)
+def test_bad_model_config_fails_with_a_sentence_naming_stage_key_and_rule(changes, message):
+    with pytest.raises(ConfigError) as error:
+        dataclasses.replace(DEV, model=dataclasses.replace(DEV.model, **changes))
+    assert str(error.value).startswith(message)
+    assert str(error.value).endswith(").") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model_id"),
+    [
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("bedrock", "us.anthropic.claude-3-5-haiku-20241022-v1:0"),
+        ("bedrock", "amazon.nova-lite-v1:0"),
+        ("bedrock", "meta.llama3-8b-instruct-v1:0"),
+        ("bedrock", "anthropic.claude-3-sonnet-20240229-v1:0:200k"),
+        (
+            "bedrock",
+            "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0",
+        ),
+        ("bedrock", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"),
+        ("openai-compatible", "gpt-4o-mini"),
+        ("openai-compatible", "SmolLM2-135M-Instruct"),
+        ("openai-compatible", "meta-llama/Llama-3.1-8B-Instruct"),
+    ],
+)
+def test_known_model_id_forms_are_accepted(provider, model_id):
+    model = dataclasses.replace(
+        DEV.model, provider=provider, model_id=model_id, upstream_base_url="http://127.0.0.1:8080/v1"
+    )
+    assert dataclasses.replace(DEV, model=model).model.model_id == model_id
