@@ -14,12 +14,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
+from constructs_lib.defaults import encrypted_log_group
 from constructs_lib.nag import acknowledge, nag_ref
 from constructs_lib.prefix_access import prefix_statements
 
@@ -33,7 +33,7 @@ class DatasetUploadProps:
     prefix: str
     source_dir: Path
     retain: bool
-    log_retention: logs.RetentionDays
+    log_retention_days: int
 
     def __post_init__(self) -> None:
         if not self.source_dir.is_dir():
@@ -50,14 +50,9 @@ class DatasetUpload(Construct):
         stack = cdk.Stack.of(self)
         asset = s3_assets.Asset(self, "Files", path=str(props.source_dir))
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            encryption_key=props.key,
-            retention=props.log_retention,
-            removal_policy=cdk.RemovalPolicy.RETAIN if props.retain else cdk.RemovalPolicy.DESTROY,
+        self.log_group = encrypted_log_group(
+            self, "Logs", key=props.key, retention_days=props.log_retention_days, retain=props.retain
         )
-        props.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com"))
 
         role = iam.Role(
             self,

@@ -11,9 +11,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from constructs_lib.defaults import encrypted_log_group
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
@@ -57,16 +57,10 @@ class PythonFunction(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: PythonFunctionProps) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            encryption_key=props.log_key,
-            retention=retention(props.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.RETAIN if props.retain_logs else cdk.RemovalPolicy.DESTROY,
+        self.log_group = encrypted_log_group(
+            self, "Logs", key=props.log_key, retention_days=props.log_retention_days, retain=props.retain_logs
         )
-        props.log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com"))
 
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=props.description

@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from constructs_lib.defaults import customer_managed_key, removal_policy
 from constructs_lib.nag import acknowledge
 
 _REPLICATION_RULES = (
@@ -73,15 +73,14 @@ class SecureBucket(Construct):
         # Log delivery through a bucket policy, not the legacy LogDeliveryWrite ACL (which BUCKET_OWNER_ENFORCED
         # forbids), whatever feature flags the enclosing app sets.
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
-        removal = cdk.RemovalPolicy.RETAIN if props.retain else cdk.RemovalPolicy.DESTROY
+        removal = removal_policy(props.retain)
 
-        self.key = kms.Key(
+        self.key = customer_managed_key(
             self,
             "Key",
             description=f"Encrypts the {props.purpose} bucket",
-            enable_key_rotation=True,
-            pending_window=cdk.Duration.days(props.kms_pending_window_days),
-            removal_policy=removal,
+            retain=props.retain,
+            pending_window_days=props.kms_pending_window_days,
         )
 
         self.access_log_bucket = s3.Bucket(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from constructs_lib.config_parameters import ConfigParameters, ConfigParametersProps
+from constructs_lib.defaults import customer_managed_key
 from constructs_lib.secure_parameter import (
     SecureParameter,
     SecureParameterProps,
@@ -45,14 +45,12 @@ class ConfigStack(cdk.Stack):
             description=f"LLM platform ({stage.name}): model configuration and secrets in SSM Parameter Store",
             termination_protection=stage.termination_protection,
         )
-        removal = cdk.RemovalPolicy.RETAIN if stage.retain_data else cdk.RemovalPolicy.DESTROY
-        self.key = kms.Key(
+        self.key = customer_managed_key(
             self,
             "ConfigKey",
             description=f"Encrypts the {stage.name} stage's SecureString parameters and config logs",
-            enable_key_rotation=True,
-            pending_window=cdk.Duration.days(stage.kms_pending_window_days),
-            removal_policy=removal,
+            retain=stage.retain_data,
+            pending_window_days=stage.kms_pending_window_days,
         )
         model = stage.model
         root = stage.parameter_path

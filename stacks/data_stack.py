@@ -9,7 +9,6 @@ from constructs import Construct
 
 from constructs_lib.dataset_read_role import DatasetReadRole, DatasetReadRoleProps
 from constructs_lib.dataset_upload import DatasetUpload, DatasetUploadProps
-from constructs_lib.retention import retention
 from constructs_lib.secure_bucket import SecureBucket, SecureBucketProps
 from stacks.stages import ConfigError, StageConfig
 
@@ -82,7 +81,7 @@ class DataStack(cdk.Stack):
                     prefix=stage.dataset_prefix,
                     source_dir=source,
                     retain=stage.retain_data,
-                    log_retention=retention(stage.log_retention_days),
+                    log_retention_days=stage.log_retention_days,
                 ),
             )
 
