@@ -19,6 +19,7 @@ if (_VENV_BIN / "node").exists():
 import aws_cdk as cdk  # jsii starts Node at import: keep every import below the PATH line
 
 from constructs_lib.nag import apply_nag_packs, collect_acknowledgments
+from stacks.api_stack import ApiStack
 from stacks.config_stack import ConfigStack
 from stacks.data_stack import DataStack
 from stacks.stages import APP_NAME, ConfigError, Deployment, resolve_deployment
@@ -49,7 +50,8 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     if deployment.account or deployment.region:
         env = cdk.Environment(account=deployment.account, region=deployment.region)
     data = DataStack(app, stage.stack_name("data"), stage=stage, env=env)
-    ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
+    config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
+    ApiStack(app, stage.stack_name("api"), stage=stage, config=config, env=env)
     cdk.Tags.of(app).add("project", APP_NAME)
     cdk.Tags.of(app).add("stage", stage.name)
 

@@ -71,17 +71,19 @@ class ConfigParameters(Construct):
     def parameter_name(self, leaf: str) -> str:
         return f"{self.path}/{leaf}"
 
-    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+    def read_statements(self) -> list[iam.PolicyStatement]:
         """``ssm:GetParameter(s)`` on exactly these parameters, ``ssm:GetParametersByPath`` on the path."""
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["ssm:GetParameter", "ssm:GetParameters"],
-            resource_arns=[p.parameter_arn for p in self.parameters.values()],
-        )
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["ssm:GetParametersByPath"], resource_arns=[parameter_arn(self, self.path)]
-        )
-        return grant
+        return [
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter", "ssm:GetParameters"],
+                resources=[p.parameter_arn for p in self.parameters.values()],
+            ),
+            iam.PolicyStatement(actions=["ssm:GetParametersByPath"], resources=[parameter_arn(self, self.path)]),
+        ]
+
+    def grant_read(self, grantee: iam.IGrantable) -> None:
+        for statement in self.read_statements():
+            grantee.grant_principal.add_to_principal_policy(statement)
 
 
 def _construct_id(leaf: str) -> str:

@@ -30,7 +30,13 @@ def customer_managed_key(
 
 
 def encrypted_log_group(
-    scope: Construct, construct_id: str, *, key: kms.IKey, retention_days: int, retain: bool
+    scope: Construct,
+    construct_id: str,
+    *,
+    key: kms.IKey,
+    retention_days: int,
+    retain: bool,
+    log_group_name: str | None = None,
 ) -> logs.LogGroup:
     """A log group encrypted with ``key`` (CloudWatch Logs is allowed to use it) and a fixed retention."""
     region = cdk.Stack.of(scope).region
@@ -41,4 +47,5 @@ def encrypted_log_group(
         encryption_key=key,
         retention=retention(retention_days),
         removal_policy=removal_policy(retain),
+        log_group_name=log_group_name,
     )

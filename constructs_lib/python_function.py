@@ -35,6 +35,7 @@ class PythonFunctionProps:
     memory_size: int = 256
     reserved_concurrency: int = 5
     environment: dict[str, str] = field(default_factory=dict)
+    layers: tuple[lambda_.ILayerVersion, ...] = ()
 
     def __post_init__(self) -> None:
         if (
@@ -53,7 +54,11 @@ class PythonFunctionProps:
 
 
 class PythonFunction(Construct):
-    """Attributes: ``function``, ``role``, ``policy`` (add permissions here: no inline policies), ``log_group``."""
+    """Attributes: ``function``, ``role``, ``policy`` (add permissions here: no inline policies), ``log_group``.
+
+    The role is immutable to CDK grants (they would add an inline policy): add statements to ``policy``,
+    e.g. ``fn.policy.add_statements(*parameters.read_statements())``.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: PythonFunctionProps) -> None:
         super().__init__(scope, construct_id)
@@ -108,5 +113,6 @@ class PythonFunction(Construct):
             reserved_concurrent_executions=props.reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             environment=props.environment,
+            layers=list(props.layers),
         )
         self.function.node.add_dependency(self.policy)

@@ -166,12 +166,13 @@ class SecureParameter(Construct):
         )
         self.resource.node.add_dependency(props.provider.handler.policy)
 
-    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+    def read_statements(self) -> list[iam.PolicyStatement]:
         """``ssm:GetParameter`` on this parameter and ``kms:Decrypt`` of it through SSM only."""
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee, actions=["ssm:GetParameter"], resource_arns=[self.parameter_arn]
-        )
-        grantee.grant_principal.add_to_principal_policy(
-            ssm_decrypt_statement(self.key, [self.parameter_arn], ["kms:Decrypt"])
-        )
-        return grant
+        return [
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.parameter_arn]),
+            ssm_decrypt_statement(self.key, [self.parameter_arn], ["kms:Decrypt"]),
+        ]
+
+    def grant_read(self, grantee: iam.IGrantable) -> None:
+        for statement in self.read_statements():
+            grantee.grant_principal.add_to_principal_policy(statement)

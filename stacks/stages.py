@@ -68,6 +68,9 @@ class ModelConfig:
     learning_rate: float = 0.01
     # Base URL of the openai-compatible upstream (its API key is a SecureString); unused with bedrock.
     upstream_base_url: str = "https://api.openai.com/v1"
+    # Other Bedrock model ids the API may be switched to in Parameter Store without a deploy (IAM allows
+    # exactly model_id and these).
+    additional_model_ids: tuple[str, ...] = ()
 
     def problem(self) -> tuple[str, str] | None:
         """The first invalid field as (field, rule), or None when the config is valid."""
@@ -95,6 +98,83 @@ class ModelConfig:
         else:
             checks.append((isinstance(self.model_id, str) and bool(_OPENAI_MODEL_ID.match(self.model_id)),
                            "model_id", "must be the upstream's model name of 1-128 letters, digits or ._:/-"))  # fmt: skip  # noqa: E501
+        checks.append((isinstance(self.additional_model_ids, tuple) and all(
+            isinstance(m, str) and _BEDROCK_MODEL_ID.match(m) for m in self.additional_model_ids),
+            "additional_model_ids", "must be a tuple of Bedrock model ids, inference-profile ids or ARNs"))  # fmt: skip
+        for ok, field_name, rule in checks:
+            if not ok:
+                return field_name, rule
+        return None
+
+    def bedrock_model_ids(self) -> list[str]:
+        """The Bedrock models the API may call: model_id (when it is a Bedrock id) and additional_model_ids."""
+        ids = [self.model_id] if _BEDROCK_MODEL_ID.match(self.model_id) else []
+        return ids + [m for m in self.additional_model_ids if m not in ids]
+
+
+_PLAN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+(?::\d+)?$|^http://(?:localhost|127\.0\.0\.1)(?::\d+)?$")
+
+
+@dataclass(frozen=True)
+class UsagePlanConfig:
+    """API Gateway usage plan: per-key steady rate (requests/s), burst, and requests per day."""
+
+    name: str
+    rate_limit: float
+    burst_limit: int
+    daily_quota: int
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The REST API's limits and hardening; validated as part of its StageConfig."""
+
+    usage_plans: tuple[UsagePlanConfig, ...] = (
+        UsagePlanConfig("standard", rate_limit=2, burst_limit=5, daily_quota=2_000),
+        UsagePlanConfig("premium", rate_limit=10, burst_limit=20, daily_quota=20_000),
+    )
+    # Stage-wide throttling that applies before any usage plan.
+    throttle_rate_limit: float = 50
+    throttle_burst_limit: int = 100
+    authorizer_cache_seconds: int = 300
+    # How long the inference function keeps parameters before reading Parameter Store again.
+    config_cache_seconds: int = 60
+    cors_allowed_origins: tuple[str, ...] = ()
+    waf_enabled: bool = False
+    # Requests per 5 minutes from one IP before the WAF rate-based rule blocks it.
+    waf_rate_limit: int = 1_000
+    reserved_concurrency: int = 10
+    # Largest request body the API accepts (bytes); API Gateway itself stops at 10 MB.
+    max_body_bytes: int = 256 * 1024
+
+    def problem(self) -> tuple[str, str] | None:
+        names = [p.name for p in self.usage_plans] if isinstance(self.usage_plans, tuple) else []
+        plans_ok = bool(names) and len(set(names)) == len(names) and all(
+            isinstance(p, UsagePlanConfig) and _PLAN_NAME.match(p.name) and _number(p.rate_limit)
+            and 0 < p.rate_limit <= 10_000 and _positive_int(p.burst_limit, 5_000)
+            and _positive_int(p.daily_quota, 100_000_000) for p in self.usage_plans
+        )  # fmt: skip
+        checks: list[tuple[bool, str, str]] = [
+            (plans_ok, "usage_plans", "must be a non-empty tuple of UsagePlanConfig with unique lowercase names, "
+             "rate 0-10000/s, burst 1-5000 and a daily quota 1-100000000"),
+            (_number(self.throttle_rate_limit) and 0 < self.throttle_rate_limit <= 10_000, "throttle_rate_limit",
+             "must be greater than 0 and at most 10000 requests per second"),
+            (_positive_int(self.throttle_burst_limit, 5_000), "throttle_burst_limit", "must be from 1 to 5000"),
+            (_positive_int(self.authorizer_cache_seconds, 3_600, minimum=0), "authorizer_cache_seconds",
+             "must be a whole number of seconds from 0 to 3600"),
+            (_positive_int(self.config_cache_seconds, 3_600, minimum=0), "config_cache_seconds",
+             "must be a whole number of seconds from 0 to 3600"),
+            (isinstance(self.cors_allowed_origins, tuple) and all(
+                isinstance(o, str) and _ORIGIN.match(o) for o in self.cors_allowed_origins),
+             "cors_allowed_origins", "must be a tuple of origins such as 'https://app.example.com' (no '*')"),
+            (isinstance(self.waf_enabled, bool), "waf_enabled", "must be True or False"),
+            (_positive_int(self.waf_rate_limit, 2_000_000_000, minimum=10), "waf_rate_limit",
+             "must be a whole number of requests per 5 minutes, at least 10"),
+            (_positive_int(self.reserved_concurrency, 1_000), "reserved_concurrency", "must be from 1 to 1000"),
+            (_positive_int(self.max_body_bytes, 6 * 1024 * 1024, minimum=1024), "max_body_bytes",
+             "must be from 1024 bytes to 6 MB (the Lambda payload limit)"),
+        ]  # fmt: skip
         for ok, field_name, rule in checks:
             if not ok:
                 return field_name, rule
@@ -127,6 +207,7 @@ class StageConfig:
     # A local folder uploaded under dataset_prefix at deploy time; None uploads nothing.
     dataset_source_dir: str | None = None
     model: ModelConfig = ModelConfig()
+    api: ApiConfig = ApiConfig()
 
     def __post_init__(self) -> None:
         self._check(
@@ -179,11 +260,14 @@ class StageConfig:
         )
 
         self._check(isinstance(self.model, ModelConfig), "model", "must be a ModelConfig")
-        model_problem = self.model.problem()
-        if model_problem is not None:
-            field_name, rule = model_problem
-            value = getattr(self.model, field_name, None)
-            raise ConfigError(f"Stage '{self.name}': model.{field_name} {rule} (got {value!r}).")
+        self._check(isinstance(self.api, ApiConfig), "api", "must be an ApiConfig")
+        for section in ("model", "api"):
+            part = getattr(self, section)
+            found = part.problem()
+            if found is not None:
+                field_name, rule = found
+                value = getattr(part, field_name, None)
+                raise ConfigError(f"Stage '{self.name}': {section}.{field_name} {rule} (got {value!r}).")
 
     def _check(self, ok: bool, field_name: str, rule: str) -> None:
         if not ok:
@@ -222,6 +306,7 @@ DEV = StageConfig(
     intelligent_tiering_transition_days=0,
     abort_incomplete_multipart_upload_days=1,
     kms_pending_window_days=7,
+    api=ApiConfig(cors_allowed_origins=("http://localhost:3000",), authorizer_cache_seconds=60, reserved_concurrency=5),
 )
 
 PROD = StageConfig(
@@ -235,6 +320,7 @@ PROD = StageConfig(
     intelligent_tiering_transition_days=30,
     abort_incomplete_multipart_upload_days=7,
     kms_pending_window_days=30,
+    api=ApiConfig(waf_enabled=True, reserved_concurrency=50, throttle_rate_limit=100, throttle_burst_limit=200),
 )
 
 STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (DEV, PROD)}

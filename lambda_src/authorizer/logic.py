@@ -1,0 +1,83 @@
+"""API keys: their format, how they are stored (a SHA-256 hash, never the key) and how a token is judged.
+
+The authorizer returns the key as ``usageIdentifierKey`` so API Gateway applies the key's usage plan
+(throttle and daily quota), and the key's id and owner as context for the API and its audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+KEY_PREFIX = "sk-llm-"
+_TOKEN = re.compile(r"^Bearer (" + re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{43})$")
+
+
+class UnauthorizedError(Exception):
+    """API Gateway answers 401 when a TOKEN authorizer raises with exactly this message."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    owner: str
+    plan: str
+    status: str
+
+
+def new_key() -> str:
+    """A new API key: the prefix and 256 random bits, URL-safe."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | None]) -> dict[str, Any]:
+    """An Allow policy for the whole API stage, or UnauthorizedError for anything but an active key."""
+    match = _TOKEN.match(token) if isinstance(token, str) else None
+    if match is None or not isinstance(method_arn, str):
+        raise UnauthorizedError()
+    key = match.group(1)
+    record = lookup(key_hash(key))
+    if record is None or record.status != "active":
+        raise UnauthorizedError()
+    return {
+        "principalId": record.key_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            # The whole stage: API Gateway caches this answer per token and reuses it for every route.
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": stage_arn(method_arn)}],
+        },
+        "usageIdentifierKey": key,
+        "context": {"keyId": record.key_id, "owner": record.owner, "plan": record.plan},
+    }
+
+
+def stage_arn(method_arn: str) -> str:
+    """arn:aws:execute-api:region:account:api-id/stage/METHOD/path -> .../api-id/stage/*/*"""
+    prefix, _, rest = method_arn.partition(":execute-api:")
+    parts = rest.split("/")
+    if not prefix.startswith("arn:") or len(parts) < 2 or not parts[0] or not parts[1]:
+        raise UnauthorizedError()
+    return f"{prefix}:execute-api:{parts[0]}/{parts[1]}/*/*"
+
+
+def record_from_item(item: dict[str, Any] | None) -> KeyRecord | None:
+    """A DynamoDB item (low-level attribute-value form) as a KeyRecord."""
+    if not item:
+        return None
+    try:
+        return KeyRecord(
+            key_id=item["key_id"]["S"], owner=item["owner"]["S"], plan=item["plan"]["S"], status=item["status"]["S"]
+        )
+    except (KeyError, TypeError):
+        return None

@@ -1,0 +1,84 @@
+"""Lambda entry point of the inference API: wiring, logging and metrics around logic.Api.
+
+Nothing here calls the network at import: clients are created, configuration is fetched on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from .bedrock import BedrockModel
+from .config import ConfigSource, ModelSettings
+from .logic import Api
+from .models import ModelClient
+from .openai_upstream import OpenAICompatibleModel
+
+LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
+METRICS = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE; EMF lines, no API calls
+CONFIG = ConfigSource.from_environment()
+
+
+@functools.cache
+def bedrock_client(read_timeout: int) -> Any:
+    """One client per timeout: adaptive retries (client-side rate limiting on throttles), 2 attempts at most."""
+    return boto3.client(
+        "bedrock-runtime",
+        config=Config(
+            connect_timeout=2,
+            read_timeout=read_timeout,
+            retries={"mode": "adaptive", "total_max_attempts": 2},
+        ),
+    )
+
+
+def model_for(settings: ModelSettings) -> ModelClient:
+    if settings.provider == "openai-compatible":
+        return OpenAICompatibleModel(settings.upstream_base_url, CONFIG.upstream_api_key)
+    return BedrockModel(bedrock_client)
+
+
+API = Api(
+    CONFIG,
+    model_for,
+    max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "262144")),
+    cors_origins=tuple(json.loads(os.environ.get("CORS_ALLOWED_ORIGINS", "[]"))),
+)
+
+
+@METRICS.log_metrics
+@LOGGER.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    outcome = API.handle(event)
+    latency_ms = (time.perf_counter() - started) * 1000
+    METRICS.add_dimension(name="route", value=outcome.route if outcome.status != 404 else "unknown")
+    METRICS.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    METRICS.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    if outcome.error_type:
+        METRICS.add_metric(name=f"Error_{outcome.error_type}", unit=MetricUnit.Count, value=1)
+    if outcome.usage is not None:
+        METRICS.add_metric(name="PromptTokens", unit=MetricUnit.Count, value=outcome.usage.prompt_tokens)
+        METRICS.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=outcome.usage.completion_tokens)
+    # Who and how, never what: no prompts, outputs, keys or headers in the log.
+    LOGGER.info(
+        "request",
+        extra={
+            "api_request_id": outcome.request_id,
+            "key_id": outcome.caller.key_id,
+            "route": outcome.route,
+            "status": outcome.status,
+            "error_type": outcome.error_type,
+            "model_id": outcome.model_id,
+            "latency_ms": round(latency_ms, 1),
+        },
+    )
+    return outcome.response
