@@ -14,8 +14,36 @@ import pytest
 from moto import mock_aws
 
 REGION = "us-east-1"
-# Handlers create their clients at import, as in Lambda, where AWS_REGION is always set.
-os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+MODEL_PATH = "/llm-platform/dev/model"
+UPSTREAM_KEY = "/llm-platform/dev/secrets/upstream-api-key"
+# Handlers read these at import, as in Lambda, where the function's environment is always set.
+for _name, _value in {
+    "AWS_DEFAULT_REGION": REGION,
+    "MODEL_PARAMETER_PATH": MODEL_PATH,
+    "UPSTREAM_API_KEY_PARAMETER": UPSTREAM_KEY,
+    "CONFIG_CACHE_SECONDS": "60",
+    "KEY_TABLE_NAME": "keys",
+    "POWERTOOLS_SERVICE_NAME": "llm-test",
+    "POWERTOOLS_METRICS_NAMESPACE": "LlmPlatformTest",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+MODEL_VALUES = {
+    "id": "anthropic.claude-3-haiku-20240307-v1:0",
+    "provider": "bedrock",
+    "temperature": "0.2",
+    "top-p": "0.9",
+    "max-output-tokens": "1024",
+    "request-timeout-seconds": "25",
+    "system-prompt": "You are a helpful assistant.",
+    "learning-rate": "0.01",
+    "upstream-base-url": "https://api.openai.com/v1",
+}
+
+
+def put_model_parameters(ssm: Any, **overrides: str) -> None:
+    for leaf, value in {**MODEL_VALUES, **overrides}.items():
+        ssm.put_parameter(Name=f"{MODEL_PATH}/{leaf}", Value=value, Type="String", Overwrite=True)
 
 
 @pytest.fixture

@@ -1,0 +1,138 @@
+"""A small local stand-in for API Gateway: HTTP requests become REST API proxy events for the project's
+handlers, after the same TOKEN-authorizer call API Gateway makes. Loopback only.
+
+Emulated: the stage prefix (/v1), the known routes, the authorizer's header check and its context, and
+API Gateway's 401/403/404 answers in the API's error shape. Not emulated: usage-plan throttling, WAF,
+request validation models (the handler validates bodies itself).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from constructs_lib.inference_api import GATEWAY_ERRORS, STAGE_NAME
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+ROUTES = {"/models": {"GET"}, "/chat/completions": {"POST"}, "/model": {"POST"}}
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:local/" + STAGE_NAME
+
+
+class LambdaContext:
+    """The bits of the Lambda context object the handlers (and Powertools) read."""
+
+    function_name = "local"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:local"
+    memory_limit_in_mb = 512
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def _gateway_error(kind: str) -> tuple[int, dict[str, str], bytes]:
+    status, error_type, code, message = GATEWAY_ERRORS[kind]
+    body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
+    return int(status), {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class LocalGateway:
+    def __init__(self, handler: Handler, authorizer: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("The local gateway only listens on loopback.")
+        self._handler = handler
+        self._authorizer = authorizer
+        gateway = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                gateway._serve(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                gateway._serve(self)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                gateway._serve(self)
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                gateway._serve(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), RequestHandler)
+        self.base_url = f"http://{host}:{self.server.server_address[1]}/{STAGE_NAME}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def start(self) -> LocalGateway:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def respond(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """What API Gateway would answer for one request."""
+        path = raw_path.split("?", 1)[0]
+        prefix = f"/{STAGE_NAME}"
+        route = path[len(prefix) :] if path.startswith(prefix + "/") else None
+        if route is None or method not in ROUTES.get(route.rstrip("/"), set()):
+            return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
+        route = route.rstrip("/")
+        token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        if token is None:
+            return _gateway_error("UNAUTHORIZED")
+        try:
+            policy = self._authorizer(
+                {"type": "TOKEN", "authorizationToken": token, "methodArn": f"{METHOD_ARN}/{method}{route}"},
+                LambdaContext(),
+            )
+        except Exception as error:
+            return _gateway_error("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
+        if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+            return _gateway_error("ACCESS_DENIED")
+        text: str | None
+        try:
+            text, encoded = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        event = {
+            "resource": route,
+            "path": route,
+            "httpMethod": method,
+            "headers": dict(headers),
+            "queryStringParameters": None,
+            "body": text if body else None,
+            "isBase64Encoded": encoded,
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "stage": STAGE_NAME,
+                "resourcePath": route,
+                "httpMethod": method,
+                "authorizer": {**policy.get("context", {}), "principalId": policy["principalId"]},
+            },
+        }
+        result = self._handler(event, LambdaContext())
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        return int(result["statusCode"]), dict(result.get("headers") or {}), data
+
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        status, headers, data = self.respond(request.command, request.path, dict(request.headers.items()), body)
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
