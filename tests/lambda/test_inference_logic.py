@@ -39,8 +39,8 @@ class FixedConfig:
 
 @pytest.fixture
 def bedrock() -> Any:
-    client = boto3.client("bedrock-runtime", region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+    credentials = {"aws_access_key_id": "stub", "aws_secret_access_key": "stub"}
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", **credentials)
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()
@@ -51,8 +51,15 @@ def api_with(client: Any, **kwargs: Any) -> Api:
                cors_origins=("https://app.example.com",), clock=lambda: 1_700_000_000.0)  # fmt: skip
 
 
-def event(route: str, method: str = "POST", body: Any = None, *, raw: str | None = None, headers: dict[str, str] | None = None,
-          b64: bool = False) -> dict[str, Any]:  # fmt: skip
+def event(
+    route: str,
+    method: str = "POST",
+    body: Any = None,
+    *,
+    raw: str | None = None,
+    headers: dict[str, str] | None = None,
+    b64: bool = False,
+) -> dict[str, Any]:
     text = raw if raw is not None else (json.dumps(body) if body is not None else None)
     if b64 and text is not None:
         text = base64.b64encode(text.encode()).decode()
@@ -121,10 +128,13 @@ def test_models_lists_the_configured_model(bedrock):
 
 def test_simple_model_route(bedrock):
     client, stubber = bedrock
-    stubber.add_response("converse", {**CONVERSE_OK, "stopReason": "max_tokens"}, {
-        "modelId": MODEL, "messages": [{"role": "user", "content": [{"text": "Hi"}]}], "system": [{"text": "Be brief."}],
+    expected = {
+        "modelId": MODEL,
+        "messages": [{"role": "user", "content": [{"text": "Hi"}]}],
+        "system": [{"text": "Be brief."}],
         "inferenceConfig": {"temperature": 0.2, "topP": 0.9, "maxTokens": 1024},
-    })  # fmt: skip
+    }
+    stubber.add_response("converse", {**CONVERSE_OK, "stopReason": "max_tokens"}, expected)
     outcome = api_with(client).handle(event("/model", body={"prompt": "Hi"}, headers={"X-Session-Id": "s-1"}))
     status, data = answer(outcome)
     assert status == 200

@@ -1,0 +1,101 @@
+"""The TOKEN authorizer: only active keys pass; the answer carries the key for the usage plan and its identity."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import boto3
+import pytest
+
+from lambda_src.authorizer import handler
+from lambda_src.authorizer.logic import KeyRecord, UnauthorizedError, authorize, key_hash, new_key, stage_arn
+
+METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/chat/completions"
+
+
+def lookup_for(key: str, status: str = "active") -> Any:
+    records = {key_hash(key): KeyRecord(key_id="key_00000000000000aa", owner="alice", plan="standard", status=status)}
+    return records.get
+
+
+def test_an_active_key_is_allowed_on_the_whole_stage_with_its_identity():
+    key = new_key()
+    answer = authorize(f"Bearer {key}", METHOD_ARN, lookup_for(key))
+    assert answer == {
+        "principalId": "key_00000000000000aa",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/*/*",
+                }
+            ],
+        },
+        "usageIdentifierKey": key,
+        "context": {"keyId": "key_00000000000000aa", "owner": "alice", "plan": "standard"},
+    }
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, "", "Bearer", "Bearer ", "bearer sk-llm-" + "a" * 43, "Basic abc", "Bearer sk-llm-short",
+     "Bearer sk-llm-" + "a" * 43 + " extra", "Bearer " + "a" * 50, 12345, "Bearer sk-llm-" + "é" * 43],
+)  # fmt: skip
+def test_malformed_tokens_are_unauthorized(token):
+    with pytest.raises(UnauthorizedError, match=r"^Unauthorized$"):
+        authorize(token, METHOD_ARN, lambda _h: None)
+
+
+def test_unknown_and_revoked_keys_are_unauthorized():
+    key = new_key()
+    with pytest.raises(UnauthorizedError):
+        authorize(f"Bearer {new_key()}", METHOD_ARN, lookup_for(key))
+    with pytest.raises(UnauthorizedError):
+        authorize(f"Bearer {key}", METHOD_ARN, lookup_for(key, status="revoked"))
+
+
+@pytest.mark.parametrize("arn", ["", "not-an-arn", "arn:aws:execute-api:eu-west-1:1:abc", 7])
+def test_a_malformed_method_arn_is_unauthorized(arn):
+    key = new_key()
+    with pytest.raises(UnauthorizedError):
+        authorize(f"Bearer {key}", arn, lookup_for(key))
+
+
+def test_stage_arn_keeps_api_and_stage():
+    assert stage_arn(METHOD_ARN) == "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/*/*"
+
+
+def test_keys_are_random_and_only_their_hash_is_stored():
+    keys = {new_key() for _ in range(100)}
+    assert len(keys) == 100
+    key = keys.pop()
+    assert key.startswith("sk-llm-") and len(key) == 50
+    assert key_hash(key) != key and len(key_hash(key)) == 64
+
+
+def test_handler_reads_the_key_table_and_never_logs_the_token(aws, monkeypatch, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(TableName="keys", KeySchema=[{"AttributeName": "key_hash", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "key_hash", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    key = new_key()
+    dynamodb.put_item(TableName="keys", Item={"key_hash": {"S": key_hash(key)}, "key_id": {"S": "key_1"},
+                                              "owner": {"S": "bob"}, "plan": {"S": "premium"},
+                                              "status": {"S": "active"}})  # fmt: skip
+    monkeypatch.setattr(handler, "DYNAMODB", dynamodb)
+    monkeypatch.setattr(handler, "TABLE", "keys")
+
+    class Context:
+        function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "a", 128, "arn", "r"
+
+    answer = handler.lambda_handler({"authorizationToken": f"Bearer {key}", "methodArn": METHOD_ARN}, Context())
+    assert answer["context"] == {"keyId": "key_1", "owner": "bob", "plan": "premium"}
+    with pytest.raises(UnauthorizedError):
+        handler.lambda_handler({"authorizationToken": f"Bearer {new_key()}", "methodArn": METHOD_ARN}, Context())
+    captured = capsys.readouterr()
+    assert '"allowed"' in captured.out or "allowed" in caplog.text  # Powertools logs JSON to stdout
+    assert key not in caplog.text + captured.out + captured.err

@@ -1,0 +1,134 @@
+"""Config from Parameter Store with a TTL cache, and the OpenAI-compatible upstream adapter over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from lambda_src.inference.config import ConfigSource
+from lambda_src.inference.errors import ApiError
+from lambda_src.inference.models import CompletionRequest, Message
+from lambda_src.inference.openai_upstream import OpenAICompatibleModel
+from tests.aws_fakes import MODEL_PATH, UPSTREAM_KEY, put_model_parameters
+
+REQUEST = CompletionRequest(model_id="SmolLM2", system=("Be brief.",), messages=(Message("user", "Hi"),),
+                            temperature=0.0, top_p=1.0, max_tokens=16, stop=("\n",), timeout_seconds=1)  # fmt: skip
+
+
+def test_config_is_read_from_parameter_store_and_cached_for_its_ttl(ssm):
+    put_model_parameters(ssm)
+    source = ConfigSource(MODEL_PATH, UPSTREAM_KEY, max_age=1, provider=parameters.SSMProvider())
+    first = source.settings()
+    assert first.model_id == "anthropic.claude-3-haiku-20240307-v1:0" and first.temperature == 0.2
+    put_model_parameters(ssm, id="us.anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert source.settings().model_id == first.model_id  # still cached
+    time.sleep(1.1)
+    assert source.settings().model_id == "us.anthropic.claude-3-5-haiku-20241022-v1:0"  # no deploy needed
+
+
+@pytest.mark.parametrize("change", [{"temperature": "2"}, {"max-output-tokens": "lots"}, {"provider": "azure"}])
+def test_invalid_parameters_are_a_server_error(ssm, change):
+    put_model_parameters(ssm, **change)
+    source = ConfigSource(MODEL_PATH, UPSTREAM_KEY, max_age=0, provider=parameters.SSMProvider())
+    with pytest.raises(ApiError) as error:
+        source.settings()
+    assert error.value.status == 500
+
+
+def test_an_unset_upstream_key_is_reported_not_sent(ssm, key_arn):
+    ssm.put_parameter(Name=UPSTREAM_KEY, Value="UNSET-REPLACE-ME-" + "0" * 32, Type="SecureString", KeyId=key_arn)
+    source = ConfigSource(MODEL_PATH, UPSTREAM_KEY, max_age=0, provider=parameters.SSMProvider())
+    with pytest.raises(ApiError, match="has not been set"):
+        source.upstream_api_key()
+    ssm.put_parameter(Name=UPSTREAM_KEY, Value="sk-upstream", Type="SecureString", KeyId=key_arn, Overwrite=True)
+    assert source.upstream_api_key() == "sk-upstream"
+
+
+class Upstream:
+    """An OpenAI-compatible server on 127.0.0.1 with a scripted answer."""
+
+    def __init__(self) -> None:
+        self.status, self.body, self.delay = 200, b"", 0.0
+        self.headers: dict[str, str] = {}
+        self.requests: list[dict[str, Any]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                upstream.requests.append({"path": self.path, "auth": self.headers["Authorization"],
+                                          "json": json.loads(self.rfile.read(length))})  # fmt: skip
+                time.sleep(upstream.delay)
+                self.send_response(upstream.status)
+                for name, value in upstream.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(upstream.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    server = Upstream()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def test_upstream_success_sends_the_key_and_maps_the_answer(upstream):
+    upstream.body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Hello"},
+                                             "finish_reason": "length"}],
+                                "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()  # fmt: skip
+    completion = OpenAICompatibleModel(upstream.url, lambda: "sk-up").complete(REQUEST)
+    assert (completion.text, completion.finish_reason, completion.prompt_tokens, completion.completion_tokens) == (
+        "Hello", "length", 5, 1)  # fmt: skip
+    (sent,) = upstream.requests
+    assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sk-up"
+    assert sent["json"]["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert sent["json"]["stream"] is False and sent["json"]["stop"] == ["\n"]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "expected", "code"),
+    [
+        (429, {"Retry-After": "7"}, b"{}", 429, "rate_limit_exceeded"),
+        (400, {}, b"{}", 400, "invalid_request"),
+        (401, {}, b"{}", 502, "upstream_error"),
+        (500, {}, b"{}", 502, "upstream_error"),
+        (504, {}, b"{}", 504, "upstream_timeout"),
+        (200, {}, b"not json", 502, "upstream_error"),
+        (200, {}, b'{"choices": []}', 502, "upstream_error"),
+    ],
+)
+def test_upstream_failures_map_to_api_statuses(upstream, status, headers, body, expected, code):
+    upstream.status, upstream.headers, upstream.body = status, headers, body
+    with pytest.raises(ApiError) as error:
+        OpenAICompatibleModel(upstream.url, lambda: "sk-up").complete(REQUEST)
+    assert (error.value.status, error.value.code) == (expected, code)
+    if status == 429:
+        assert error.value.headers == {"Retry-After": "7"}
+
+
+def test_upstream_timeout_is_a_504(upstream):
+    upstream.delay = 1.5
+    with pytest.raises(ApiError) as error:
+        OpenAICompatibleModel(upstream.url, lambda: "sk-up").complete(REQUEST)
+    assert error.value.status == 504
+
+
+def test_only_https_or_loopback_upstreams():
+    with pytest.raises(ApiError):
+        OpenAICompatibleModel("http://example.com/v1", lambda: "k")
