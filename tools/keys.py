@@ -59,7 +59,9 @@ class KeyAdmin:
             return str(self.clients.ssm.get_parameter(Name=f"{self.path}/{name}")["Parameter"]["Value"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                raise KeyToolError(f"{what} not found at {self.path}/{name}: is the {self.stage} API deployed?") from None
+                raise KeyToolError(
+                    f"{what} not found at {self.path}/{name}: is the {self.stage} API deployed?"
+                ) from None
             raise
 
     def plans(self) -> dict[str, str]:
@@ -80,7 +82,9 @@ class KeyAdmin:
             name=f"{APP_NAME}-{self.stage}-{key_id}", description=f"owner {owner}, plan {plan}", enabled=True, value=key
         )
         try:
-            self.clients.apigateway.create_usage_plan_key(usagePlanId=plans[plan], keyId=api_key["id"], keyType="API_KEY")
+            self.clients.apigateway.create_usage_plan_key(
+                usagePlanId=plans[plan], keyId=api_key["id"], keyType="API_KEY"
+            )
             self.clients.dynamodb.put_item(
                 TableName=table,
                 Item={

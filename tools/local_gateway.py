@@ -53,16 +53,16 @@ class LocalGateway:
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 gateway._serve(self)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 gateway._serve(self)
 
-            def do_PUT(self) -> None:  # noqa: N802
+            def do_PUT(self) -> None:
                 gateway._serve(self)
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 gateway._serve(self)
 
             def log_message(self, *args: Any) -> None:
@@ -80,7 +80,9 @@ class LocalGateway:
         self.server.shutdown()
         self.server.server_close()
 
-    def respond(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def respond(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """What API Gateway would answer for one request."""
         path = raw_path.split("?", 1)[0]
         prefix = f"/{STAGE_NAME}"

@@ -1,0 +1,137 @@
+"""The official openai SDK against the API: local gateway -> real authorizer and handler -> stubbed Bedrock.
+
+Keys come from the project's admin command (tools.keys) against moto's SSM, DynamoDB and API Gateway.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import openai
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from botocore.stub import Stubber
+
+from lambda_src.authorizer import handler as authorizer_handler
+from lambda_src.inference import handler as inference_handler
+from lambda_src.inference.config import ConfigSource
+from lambda_src.inference.logic import Api
+from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, put_model_parameters
+from tools.keys import Clients, KeyAdmin
+from tools.local_gateway import LocalGateway
+
+MODEL = MODEL_VALUES["id"]
+ANSWER = {
+    "output": {"message": {"role": "assistant", "content": [{"text": "The capital of France is Paris."}]}},
+    "stopReason": "end_turn",
+    "usage": {"inputTokens": 20, "outputTokens": 8, "totalTokens": 28},
+    "metrics": {"latencyMs": 120},
+}
+
+
+@pytest.fixture
+def deployment(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    ssm = boto3.client("ssm", region_name=REGION)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    put_model_parameters(ssm)
+    dynamodb.create_table(TableName="keys", KeySchema=[{"AttributeName": "key_hash", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "key_hash", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    plan = apigateway.create_usage_plan(name="llm-platform-dev-api-standard")["id"]
+    ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
+    ssm.put_parameter(Name="/llm-platform/dev/api/usage-plans/standard", Value=plan, Type="String")
+    key_id, key = KeyAdmin("dev", Clients(ssm, dynamodb, apigateway)).create("alice", "standard")
+
+    bedrock = boto3.client("bedrock-runtime", region_name=REGION)
+    stubber = Stubber(bedrock)
+    stubber.activate()
+    monkeypatch.setattr(authorizer_handler, "DYNAMODB", dynamodb)
+    monkeypatch.setattr(authorizer_handler, "TABLE", "keys")
+    monkeypatch.setattr(inference_handler, "bedrock_client", lambda _timeout: bedrock)
+    config = ConfigSource(MODEL_PATH, UPSTREAM_KEY, max_age=60, provider=parameters.SSMProvider())
+    monkeypatch.setattr(inference_handler, "API", Api(config, inference_handler.model_for, max_body_bytes=262144))
+    gateway = LocalGateway(inference_handler.lambda_handler, authorizer_handler.lambda_handler).start()
+    yield {"gateway": gateway, "key": key, "key_id": key_id, "stubber": stubber}
+    gateway.stop()
+    stubber.deactivate()
+
+
+def client(deployment: dict[str, Any], key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=deployment["gateway"].base_url, api_key=key or deployment["key"], max_retries=0)
+
+
+def test_models_list(deployment):
+    assert [m.id for m in client(deployment).models.list()] == [MODEL]
+
+
+def test_chat_completions_create_returns_the_models_text(deployment, capfd):
+    log_stream = io.StringIO()
+    log_handler = inference_handler.LOGGER.registered_handler
+    assert isinstance(log_handler, logging.StreamHandler)
+    previous = log_handler.setStream(log_stream)
+    deployment["stubber"].add_response("converse", ANSWER, {
+        "modelId": MODEL, "messages": [{"role": "user", "content": [{"text": "What is the capital of France?"}]}],
+        "system": [{"text": "You are a helpful assistant."}],
+        "inferenceConfig": {"temperature": 0.0, "topP": 0.9, "maxTokens": 32},
+    })  # fmt: skip
+    completion = client(deployment).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0,
+        max_tokens=32,
+    )
+    assert completion.choices[0].message.content == "The capital of France is Paris."
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.total_tokens == 28
+    log_handler.setStream(previous)
+    logs = log_stream.getvalue() + capfd.readouterr().out
+    # Structured logs name the key id, never the key or the prompt; metrics go out as EMF.
+    assert deployment["key_id"] in logs and deployment["key"] not in logs
+    assert "capital of France" not in logs
+    assert '"PromptTokens"' in logs
+
+
+def test_bedrock_throttling_surfaces_as_rate_limit_error(deployment):
+    deployment["stubber"].add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
+    with pytest.raises(openai.RateLimitError) as error:
+        client(deployment).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert error.value.response.headers["retry-after"] == "2"
+
+
+def test_a_bad_key_is_an_authentication_error(deployment):
+    with pytest.raises(openai.AuthenticationError):
+        client(deployment, key="sk-llm-" + "A" * 43).models.list()
+    with pytest.raises(openai.AuthenticationError):
+        client(deployment, key="not-a-key").models.list()
+
+
+def test_an_invalid_body_is_a_bad_request_error(deployment):
+    with pytest.raises(openai.BadRequestError) as error:
+        client(deployment).chat.completions.create(model=MODEL, messages=[])
+    assert error.value.code == "invalid_messages"
+
+
+def test_streaming_is_refused_clearly(deployment):
+    with pytest.raises(openai.BadRequestError, match="Streaming is not yet enabled"):
+        client(deployment).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+
+
+def test_unknown_model_and_route_are_not_found(deployment):
+    with pytest.raises(openai.NotFoundError):
+        client(deployment).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(openai.NotFoundError):
+        client(deployment).embeddings.create(model=MODEL, input="x")
+
+
+def test_a_revoked_key_stops_working(deployment):
+    ssm, dynamodb, apigateway = (boto3.client(s, region_name=REGION) for s in ("ssm", "dynamodb", "apigateway"))
+    KeyAdmin("dev", Clients(ssm, dynamodb, apigateway)).revoke(deployment["key_id"])
+    with pytest.raises(openai.AuthenticationError):
+        client(deployment).models.list()
