@@ -38,7 +38,7 @@ ACCESS_LOG_FORMAT = {
     "wafResponse": "$context.wafResponseCode",
 }
 
-# API Gateway's own errors, in OpenAI's error shape: (status, type, code, message[, extra headers]).
+# API Gateway's own errors (by CloudFormation response type), in OpenAI's error shape: (status, type, code, message).
 GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
     "UNAUTHORIZED": ("401", "invalid_request_error", "invalid_api_key",
                      "Missing or invalid API key: send Authorization: Bearer <key>."),
@@ -65,8 +65,8 @@ GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
     "AUTHORIZER_FAILURE": ("500", "server_error", "internal_error", "The API could not check the key."),
     "AUTHORIZER_CONFIGURATION_ERROR": ("500", "server_error", "internal_error", "The API could not check the key."),
     "WAF_FILTERED": ("403", "invalid_request_error", "forbidden", "The request was blocked by the firewall."),
-    "DEFAULT_4_XX": ("400", "invalid_request_error", "invalid_request", "The request could not be processed."),
-    "DEFAULT_5_XX": ("500", "server_error", "internal_error", "The server could not handle the request."),
+    "DEFAULT_4XX": ("400", "invalid_request_error", "invalid_request", "The request could not be processed."),
+    "DEFAULT_5XX": ("500", "server_error", "internal_error", "The server could not handle the request."),
 }  # fmt: skip
 RETRY_AFTER_SECONDS = "1"
 
@@ -165,7 +165,8 @@ class InferenceApi(Construct):
                 headers["Retry-After"] = f"'{RETRY_AFTER_SECONDS}'"
             self.rest_api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
-                type=getattr(apigw.ResponseType, response_type),
+                # CloudFormation's DEFAULT_4XX is the CDK enum's DEFAULT_4_XX.
+                type=getattr(apigw.ResponseType, response_type.replace("4XX", "4_XX").replace("5XX", "5_XX")),
                 status_code=status,
                 response_headers=headers,
                 templates={

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-STATEFUL_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup", "Custom::SecureStringParameter"}
+STATEFUL_TYPES = {
+    "AWS::S3::Bucket",
+    "AWS::KMS::Key",
+    "AWS::Logs::LogGroup",
+    "AWS::DynamoDB::Table",
+    "Custom::SecureStringParameter",
+}
 
 PINNED = {
     "dev": {
@@ -47,3 +53,23 @@ def test_config_stack_stateful_logical_ids_are_pinned(variant, variants):
     resources = variants[variant].raw("config")["Resources"]
     stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
     assert stateful == CONFIG_PINNED
+
+
+API_PINNED = {
+    "ApiKeyF9DDEE66": "AWS::KMS::Key",
+    "KeysTableF42AC009": "AWS::DynamoDB::Table",
+    "AuthorizerLogsF64AA3CA": "AWS::Logs::LogGroup",
+    "InferenceLogsC1F7CC05": "AWS::Logs::LogGroup",
+    "ApiAccessLogs50B185DB": "AWS::Logs::LogGroup",
+}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_api_stack_stateful_logical_ids_are_pinned(variant, variants):
+    """A new id for the key table would drop every issued API key."""
+    resources = variants[variant].raw("api")["Resources"]
+    stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
+    expected = dict(API_PINNED)
+    if variant == "prod":
+        expected["FirewallLogs7FB06776"] = "AWS::Logs::LogGroup"
+    assert stateful == expected
