@@ -60,8 +60,9 @@ lint: setup-dev ## ruff and mypy
 validate: synth setup-dev ## cfn-lint every synthesized template
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
 
-bench: setup-dev ## time the full synth against a one-bucket reference app
+bench: setup-dev ## synth vs a one-bucket app; API cold init, warm overhead and package size
 	$(BIN)/python bench/synth_bench.py
+	$(BIN)/python bench/api_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

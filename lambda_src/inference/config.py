@@ -65,11 +65,12 @@ class ConfigSource:
         self._provider = provider or parameters.SSMProvider()
 
     @classmethod
-    def from_environment(cls) -> ConfigSource:
+    def from_environment(cls, ssm_client: Any = None) -> ConfigSource:
         return cls(
             model_path=os.environ["MODEL_PARAMETER_PATH"],
             api_key_name=os.environ["UPSTREAM_API_KEY_PARAMETER"],
             max_age=int(os.environ.get("CONFIG_CACHE_SECONDS", "60")),
+            provider=parameters.SSMProvider(boto3_client=ssm_client) if ssm_client is not None else None,
         )
 
     def settings(self) -> ModelSettings:

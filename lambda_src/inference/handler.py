@@ -24,7 +24,11 @@ from .openai_upstream import OpenAICompatibleModel
 
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
 METRICS = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE; EMF lines, no API calls
-CONFIG = ConfigSource.from_environment()
+# One boto3 session for every client: a second session would load botocore's data files again (~50 ms).
+SSM = boto3.client(
+    "ssm", config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+)
+CONFIG = ConfigSource.from_environment(SSM)
 
 
 @functools.cache
