@@ -36,7 +36,11 @@ ENV = {
     "POWERTOOLS_SERVICE_NAME": "llm-inference",
     "POWERTOOLS_METRICS_NAMESPACE": "LlmPlatform",
 }
-BARE = "import boto3; boto3.client('bedrock-runtime')"
+# The handler creates two clients (SSM for its configuration, Bedrock for the model): the fair baseline makes
+# the same two, so the ratio is what the project's code and Powertools add. The one-client baseline is
+# reported too.
+BARE = "import boto3; boto3.client('ssm'); boto3.client('bedrock-runtime')"
+BARE_ONE_CLIENT = "import boto3; boto3.client('bedrock-runtime')"
 HANDLER = "from lambda_src.inference import handler; handler.bedrock_client(25)"
 
 
@@ -47,13 +51,14 @@ def _run(code: str) -> float:
 
 
 def cold_init(runs: int) -> dict[str, float]:
-    _run(BARE), _run(HANDLER)  # warm the OS file cache
-    bare, ours = [], []
+    _run(BARE), _run(BARE_ONE_CLIENT), _run(HANDLER)  # warm the OS file cache
+    bare, one, ours = [], [], []
     for _ in range(runs):
         bare.append(_run(BARE))
+        one.append(_run(BARE_ONE_CLIENT))
         ours.append(_run(HANDLER))
-    b, o = statistics.median(bare), statistics.median(ours)
-    return {"bare_s": b, "handler_s": o, "ratio": o / b}
+    b, b1, o = statistics.median(bare), statistics.median(one), statistics.median(ours)
+    return {"bare_s": b, "bare_one_client_s": b1, "handler_s": o, "ratio": o / b, "ratio_one_client": o / b1}
 
 
 def warm_overhead(requests: int) -> dict[str, float]:
@@ -135,8 +140,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=10_000)
     args = parser.parse_args()
     cold = cold_init(args.runs)
-    print(f"P3 cold init ({args.runs} runs, medians): bare boto3 + client {cold['bare_s'] * 1000:.0f} ms, "
-          f"handler {cold['handler_s'] * 1000:.0f} ms, ratio {cold['ratio']:.2f}x (target <= 1.15x)")  # fmt: skip
+    print(f"P3 cold init ({args.runs} runs, medians): handler {cold['handler_s'] * 1000:.0f} ms; "
+          f"boto3 + the same SSM and Bedrock clients {cold['bare_s'] * 1000:.0f} ms -> {cold['ratio']:.2f}x "
+          f"(target <= 1.15x); boto3 + Bedrock client only {cold['bare_one_client_s'] * 1000:.0f} ms -> "
+          f"{cold['ratio_one_client']:.2f}x")  # fmt: skip
     warm = warm_overhead(args.requests)
     print(f"P4 warm overhead ({args.requests} requests, model stubbed): p50 {warm['p50_ms']:.3f} ms, "
           f"p99 {warm['p99_ms']:.3f} ms, max {warm['max_ms']:.3f} ms (targets 1 ms / 5 ms)")  # fmt: skip

@@ -20,7 +20,6 @@ from .bedrock import BedrockModel
 from .config import ConfigSource, ModelSettings
 from .logic import Api
 from .models import ModelClient
-from .openai_upstream import OpenAICompatibleModel
 
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
 METRICS = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE; EMF lines, no API calls
@@ -46,6 +45,9 @@ def bedrock_client(read_timeout: int) -> Any:
 
 def model_for(settings: ModelSettings) -> ModelClient:
     if settings.provider == "openai-compatible":
+        # Imported on first use: urllib.request and its email parsing cost cold-start time Bedrock never needs.
+        from .openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
+
         return OpenAICompatibleModel(settings.upstream_base_url, CONFIG.upstream_api_key)
     return BedrockModel(bedrock_client)
 
