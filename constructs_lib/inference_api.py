@@ -12,63 +12,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from constructs_lib.api_contract import (
+    ACCESS_LOG_FORMAT,
+    AUTHORIZATION_HEADER_REGEX,
+    GATEWAY_ERRORS,
+    RETRY_AFTER_SECONDS,
+    STAGE_NAME,
+)
 from constructs_lib.defaults import encrypted_log_group
 from constructs_lib.nag import acknowledge
 from stacks.stages import ApiConfig
-
-STAGE_NAME = "v1"
-# What API Gateway itself checks before the authorizer runs: the scheme and the key's format.
-AUTHORIZATION_HEADER_REGEX = r"^Bearer sk-llm-[A-Za-z0-9_-]{43}$"
-
-# One line of JSON per request: who, what route, how it ended, how long; never a body or a header value.
-ACCESS_LOG_FORMAT = {
-    "requestId": "$context.requestId",
-    "requestTime": "$context.requestTime",
-    "keyId": "$context.authorizer.keyId",
-    "sourceIp": "$context.identity.sourceIp",
-    "method": "$context.httpMethod",
-    "resource": "$context.resourcePath",
-    "status": "$context.status",
-    "protocol": "$context.protocol",
-    "responseLength": "$context.responseLength",
-    "latencyMs": "$context.responseLatency",
-    "integrationLatencyMs": "$context.integrationLatency",
-    "error": "$context.error.messageString",
-    "authorizerError": "$context.authorizer.error",
-    "wafResponse": "$context.wafResponseCode",
-}
-
-# API Gateway's own errors (by CloudFormation response type), in OpenAI's error shape: (status, type, code, message).
-GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
-    "UNAUTHORIZED": ("401", "invalid_request_error", "invalid_api_key",
-                     "Missing or invalid API key: send Authorization: Bearer <key>."),
-    "ACCESS_DENIED": ("403", "invalid_request_error", "forbidden", "This key may not use this API."),
-    "INVALID_API_KEY": ("403", "invalid_request_error", "forbidden", "This key has no usage plan on this API."),
-    "MISSING_AUTHENTICATION_TOKEN": ("404", "invalid_request_error", "unknown_route",
-                                     "Unknown route: the API serves GET /models, POST /chat/completions "
-                                     "and POST /model."),
-    "THROTTLED": ("429", "rate_limit_error", "rate_limit_exceeded",
-                  "Too many requests for this key; retry after a short wait."),
-    "QUOTA_EXCEEDED": ("429", "rate_limit_error", "insufficient_quota",
-                       "This key has used its daily request quota."),
-    "BAD_REQUEST_BODY": ("400", "invalid_request_error", "invalid_request",
-                         "The request body does not match the API's JSON schema."),
-    "BAD_REQUEST_PARAMETERS": ("400", "invalid_request_error", "invalid_request",
-                               "The request is missing a required parameter."),
-    "REQUEST_TOO_LARGE": ("413", "invalid_request_error", "request_too_large",
-                          "The request body is too large."),
-    "UNSUPPORTED_MEDIA_TYPE": ("415", "invalid_request_error", "unsupported_media_type",
-                               "Send the body as application/json."),
-    "INTEGRATION_FAILURE": ("502", "upstream_error", "upstream_error", "The inference function failed; try again."),
-    "INTEGRATION_TIMEOUT": ("504", "upstream_error", "upstream_timeout",
-                            "The model did not answer in time; try again or ask for fewer tokens."),
-    "AUTHORIZER_FAILURE": ("500", "server_error", "internal_error", "The API could not check the key."),
-    "AUTHORIZER_CONFIGURATION_ERROR": ("500", "server_error", "internal_error", "The API could not check the key."),
-    "WAF_FILTERED": ("403", "invalid_request_error", "forbidden", "The request was blocked by the firewall."),
-    "DEFAULT_4XX": ("400", "invalid_request_error", "invalid_request", "The request could not be processed."),
-    "DEFAULT_5XX": ("500", "server_error", "internal_error", "The server could not handle the request."),
-}  # fmt: skip
-RETRY_AFTER_SECONDS = "1"
 
 CHAT_SCHEMA = apigw.JsonSchema(
     schema=apigw.JsonSchemaVersion.DRAFT4,

@@ -16,6 +16,7 @@ from constructs_lib.nag import acknowledge
 from constructs_lib.powertools_layer import PowertoolsLayer
 from constructs_lib.python_function import PythonFunction, PythonFunctionProps
 from constructs_lib.web_acl import ApiWebAcl, ApiWebAclProps
+from stacks.base import PlatformStack
 from stacks.config_stack import ConfigStack
 from stacks.stages import StageConfig
 
@@ -23,7 +24,7 @@ from stacks.stages import StageConfig
 FUNCTION_TIMEOUT = cdk.Duration.seconds(29)
 
 
-class ApiStack(cdk.Stack):
+class ApiStack(PlatformStack):
     """Attributes: ``api`` (InferenceApi), ``inference`` and ``authorizer`` (PythonFunction), ``key_table``."""
 
     def __init__(
@@ -35,13 +36,7 @@ class ApiStack(cdk.Stack):
         config: ConfigStack,
         env: cdk.Environment | None = None,
     ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=env,
-            description=f"LLM platform ({stage.name}): authenticated inference API",
-            termination_protection=stage.termination_protection,
-        )
+        super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
         api_config = stage.api
         self.key = customer_managed_key(
             self,

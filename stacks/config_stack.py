@@ -13,11 +13,12 @@ from constructs_lib.secure_parameter import (
     SecureParameterProvider,
     SecureParameterProviderProps,
 )
+from stacks.base import PlatformStack
 from stacks.data_stack import DataStack
 from stacks.stages import StageConfig
 
 
-class ConfigStack(cdk.Stack):
+class ConfigStack(PlatformStack):
     """Parameter tree of one stage (``/llm-platform/<stage>/...``):
 
     - ``model/*`` String parameters the inference API reads;
@@ -39,11 +40,7 @@ class ConfigStack(cdk.Stack):
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(
-            scope,
-            construct_id,
-            env=env,
-            description=f"LLM platform ({stage.name}): model configuration and secrets in SSM Parameter Store",
-            termination_protection=stage.termination_protection,
+            scope, construct_id, stage=stage, purpose="model configuration and secrets in SSM Parameter Store", env=env
         )
         self.key = customer_managed_key(
             self,

@@ -10,10 +10,11 @@ from constructs import Construct
 from constructs_lib.dataset_read_role import DatasetReadRole, DatasetReadRoleProps
 from constructs_lib.dataset_upload import DatasetUpload, DatasetUploadProps
 from constructs_lib.secure_bucket import SecureBucket, SecureBucketProps
+from stacks.base import PlatformStack
 from stacks.stages import ConfigError, StageConfig
 
 
-class DataStack(cdk.Stack):
+class DataStack(PlatformStack):
     """Dataset bucket (SecureBucket) + DatasetReadRole, with an optional deploy-time upload.
 
     Exposed for other stacks: ``bucket``, ``key``, ``read_role``, ``dataset_prefix`` and
@@ -21,21 +22,9 @@ class DataStack(cdk.Stack):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        stage: StageConfig,
-        env: cdk.Environment | None = None,
-        description: str | None = None,
+        self, scope: Construct, construct_id: str, *, stage: StageConfig, env: cdk.Environment | None = None
     ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=env,
-            description=description or f"LLM platform ({stage.name}): dataset bucket and ML read role",
-            termination_protection=stage.termination_protection,
-        )
+        super().__init__(scope, construct_id, stage=stage, purpose="dataset bucket and ML read role", env=env)
         data = SecureBucket(
             self,
             "Dataset",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from constructs_lib.inference_api import GATEWAY_ERRORS, STAGE_NAME
+from constructs_lib.api_contract import GATEWAY_ERRORS, STAGE_NAME
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 ROUTES = {"/models": {"GET"}, "/chat/completions": {"POST"}, "/model": {"POST"}}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from constructs_lib.inference_api import ACCESS_LOG_FORMAT, GATEWAY_ERRORS
+from constructs_lib.api_contract import ACCESS_LOG_FORMAT, GATEWAY_ERRORS
 from stacks.stages import DEV, PROD, Deployment
 from tests.infra.conftest import Synth, synth_deployment
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.infra.conftest import Synth
+
 STATEFUL_TYPES = {
     "AWS::S3::Bucket",
     "AWS::KMS::Key",
@@ -34,9 +36,7 @@ PINNED = {
 
 @pytest.mark.parametrize("variant", sorted(PINNED))
 def test_data_stack_stateful_logical_ids_are_pinned(variant, variants):
-    resources = variants[variant].raw("data")["Resources"]
-    stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
-    assert stateful == PINNED[variant]
+    assert _stateful(variants[variant], "data") == PINNED[variant]
 
 
 CONFIG_PINNED = {
@@ -50,9 +50,7 @@ CONFIG_PINNED = {
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_config_stack_stateful_logical_ids_are_pinned(variant, variants):
     """A new logical id for a SecureString would create a new parameter and delete (dev) the operator's value."""
-    resources = variants[variant].raw("config")["Resources"]
-    stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
-    assert stateful == CONFIG_PINNED
+    assert _stateful(variants[variant], "config") == CONFIG_PINNED
 
 
 API_PINNED = {
@@ -67,9 +65,12 @@ API_PINNED = {
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_api_stack_stateful_logical_ids_are_pinned(variant, variants):
     """A new id for the key table would drop every issued API key."""
-    resources = variants[variant].raw("api")["Resources"]
-    stateful = {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
     expected = dict(API_PINNED)
     if variant == "prod":
         expected["FirewallLogs7FB06776"] = "AWS::Logs::LogGroup"
-    assert stateful == expected
+    assert _stateful(variants[variant], "api") == expected
+
+
+def _stateful(synth: Synth, component: str) -> dict[str, str]:
+    resources = synth.raw(component)["Resources"]
+    return {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
