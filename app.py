@@ -18,7 +18,7 @@ if (_VENV_BIN / "node").exists():
 
 import aws_cdk as cdk  # jsii starts Node at import: keep every import below the PATH line
 
-from constructs_lib.nag import apply_nag_packs, collect_acknowledgments
+from constructs_lib.nag import apply_nag_packs
 from stacks.api_stack import ApiStack
 from stacks.config_stack import ConfigStack
 from stacks.data_stack import DataStack
@@ -68,7 +68,7 @@ def synthesize(app: cdk.App) -> ComplianceReport:
     except RuntimeError as error:
         if "ValidationFailed" not in str(error):
             raise
-    return write_reports(outdir, collect_acknowledgments(app))
+    return write_reports(outdir)
 
 
 def main(**app_props: Any) -> int:

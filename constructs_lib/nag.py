@@ -25,7 +25,7 @@ NAG_PACKS: dict[str, str] = {
     "Serverless": "Serverless-",
 }
 
-_ACK_METADATA_TYPE = "aws:cdk:acknowledged-rules"
+ACK_METADATA_TYPE = "aws:cdk:acknowledged-rules"
 # Where acknowledge() records what it would have acknowledged while acknowledgments are disabled.
 _DISABLED_ACK_METADATA_TYPE = "llm-platform:acknowledgment-disabled"
 _MIN_REASON_WORDS = 8
@@ -107,7 +107,7 @@ class AcknowledgedFinding:
 
 def collect_acknowledgments(root: Construct, *, disabled: bool = False) -> list[AcknowledgedFinding]:
     """Every acknowledgment recorded under ``root``, read back from construct metadata."""
-    wanted = _DISABLED_ACK_METADATA_TYPE if disabled else _ACK_METADATA_TYPE
+    wanted = _DISABLED_ACK_METADATA_TYPE if disabled else ACK_METADATA_TYPE
     found: list[AcknowledgedFinding] = []
     for node in root.node.find_all():
         stack = _stack_name(node)
@@ -115,11 +115,13 @@ def collect_acknowledgments(root: Construct, *, disabled: bool = False) -> list[
             if entry.type != wanted:
                 continue
             for key, reason in dict(entry.data).items():
-                # cdk records keys as "<source>::<rule id>", e.g. "Annotation::AwsSolutions-S1".
-                text = str(key)
-                rule_id = text if text.startswith(tuple(NAG_PACKS.values())) else text.split("::", 1)[-1]
-                found.append(AcknowledgedFinding(stack, node.node.path, rule_id, str(reason)))
+                found.append(AcknowledgedFinding(stack, node.node.path, rule_id_of(str(key)), str(reason)))
     return found
+
+
+def rule_id_of(key: str) -> str:
+    """cdk records acknowledgment keys as "<source>::<rule id>", e.g. "Annotation::AwsSolutions-S1"."""
+    return key if key.startswith(tuple(NAG_PACKS.values())) else key.split("::", 1)[-1]
 
 
 def _stack_name(node: IConstruct) -> str:

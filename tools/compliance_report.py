@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from constructs_lib.nag import NAG_PACKS, AcknowledgedFinding
+from constructs_lib.nag import ACK_METADATA_TYPE, NAG_PACKS, AcknowledgedFinding, rule_id_of
 
 VALIDATION_REPORT = "validation-report.json"
 CSV_REPORT = "compliance-report.csv"
@@ -80,8 +80,25 @@ def read_findings(outdir: Path) -> tuple[Finding, ...]:
     return tuple(sorted(findings, key=lambda f: (f.stack, f.pack, f.path, f.rule_id)))
 
 
-def write_reports(outdir: Path, acknowledgments: Iterable[AcknowledgedFinding]) -> ComplianceReport:
+def read_acknowledgments(outdir: Path) -> tuple[AcknowledgedFinding, ...]:
+    """Acknowledgments as recorded in each stack's metadata file (reading them from the construct tree
+    through jsii took 0.6 s per synth)."""
+    found: list[AcknowledgedFinding] = []
+    for path in sorted(outdir.glob("*.metadata.json")):
+        stack = path.name.removesuffix(".metadata.json")
+        for construct_path, entries in json.loads(path.read_text(encoding="utf-8")).items():
+            for entry in entries:
+                if entry.get("type") != ACK_METADATA_TYPE:
+                    continue
+                for key, reason in dict(entry.get("data") or {}).items():
+                    found.append(AcknowledgedFinding(stack, construct_path.lstrip("/"), rule_id_of(key), str(reason)))
+    return tuple(found)
+
+
+def write_reports(outdir: Path, acknowledgments: Iterable[AcknowledgedFinding] | None = None) -> ComplianceReport:
     """Write CSV and Markdown reports into ``outdir`` and return what they contain."""
+    if acknowledgments is None:
+        acknowledgments = read_acknowledgments(outdir)
     report = ComplianceReport(
         findings=read_findings(outdir),
         acknowledgments=tuple(sorted(acknowledgments, key=lambda a: (a.stack, a.pack, a.path, a.rule_id))),
