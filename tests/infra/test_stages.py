@@ -16,6 +16,7 @@ from stacks.stages import (
     VALID_LOG_RETENTION_DAYS,
     ConfigError,
     Deployment,
+    UsagePlanConfig,
     resolve_deployment,
 )
 from tests.infra.conftest import CDK_JSON_CONTEXT, run_cdk
@@ -198,3 +199,44 @@ def test_known_model_id_forms_are_accepted(provider, model_id):
         DEV.model, provider=provider, model_id=model_id, upstream_base_url="http://127.0.0.1:8080/v1"
     )
     assert dataclasses.replace(DEV, model=model).model.model_id == model_id
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"usage_plans": ()}, "Stage 'dev': api.usage_plans must be a non-empty tuple of UsagePlanConfig"),
+        ({"usage_plans": (UsagePlanConfig("Gold", 1, 1, 1),)}, "Stage 'dev': api.usage_plans must be"),
+        ({"usage_plans": (UsagePlanConfig("a1", 1, 1, 1), UsagePlanConfig("a1", 2, 2, 2))}, "api.usage_plans must"),
+        ({"usage_plans": (UsagePlanConfig("std", 0, 1, 1),)}, "Stage 'dev': api.usage_plans must be"),
+        ({"throttle_rate_limit": 0}, "Stage 'dev': api.throttle_rate_limit must be greater than 0"),
+        ({"throttle_burst_limit": 0}, "Stage 'dev': api.throttle_burst_limit must be from 1 to 5000 (got 0)."),
+        ({"authorizer_cache_seconds": 3601}, "Stage 'dev': api.authorizer_cache_seconds must be a whole number"),
+        ({"config_cache_seconds": -1}, "Stage 'dev': api.config_cache_seconds must be a whole number"),
+        ({"cors_allowed_origins": ("*",)}, "Stage 'dev': api.cors_allowed_origins must be a tuple of origins"),
+        ({"cors_allowed_origins": ("http://example.com",)}, "Stage 'dev': api.cors_allowed_origins must be"),
+        ({"waf_enabled": "yes"}, "Stage 'dev': api.waf_enabled must be True or False (got 'yes')."),
+        ({"waf_rate_limit": 5}, "Stage 'dev': api.waf_rate_limit must be a whole number of requests per 5 minutes"),
+        ({"reserved_concurrency": 0}, "Stage 'dev': api.reserved_concurrency must be from 1 to 1000 (got 0)."),
+        ({"max_body_bytes": 10 * 1024 * 1024}, "Stage 'dev': api.max_body_bytes must be from 1024 bytes to 6 MB"),
+    ],
+)
+def test_bad_api_config_fails_with_a_sentence_naming_stage_key_and_rule(changes, message):
+    with pytest.raises(ConfigError) as error:
+        dataclasses.replace(DEV, api=dataclasses.replace(DEV.api, **changes))
+    assert message in str(error.value)
+    assert str(error.value).startswith("Stage 'dev': api.") and "\n" not in str(error.value)
+
+
+def test_api_settings_that_differ_per_stage():
+    assert PROD.api.waf_enabled and not DEV.api.waf_enabled
+    assert DEV.api.cors_allowed_origins == ("http://localhost:3000",) and PROD.api.cors_allowed_origins == ()
+    assert [p.name for p in DEV.api.usage_plans] == ["standard", "premium"]
+
+
+def test_bedrock_model_ids_for_iam():
+    model = dataclasses.replace(DEV.model, additional_model_ids=("amazon.nova-lite-v1:0",))
+    assert model.bedrock_model_ids() == ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"]
+    upstream = dataclasses.replace(DEV.model, provider="openai-compatible", model_id="SmolLM2-135M-Instruct")
+    assert upstream.bedrock_model_ids() == []
+    with pytest.raises(ConfigError, match=r"model\.additional_model_ids must be a tuple of Bedrock model ids"):
+        dataclasses.replace(DEV, model=dataclasses.replace(DEV.model, additional_model_ids=("gpt 4",)))
