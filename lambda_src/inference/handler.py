@@ -32,7 +32,11 @@ CONFIG = ConfigSource.from_environment(SSM)
 
 @functools.cache
 def bedrock_client(read_timeout: int) -> Any:
-    """One client per timeout: adaptive retries (client-side rate limiting on throttles), 2 attempts at most."""
+    """One client per timeout: adaptive retries (client-side rate limiting on throttles), 2 attempts at most.
+
+    Each attempt is bounded below API Gateway's 29 s; if a timed-out attempt is retried and the second one
+    runs long too, API Gateway answers first with its INTEGRATION_TIMEOUT response (504, OpenAI shape).
+    """
     return boto3.client(
         "bedrock-runtime",
         config=Config(
