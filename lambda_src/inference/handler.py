@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
+from .audit import AuditWriter
 from .bedrock import BedrockModel
 from .config import ConfigSource, ModelSettings
 from .logic import Api
@@ -56,11 +57,24 @@ def model_for(settings: ModelSettings) -> ModelClient:
     return BedrockModel(bedrock_client)
 
 
+def audit_writer() -> AuditWriter | None:
+    stream = os.environ.get("AUDIT_STREAM_NAME")
+    if not stream:
+        return None
+    # Bounded: a slow Firehose must not hold the caller (required mode then answers 503).
+    firehose = boto3.client(
+        "firehose", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
+    )
+    return AuditWriter(firehose, stream, mode=os.environ.get("AUDIT_MODE", "required"),
+                       content=os.environ.get("AUDIT_CONTENT", "full"), stage=os.environ.get("STAGE", ""))  # fmt: skip
+
+
 API = Api(
     CONFIG,
     model_for,
     max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "262144")),
     cors_origins=tuple(json.loads(os.environ.get("CORS_ALLOWED_ORIGINS", "[]"))),
+    audit=audit_writer(),
 )
 
 
@@ -75,6 +89,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     METRICS.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if outcome.error_type:
         METRICS.add_metric(name=f"Error_{outcome.error_type}", unit=MetricUnit.Count, value=1)
+    if outcome.audit_failed:
+        METRICS.add_metric(name="AuditWriteFailed", unit=MetricUnit.Count, value=1)
     if outcome.usage is not None:
         METRICS.add_metric(name="PromptTokens", unit=MetricUnit.Count, value=outcome.usage.prompt_tokens)
         METRICS.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=outcome.usage.completion_tokens)

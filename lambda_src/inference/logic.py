@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .audit import AuditEvent, AuditFailedError, AuditWriter
 from .config import ModelSettings
 from .errors import ApiError, invalid_request, not_found, server_error
 from .models import Completion, CompletionRequest, Message, ModelClient
@@ -27,6 +28,7 @@ MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 200
 MAX_USER_CHARS = 256
 _ROLES = {"system", "developer", "user", "assistant"}
+INFERENCE_ROUTES = ("/chat/completions", "/model")
 _UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "logprobs", "response_format", "audio")
 
 
@@ -55,6 +57,11 @@ class Outcome:
     model_id: str | None = None
     usage: Completion | None = field(default=None, repr=False)
     session_id: str | None = None
+    provider: str | None = None
+    # What the audit log may keep (the writer applies the stage's privacy setting).
+    input_text: str = field(default="", repr=False)
+    output_text: str = field(default="", repr=False)
+    audit_failed: bool = False
 
 
 class Api:
@@ -66,7 +73,9 @@ class Api:
         max_body_bytes: int,
         cors_origins: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        audit: AuditWriter | None = None,
     ) -> None:
+        self._audit = audit
         self._config = config
         self._model_for = model_for
         self._max_body_bytes = max_body_bytes
@@ -79,7 +88,35 @@ class Api:
         }
 
     def handle(self, event: Any) -> Outcome:
-        event = event if isinstance(event, dict) else {}
+        started = time.perf_counter()
+        outcome = self._handle(event if isinstance(event, dict) else {})
+        if self._audit is not None and outcome.route in INFERENCE_ROUTES:
+            self._write_audit(outcome, int((time.perf_counter() - started) * 1000), event)
+        return outcome
+
+    def _write_audit(self, outcome: Outcome, latency_ms: int, event: Any) -> None:
+        assert self._audit is not None  # noqa: S101 - checked by the caller
+        usage = outcome.usage
+        record = AuditEvent(
+            request_id=outcome.request_id, api_key_id=outcome.caller.key_id, user_id=outcome.caller.owner,
+            session_id=outcome.session_id, model_id=outcome.model_id, provider=outcome.provider,
+            input_text=outcome.input_text, output_text=outcome.output_text if outcome.status == 200 else "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=latency_ms, status_code=outcome.status, error_type=outcome.error_type,
+        )  # fmt: skip
+        try:
+            outcome.audit_failed = not self._audit.write(record)
+        except AuditFailedError:
+            outcome.audit_failed = True
+            if outcome.status == 200:
+                # Required audit: no record, no release of the model's output.
+                failure = ApiError(503, "The request could not be recorded in the audit log; try again later.",
+                                   "server_error", "audit_unavailable")  # fmt: skip
+                outcome.error_type = failure.code
+                self._finish(outcome, failure.status, failure.body(), event if isinstance(event, dict) else {})
+
+    def _handle(self, event: dict[str, Any]) -> Outcome:
         context = _mapping(event.get("requestContext"))
         authorizer = _mapping(context.get("authorizer"))
         caller = Caller(key_id=_text(authorizer.get("keyId")), owner=_text(authorizer.get("owner")))
@@ -129,6 +166,11 @@ class Api:
         settings = self._config.settings()
         self._check_model(body.get("model"), settings)
         system, messages = _messages(body.get("messages"))
+        outcome.input_text = json.dumps(
+            [{"role": "system", "content": text} for text in system]
+            + [{"role": m.role, "content": m.content} for m in messages],
+            ensure_ascii=False,
+        )
         user = body.get("user")
         if user is not None and (not isinstance(user, str) or len(user) > MAX_USER_CHARS):
             raise invalid_request(f"'user' must be a string of at most {MAX_USER_CHARS} characters.")
@@ -164,6 +206,7 @@ class Api:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise invalid_request("'prompt' must be a non-empty string.")
+        outcome.input_text = prompt
         settings = self._config.settings()
         outcome.session_id = _session_id(event, None)
         request = CompletionRequest(
@@ -183,8 +226,10 @@ class Api:
 
     def _complete(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> Completion:
         outcome.model_id = settings.model_id
+        outcome.provider = settings.provider
         completion = self._model_for(settings).complete(request)
         outcome.usage = completion
+        outcome.output_text = completion.text
         return completion
 
     def _check_model(self, requested: Any, settings: ModelSettings) -> None:
