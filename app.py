@@ -20,6 +20,7 @@ import aws_cdk as cdk  # jsii starts Node at import: keep every import below the
 
 from constructs_lib.nag import apply_nag_packs
 from stacks.api_stack import ApiStack
+from stacks.audit_stack import AuditStack
 from stacks.config_stack import ConfigStack
 from stacks.data_stack import DataStack
 from stacks.stages import APP_NAME, ConfigError, Deployment, resolve_deployment
@@ -51,7 +52,8 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
         env = cdk.Environment(account=deployment.account, region=deployment.region)
     data = DataStack(app, stage.stack_name("data"), stage=stage, env=env)
     config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
-    ApiStack(app, stage.stack_name("api"), stage=stage, config=config, env=env)
+    audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
+    ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
     cdk.Tags.of(app).add("project", APP_NAME)
     cdk.Tags.of(app).add("stage", stage.name)
 

@@ -40,6 +40,10 @@ class SecureBucketProps:
     abort_incomplete_multipart_upload_days: int
     access_log_retention_days: int
     kms_pending_window_days: int = 30
+    # S3 Object Lock in governance mode with this default retention; None leaves it off.
+    object_lock_days: int | None = None
+    # Current objects move to Glacier Instant Retrieval after this many days; None keeps them where they are.
+    cold_transition_days: int | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", self.purpose):
@@ -149,5 +153,21 @@ class SecureBucket(Construct):
             ],
             removal_policy=removal,
             auto_delete_objects=props.auto_delete_objects,
+            object_lock_enabled=props.object_lock_days is not None or None,
+            object_lock_default_retention=(
+                s3.ObjectLockRetention.governance(cdk.Duration.days(props.object_lock_days))
+                if props.object_lock_days is not None
+                else None
+            ),
         )
+        if props.cold_transition_days is not None:
+            self.bucket.add_lifecycle_rule(
+                id="to-glacier-instant-retrieval",
+                transitions=[
+                    s3.Transition(
+                        storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                        transition_after=cdk.Duration.days(props.cold_transition_days),
+                    )
+                ],
+            )
         acknowledge(self.bucket, _REPLICATION_REASON, _REPLICATION_RULES)

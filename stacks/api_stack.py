@@ -16,6 +16,7 @@ from constructs_lib.nag import acknowledge
 from constructs_lib.powertools_layer import PowertoolsLayer
 from constructs_lib.python_function import PythonFunction, PythonFunctionProps
 from constructs_lib.web_acl import ApiWebAcl, ApiWebAclProps
+from stacks.audit_stack import AuditStack
 from stacks.base import PlatformStack
 from stacks.config_stack import ConfigStack
 from stacks.stages import StageConfig
@@ -34,6 +35,7 @@ class ApiStack(PlatformStack):
         *,
         stage: StageConfig,
         config: ConfigStack,
+        audit: AuditStack,
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
@@ -89,11 +91,17 @@ class ApiStack(PlatformStack):
                     "CONFIG_CACHE_SECONDS": str(api_config.config_cache_seconds),
                     "MAX_BODY_BYTES": str(api_config.max_body_bytes),
                     "CORS_ALLOWED_ORIGINS": json.dumps(list(api_config.cors_allowed_origins)),
+                    "AUDIT_STREAM_NAME": audit.audit.stream.delivery_stream_name,
+                    "AUDIT_MODE": stage.audit.mode,
+                    "AUDIT_CONTENT": stage.audit.content,
+                    "STAGE": stage.name,
                 },
             ),
         )
         self.inference.policy.add_statements(
-            *config.model.read_statements(), *config.upstream_api_key.read_statements()
+            *config.model.read_statements(),
+            *config.upstream_api_key.read_statements(),
+            *audit.audit.writer_statements(),
         )
         bedrock, wildcard_findings = invoke_statements(self, stage.model.bedrock_model_ids())
         self.inference.policy.add_statements(*bedrock)

@@ -181,6 +181,44 @@ class ApiConfig:
         return None
 
 
+AUDIT_MODES = ("required", "best_effort")
+AUDIT_CONTENTS = ("full", "redacted", "metadata_only")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The inference audit log; validated as part of its StageConfig."""
+
+    # required: no record, no model output released (5xx); best_effort: log, count and continue.
+    mode: str = "required"
+    # full | redacted (personal data and secrets masked) | metadata_only (no text).
+    content: str = "full"
+    # S3 Object Lock (governance mode) retention of every record.
+    object_lock_days: int = 365
+    # Records move to Glacier Instant Retrieval after this many days.
+    cold_transition_days: int = 90
+    # Firehose buffers this long before writing a Parquet file (60-900 s).
+    buffer_seconds: int = 300
+    # Athena stops a query that would scan more than this (bytes).
+    athena_bytes_scanned_cutoff: int = 10 * 1024**3
+
+    def problem(self) -> tuple[str, str] | None:
+        checks: list[tuple[bool, str, str]] = [
+            (self.mode in AUDIT_MODES, "mode", f"must be one of {', '.join(AUDIT_MODES)}"),
+            (self.content in AUDIT_CONTENTS, "content", f"must be one of {', '.join(AUDIT_CONTENTS)}"),
+            (_positive_int(self.object_lock_days, 36_500), "object_lock_days", "must be a whole number of days from 1"),
+            (_positive_int(self.cold_transition_days, 3_650), "cold_transition_days",
+             "must be a whole number of days from 1 to 3650"),
+            (_positive_int(self.buffer_seconds, 900, minimum=60), "buffer_seconds", "must be from 60 to 900 seconds"),
+            (_positive_int(self.athena_bytes_scanned_cutoff, 2**50, minimum=10 * 1024**2),
+             "athena_bytes_scanned_cutoff", "must be at least 10 MB (Athena's minimum)"),
+        ]  # fmt: skip
+        for ok, field_name, rule in checks:
+            if not ok:
+                return field_name, rule
+        return None
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """Everything that differs between stages. Frozen: build a variant with ``dataclasses.replace``."""
@@ -208,6 +246,7 @@ class StageConfig:
     dataset_source_dir: str | None = None
     model: ModelConfig = ModelConfig()
     api: ApiConfig = ApiConfig()
+    audit: AuditConfig = AuditConfig()
 
     def __post_init__(self) -> None:
         self._check(
@@ -261,7 +300,8 @@ class StageConfig:
 
         self._check(isinstance(self.model, ModelConfig), "model", "must be a ModelConfig")
         self._check(isinstance(self.api, ApiConfig), "api", "must be an ApiConfig")
-        for section in ("model", "api"):
+        self._check(isinstance(self.audit, AuditConfig), "audit", "must be an AuditConfig")
+        for section in ("model", "api", "audit"):
             part = getattr(self, section)
             found = part.problem()
             if found is not None:
@@ -307,6 +347,9 @@ DEV = StageConfig(
     abort_incomplete_multipart_upload_days=1,
     kms_pending_window_days=7,
     api=ApiConfig(cors_allowed_origins=("http://localhost:3000",), authorizer_cache_seconds=60, reserved_concurrency=5),
+    audit=AuditConfig(
+        mode="best_effort", content="full", object_lock_days=1, cold_transition_days=30, buffer_seconds=60
+    ),
 )
 
 PROD = StageConfig(
@@ -321,6 +364,7 @@ PROD = StageConfig(
     abort_incomplete_multipart_upload_days=7,
     kms_pending_window_days=30,
     api=ApiConfig(waf_enabled=True, reserved_concurrency=50, throttle_rate_limit=100, throttle_burst_limit=200),
+    audit=AuditConfig(mode="required", content="redacted", object_lock_days=365, cold_transition_days=90),
 )
 
 STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (DEV, PROD)}

@@ -236,6 +236,7 @@ def test_inference_policy_is_exact(dev):
         "ssm:GetParametersByPath",
         "ssm:GetParameter",
         "kms:Decrypt",
+        ["firehose:PutRecord", "firehose:PutRecordBatch"],
         "bedrock:InvokeModel",
     ]
     assert len(statements[2]["Resource"]) == 9  # exactly the model parameters
@@ -244,7 +245,10 @@ def test_inference_policy_is_exact(dev):
     assert statements[5]["Condition"]["StringEquals"]["kms:ViaService"] == {
         "Fn::Join": ["", ["ssm.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]
     }
-    assert statements[6]["Resource"] == {
+    # The audit stream of this stage, and nothing else.
+    assert list(statements[6]["Resource"]) == ["Fn::ImportValue"]
+    assert statements[6]["Resource"]["Fn::ImportValue"].startswith("llm-platform-dev-audit:")
+    assert statements[7]["Resource"] == {
         "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":bedrock:", {"Ref": "AWS::Region"},
                           "::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"]]
     }  # fmt: skip

@@ -12,7 +12,7 @@ CFN_LINT_CONFIG = Path(__file__).resolve().parents[2] / ".cfnlintrc.yaml"
 
 def test_cfn_lint_reports_nothing_on_any_template(variants):
     templates = sorted(str(p) for synth in variants.values() for p in synth.outdir.glob("*.template.json"))
-    assert len(templates) == 3 * len(variants)  # data, config and api stacks of each variant
+    assert len(templates) == 4 * len(variants)  # data, config, audit and api stacks of each variant
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "cfn-lint"),
