@@ -139,6 +139,9 @@ class AuditLog(Construct):
             ),
         )
 
+        # The role's policy must exist before Firehose checks it can write and read the schema.
+        self.stream.node.add_dependency(self.delivery_policy)
+
         workgroup = athena.CfnWorkGroup(
             self,
             "WorkGroup",

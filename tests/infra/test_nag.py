@@ -91,9 +91,7 @@ def test_report_files_are_written_with_one_summary_line_per_pack(dev):
     assert rows, "CSV report is empty"
     assert {r["status"] for r in rows} == {"ACKNOWLEDGED"}
     assert {r["stack"] for r in rows} == {f"llm-platform-dev-{c}" for c in ("data", "config", "audit", "api")}
-    row = next(
-        r for r in rows if r["rule"] == "NIST.800.53.R5-S3DefaultEncryptionKMS" and r["stack"].endswith("-data")
-    )
+    row = next(r for r in rows if r["rule"] == "NIST.800.53.R5-S3DefaultEncryptionKMS" and r["stack"].endswith("-data"))
     assert row["pack"] == "NIST.800.53.R5"
     assert row["resource_path"] == "llm-platform-dev-data/Dataset/AccessLogs"
     assert "SSE-S3" in row["reason_or_description"]
