@@ -11,6 +11,8 @@ STATEFUL_TYPES = {
     "AWS::KMS::Key",
     "AWS::Logs::LogGroup",
     "AWS::DynamoDB::Table",
+    "AWS::Glue::Table",
+    "AWS::Glue::Database",
     "Custom::SecureStringParameter",
 }
 
@@ -74,3 +76,22 @@ def test_api_stack_stateful_logical_ids_are_pinned(variant, variants):
 def _stateful(synth: Synth, component: str) -> dict[str, str]:
     resources = synth.raw(component)["Resources"]
     return {k: v["Type"] for k, v in resources.items() if v["Type"] in STATEFUL_TYPES}
+
+
+AUDIT_PINNED = {
+    "AuditDataKeyCE29E278": "AWS::KMS::Key",
+    "AuditDataBucket264F43E0": "AWS::S3::Bucket",
+    "AuditDataAccessLogs14C8F0DD": "AWS::S3::Bucket",
+    "QueryResultsKey7F20CA6B": "AWS::KMS::Key",
+    "QueryResultsBucket8914DAAE": "AWS::S3::Bucket",
+    "QueryResultsAccessLogsD2F6DE6E": "AWS::S3::Bucket",
+    "AuditLogDeliveryLogs3232F919": "AWS::Logs::LogGroup",
+    "AuditLogTableC1B46C45": "AWS::Glue::Table",
+    "AuditLogDatabase5099C571": "AWS::Glue::Database",
+}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_audit_stack_stateful_logical_ids_are_pinned(variant, variants):
+    """A new id for the audit bucket would strand years of locked records and start an empty log."""
+    assert _stateful(variants[variant], "audit") == AUDIT_PINNED
