@@ -29,6 +29,7 @@ class Finding:
     pack: str
     rule_id: str
     description: str
+    severity: str = "error"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class ComplianceReport:
 
     @property
     def passed(self) -> bool:
-        return not self.findings
+        """No error-level finding (the optional built-in CloudFormation validation also reports warnings)."""
+        return not any(f.severity == "error" for f in self.findings)
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -75,6 +77,7 @@ def read_findings(outdir: Path) -> tuple[Finding, ...]:
                         pack=pack,
                         rule_id=violation.get("ruleName", ""),
                         description=violation.get("description", ""),
+                        severity=str(violation.get("severity", "error")).lower(),
                     )
                 )
     return tuple(sorted(findings, key=lambda f: (f.stack, f.pack, f.path, f.rule_id)))
@@ -105,7 +108,8 @@ def write_reports(outdir: Path, acknowledgments: Iterable[AcknowledgedFinding] |
     )
     outdir.mkdir(parents=True, exist_ok=True)
     rows = [("stack", "pack", "status", "rule", "resource_path", "reason_or_description")]
-    rows += [(f.stack, f.pack, "FINDING", f.rule_id, f.path, f.description) for f in report.findings]
+    rows += [(f.stack, f.pack, "FINDING" if f.severity == "error" else f.severity.upper(), f.rule_id, f.path,
+              f.description) for f in report.findings]  # fmt: skip
     rows += [(a.stack, a.pack, "ACKNOWLEDGED", a.rule_id, a.path, a.reason) for a in report.acknowledgments]
     with (outdir / CSV_REPORT).open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)
@@ -133,7 +137,11 @@ def _markdown(report: ComplianceReport) -> str:
                 "| status | rule | resource | reason / description |",
                 "| --- | --- | --- | --- |",
             ]
-            out += [f"| FINDING | `{f.rule_id}` | `{f.path}` | {_cell(f.description)} |" for f in findings]
+            out += [
+                f"| {'FINDING' if f.severity == 'error' else f.severity} | `{f.rule_id}` | `{f.path}` | "
+                f"{_cell(f.description)} |"
+                for f in findings
+            ]
             out += [f"| acknowledged | `{a.rule_id}` | `{a.path}` | {_cell(a.reason)} |" for a in acks]
             out.append("")
     return "\n".join(out).rstrip() + "\n"
