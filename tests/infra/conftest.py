@@ -53,6 +53,18 @@ class Synth:
         return self.templates[matches[0]]
 
 
+def by_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """Resources of one type, by logical id."""
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    """Properties of the one resource of this type (fails if there are more or none)."""
+    (resource,) = by_type(template, resource_type).values()
+    props: dict[str, Any] = resource["Properties"]
+    return props
+
+
 def _synth(app: cdk.App) -> Synth:
     report = synthesize(app)
     outdir = Path(app.outdir)

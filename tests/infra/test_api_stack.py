@@ -11,23 +11,13 @@ from aws_cdk.assertions import Match, Template
 
 from constructs_lib.api_contract import ACCESS_LOG_FORMAT, GATEWAY_ERRORS
 from stacks.stages import DEV, PROD, Deployment
-from tests.infra.conftest import Synth, synth_deployment
+from tests.infra.conftest import Synth, by_type, only, synth_deployment
 
 INFERENCE_POLICY = "InferencePolicyB08644C5"
 AUTHORIZER_POLICY = "AuthorizerPolicy52DA209A"
 KEY_TABLE = "KeysTableF42AC009"
 API_KEY = "ApiKeyF9DDEE66"
 STAGES = {"dev": DEV, "prod": PROD}
-
-
-def _by_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
-
-
-def _one(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    (resource,) = _by_type(template, resource_type).values()
-    props: dict[str, Any] = resource["Properties"]
-    return props
 
 
 def _path_of(template: dict[str, Any], resource_id: str) -> str:
@@ -42,7 +32,7 @@ def _path_of(template: dict[str, Any], resource_id: str) -> str:
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_regional_api_with_keys_from_the_authorizer(variant, variants):
-    api = _one(variants[variant].raw("api"), "AWS::ApiGateway::RestApi")
+    api = only(variants[variant].raw("api"), "AWS::ApiGateway::RestApi")
     assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     assert api["ApiKeySourceType"] == "AUTHORIZER"
 
@@ -51,7 +41,7 @@ def test_regional_api_with_keys_from_the_authorizer(variant, variants):
 def test_every_route_needs_the_authorizer_and_an_api_key(variant, variants):
     template = variants[variant].raw("api")
     methods = {}
-    for method in _by_type(template, "AWS::ApiGateway::Method").values():
+    for method in by_type(template, "AWS::ApiGateway::Method").values():
         props = method["Properties"]
         if props["HttpMethod"] == "OPTIONS":
             continue
@@ -72,7 +62,7 @@ def test_every_route_needs_the_authorizer_and_an_api_key(variant, variants):
 
 @pytest.mark.parametrize(("variant", "ttl"), [("dev", 60), ("prod", 300)])
 def test_token_authorizer_reads_the_bearer_header_and_caches(variant, ttl, variants):
-    authorizer = _one(variants[variant].raw("api"), "AWS::ApiGateway::Authorizer")
+    authorizer = only(variants[variant].raw("api"), "AWS::ApiGateway::Authorizer")
     assert authorizer["Type"] == "TOKEN"
     assert authorizer["IdentitySource"] == "method.request.header.Authorization"
     assert authorizer["IdentityValidationExpression"] == "^Bearer sk-llm-[A-Za-z0-9_-]{43}$"
@@ -82,7 +72,7 @@ def test_token_authorizer_reads_the_bearer_header_and_caches(variant, ttl, varia
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_usage_plans_follow_the_stage_config(variant, variants):
     plans = {p["Properties"]["UsagePlanName"]: p["Properties"]
-             for p in _by_type(variants[variant].raw("api"), "AWS::ApiGateway::UsagePlan").values()}  # fmt: skip
+             for p in by_type(variants[variant].raw("api"), "AWS::ApiGateway::UsagePlan").values()}  # fmt: skip
     expected = STAGES[variant].api.usage_plans
     assert len(plans) == len(expected)
     for plan in expected:
@@ -94,7 +84,7 @@ def test_usage_plans_follow_the_stage_config(variant, variants):
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_stage_v1_logging_tracing_and_throttling(variant, variants):
-    stage = _one(variants[variant].raw("api"), "AWS::ApiGateway::Stage")
+    stage = only(variants[variant].raw("api"), "AWS::ApiGateway::Stage")
     config = STAGES[variant].api
     assert stage["StageName"] == "v1"
     assert stage["TracingEnabled"] is True
@@ -125,7 +115,7 @@ def test_access_logs_are_encrypted_and_kept_per_stage(variant, days, variants):
 
 def test_gateway_errors_use_the_openai_error_shape(dev):
     responses = {r["Properties"]["ResponseType"]: r["Properties"]
-                 for r in _by_type(dev.raw("api"), "AWS::ApiGateway::GatewayResponse").values()}  # fmt: skip
+                 for r in by_type(dev.raw("api"), "AWS::ApiGateway::GatewayResponse").values()}  # fmt: skip
     assert set(responses) == set(GATEWAY_ERRORS)
     for kind, (status, error_type, code, _message) in GATEWAY_ERRORS.items():
         props = responses[kind]
@@ -141,10 +131,10 @@ def test_gateway_errors_use_the_openai_error_shape(dev):
 
 def test_post_bodies_are_validated_against_json_schemas(dev):
     template = dev.raw("api")
-    validator = _one(template, "AWS::ApiGateway::RequestValidator")
+    validator = only(template, "AWS::ApiGateway::RequestValidator")
     assert validator["ValidateRequestBody"] is True
     models = {logical_id[3:-8]: m["Properties"]["Schema"]
-              for logical_id, m in _by_type(template, "AWS::ApiGateway::Model").items()}  # fmt: skip
+              for logical_id, m in by_type(template, "AWS::ApiGateway::Model").items()}  # fmt: skip
     assert models["ChatRequest"]["required"] == ["messages"]
     assert models["ChatRequest"]["properties"]["messages"]["minItems"] == 1
     assert models["ChatRequest"]["properties"]["stream"] == {"type": "boolean"}
@@ -152,9 +142,9 @@ def test_post_bodies_are_validated_against_json_schemas(dev):
 
 
 def test_waf_only_where_the_stage_enables_it(dev, prod):
-    assert _by_type(dev.raw("api"), "AWS::WAFv2::WebACL") == {}
+    assert by_type(dev.raw("api"), "AWS::WAFv2::WebACL") == {}
     template = prod.raw("api")
-    acl = _one(template, "AWS::WAFv2::WebACL")
+    acl = only(template, "AWS::WAFv2::WebACL")
     assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
     rules = {r["Name"]: r for r in acl["Rules"]}
     assert set(rules) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "RateLimitPerIp"}
@@ -163,9 +153,9 @@ def test_waf_only_where_the_stage_enables_it(dev, prod):
     rate = rules["RateLimitPerIp"]
     assert rate["Action"] == {"Block": {}}
     assert rate["Statement"]["RateBasedStatement"]["Limit"] == PROD.api.waf_rate_limit
-    association = _one(template, "AWS::WAFv2::WebACLAssociation")
+    association = only(template, "AWS::WAFv2::WebACLAssociation")
     assert json.dumps(association["ResourceArn"]).count("ApiDeploymentStagev1149A6FAE") == 1
-    logging = _one(template, "AWS::WAFv2::LoggingConfiguration")
+    logging = only(template, "AWS::WAFv2::LoggingConfiguration")
     assert logging["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
     assert "aws-waf-logs-llm-platform-prod-api" in json.dumps(logging["LogDestinationConfigs"])
 
@@ -173,7 +163,7 @@ def test_waf_only_where_the_stage_enables_it(dev, prod):
 def test_cors_only_for_configured_origins(dev, prod):
     def options_origins(synth: Synth) -> set[str]:
         found = set()
-        for method in _by_type(synth.raw("api"), "AWS::ApiGateway::Method").values():
+        for method in by_type(synth.raw("api"), "AWS::ApiGateway::Method").values():
             props = method["Properties"]
             if props["HttpMethod"] == "OPTIONS":
                 params = props["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
@@ -304,7 +294,7 @@ def test_key_table_is_encrypted_recoverable_and_protected_in_prod(variant, prote
 
 def test_admin_tooling_parameters_and_outputs(dev):
     template = dev.raw("api")
-    names = {p["Properties"]["Name"] for p in _by_type(template, "AWS::SSM::Parameter").values()}
+    names = {p["Properties"]["Name"] for p in by_type(template, "AWS::SSM::Parameter").values()}
     assert names == {"/llm-platform/dev/api/key-table", "/llm-platform/dev/api/usage-plans/standard",
                      "/llm-platform/dev/api/usage-plans/premium"}  # fmt: skip
     outputs = template["Outputs"]

@@ -4,12 +4,12 @@ partition projection, Athena enforcement and named queries, exact IAM."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from lambda_src.inference.audit_schema import AUDIT_COLUMNS
 from stacks.stages import DEV, PROD
+from tests.infra.conftest import by_type, only
 
 DATA_BUCKET = "AuditDataBucket264F43E0"
 DATA_KEY = "AuditDataKeyCE29E278"
@@ -17,16 +17,6 @@ RESULTS_BUCKET = "QueryResultsBucket8914DAAE"
 RESULTS_KEY = "QueryResultsKey7F20CA6B"
 TABLE = "AuditLogTableC1B46C45"
 STAGES = {"dev": DEV, "prod": PROD}
-
-
-def _by_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
-
-
-def _one(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    (resource,) = _by_type(template, resource_type).values()
-    props: dict[str, Any] = resource["Properties"]
-    return props
 
 
 @pytest.mark.parametrize(("variant", "days"), [("dev", 1), ("prod", 365)])
@@ -61,7 +51,7 @@ def test_everything_is_encrypted_with_customer_managed_keys(variant, variants):
             "SSEAlgorithm": "aws:kms",
             "KMSMasterKeyID": {"Fn::GetAtt": [key, "Arn"]},
         }
-    stream = _one(template, "AWS::KinesisFirehose::DeliveryStream")
+    stream = only(template, "AWS::KinesisFirehose::DeliveryStream")
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {
         "KeyARN": {"Fn::GetAtt": [DATA_KEY, "Arn"]},
         "KeyType": "CUSTOMER_MANAGED_CMK",
@@ -70,13 +60,13 @@ def test_everything_is_encrypted_with_customer_managed_keys(variant, variants):
     assert destination["EncryptionConfiguration"] == {
         "KMSEncryptionConfig": {"AWSKMSKeyARN": {"Fn::GetAtt": [DATA_KEY, "Arn"]}}
     }
-    for group in _by_type(template, "AWS::Logs::LogGroup").values():
+    for group in by_type(template, "AWS::Logs::LogGroup").values():
         assert "KmsKeyId" in group["Properties"]
 
 
 @pytest.mark.parametrize(("variant", "buffer"), [("dev", 60), ("prod", 300)])
 def test_firehose_converts_to_parquet_with_the_glue_table_and_partitions_by_day(variant, buffer, variants):
-    stream = _one(variants[variant].raw("audit"), "AWS::KinesisFirehose::DeliveryStream")
+    stream = only(variants[variant].raw("audit"), "AWS::KinesisFirehose::DeliveryStream")
     assert stream["DeliveryStreamType"] == "DirectPut"
     destination = stream["ExtendedS3DestinationConfiguration"]
     assert destination["BucketARN"] == {"Fn::GetAtt": [DATA_BUCKET, "Arn"]}
@@ -114,7 +104,7 @@ def test_glue_table_columns_are_the_writer_schema_with_partition_projection(vari
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_athena_workgroup_is_enforced_encrypted_and_capped(variant, variants):
-    workgroup = _one(variants[variant].raw("audit"), "AWS::Athena::WorkGroup")
+    workgroup = only(variants[variant].raw("audit"), "AWS::Athena::WorkGroup")
     config = workgroup["WorkGroupConfiguration"]
     assert config["EnforceWorkGroupConfiguration"] is True
     assert config["BytesScannedCutoffPerQuery"] == STAGES[variant].audit.athena_bytes_scanned_cutoff
@@ -128,7 +118,7 @@ def test_athena_workgroup_is_enforced_encrypted_and_capped(variant, variants):
 
 def test_named_queries_exist(dev):
     queries = {
-        q["Properties"]["Name"]: q["Properties"] for q in _by_type(dev.raw("audit"), "AWS::Athena::NamedQuery").values()
+        q["Properties"]["Name"]: q["Properties"] for q in by_type(dev.raw("audit"), "AWS::Athena::NamedQuery").values()
     }
     assert set(queries) == {"inferences-per-user-per-day", "tokens-per-key-per-day", "errors-last-24-hours",
                             "session-transcript"}  # fmt: skip
@@ -140,7 +130,7 @@ def test_named_queries_exist(dev):
 
 def test_auditor_policy_is_exact(dev):
     policy = (
-        _one(dev.raw("audit"), "AWS::IAM::ManagedPolicy")
+        only(dev.raw("audit"), "AWS::IAM::ManagedPolicy")
         if False
         else next(
             p["Properties"] for k, p in dev.raw("audit")["Resources"].items() if k.startswith("AuditLogAuditorPolicy")
@@ -172,14 +162,14 @@ def test_firehose_delivery_policy_is_exact(dev):
     assert "Delete" not in json.dumps(policy)
     role = next(r["Properties"] for k, r in template["Resources"].items() if k.startswith("AuditLogDeliveryRole"))
     assert "Policies" not in role and "ManagedPolicyArns" not in role
-    assert _by_type(template, "AWS::IAM::Policy") == {}  # no inline policies anywhere in the stack
+    assert by_type(template, "AWS::IAM::Policy") == {}  # no inline policies anywhere in the stack
 
 
 @pytest.mark.parametrize(
     ("variant", "mode", "content"), [("dev", "best_effort", "full"), ("prod", "required", "redacted")]
 )
 def test_inference_function_writes_to_this_stream_with_the_stage_privacy_settings(variant, mode, content, variants):
-    functions = _by_type(variants[variant].raw("api"), "AWS::Lambda::Function")
+    functions = by_type(variants[variant].raw("api"), "AWS::Lambda::Function")
     (inference,) = [f for f in functions.values() if f["Properties"]["Handler"] == "inference.handler.lambda_handler"]
     env = inference["Properties"]["Environment"]["Variables"]
     assert env["AUDIT_MODE"] == mode and env["AUDIT_CONTENT"] == content and env["STAGE"] == variant

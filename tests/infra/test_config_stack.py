@@ -16,7 +16,7 @@ from lambda_src.secure_parameter.logic import PLACEHOLDER_PREFIX
 from stacks.config_stack import ConfigStack
 from stacks.data_stack import DataStack
 from stacks.stages import DEV, PROD, StageConfig
-from tests.infra.conftest import CDK_JSON_CONTEXT, Synth
+from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, by_type
 
 KEY = "ConfigKey331CCF85"
 KEY_ARN = {"Fn::GetAtt": [KEY, "Arn"]}
@@ -25,10 +25,6 @@ PROVIDER_POLICY = "SecureParameterProviderHandlerPolicyB2B70DF8"
 PROVIDER_LOGS = "SecureParameterProviderHandlerLogs1B2DD06B"
 SECURE = {"DatabasePassword49A8070F": ("database-password", "generated"),
           "UpstreamApiKey50CFA424": ("upstream-api-key", "placeholder")}  # fmt: skip
-
-
-def _by_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
 
 
 def _ssm_arn(name: str) -> dict[str, Any]:
@@ -59,7 +55,7 @@ def _expected_strings(stage: StageConfig) -> dict[str, str]:
 
 @pytest.mark.parametrize(("variant", "stage"), [("dev", DEV), ("prod", PROD)])
 def test_every_plain_parameter_has_its_name_type_and_value(variant, stage, variants):
-    parameters = _by_type(variants[variant].raw("config"), "AWS::SSM::Parameter")
+    parameters = by_type(variants[variant].raw("config"), "AWS::SSM::Parameter")
     strings = {p["Properties"]["Name"]: p["Properties"] for p in parameters.values()}
     expected = _expected_strings(stage)
     for name, value in expected.items():
@@ -79,9 +75,9 @@ def test_every_plain_parameter_has_its_name_type_and_value(variant, stage, varia
 def test_stages_never_share_a_parameter_name(dev, prod):
     def names(synth: Synth) -> set[str]:
         template = synth.raw("config")
-        plain = {p["Properties"]["Name"] for p in _by_type(template, "AWS::SSM::Parameter").values()}
+        plain = {p["Properties"]["Name"] for p in by_type(template, "AWS::SSM::Parameter").values()}
         secure = {p["Properties"]["ParameterName"]
-                  for p in _by_type(template, "Custom::SecureStringParameter").values()}  # fmt: skip
+                  for p in by_type(template, "Custom::SecureStringParameter").values()}  # fmt: skip
         return plain | secure
 
     assert len(names(dev)) == 12
@@ -92,7 +88,7 @@ def test_stages_never_share_a_parameter_name(dev, prod):
 @pytest.mark.parametrize(("variant", "retain"), [("dev", False), ("prod", True)])
 def test_secure_strings_are_custom_resources_without_any_value(variant, retain, variants):
     template = variants[variant].raw("config")
-    resources = _by_type(template, "Custom::SecureStringParameter")
+    resources = by_type(template, "Custom::SecureStringParameter")
     assert set(resources) == set(SECURE)
     for logical_id, (leaf, kind) in SECURE.items():
         resource = resources[logical_id]
@@ -155,7 +151,7 @@ def test_provider_policy_is_exactly_the_secure_parameters_and_the_key_via_ssm(va
     role_id = template["Resources"][PROVIDER_POLICY]["Properties"]["Roles"][0]["Ref"]
     role = template["Resources"][role_id]["Properties"]
     assert "ManagedPolicyArns" not in role and "Policies" not in role
-    assert _by_type(template, "AWS::IAM::Policy") == {}
+    assert by_type(template, "AWS::IAM::Policy") == {}
 
 
 @pytest.mark.parametrize(("variant", "days"), [("dev", 14), ("prod", 365)])
@@ -202,14 +198,14 @@ def reader() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     config.model.grant_read(role)
     config.upstream_api_key.grant_read(role)
     template = dict(Template.from_stack(config).to_json())
-    (policy,) = _by_type(template, "AWS::IAM::Policy").values()
+    (policy,) = by_type(template, "AWS::IAM::Policy").values()
     return template, policy["Properties"]["PolicyDocument"]["Statement"]
 
 
 def test_grant_read_of_plain_parameters_is_exact(reader):
     template, reader_policy = reader
     model = "/llm-platform/dev/model"
-    model_ids = {k for k, v in _by_type(template, "AWS::SSM::Parameter").items()
+    model_ids = {k for k, v in by_type(template, "AWS::SSM::Parameter").items()
                  if v["Properties"]["Name"].startswith(model + "/")}  # fmt: skip
     assert len(model_ids) == 9
     get = next(s for s in reader_policy if s["Action"] == ["ssm:GetParameter", "ssm:GetParameters"])

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.data_stack import DataStack
 from stacks.stages import DEV, Deployment
-from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, synth_context, synth_deployment
+from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, by_type, synth_context, synth_deployment
 
 DATASET_BUCKET = "DatasetBucket5A07B7EE"
 ACCESS_LOG_BUCKET = "DatasetAccessLogs4E9CB989"
@@ -22,10 +22,6 @@ DATASET_KEY = "DatasetKeyF70C338B"
 BUCKET_ARN = {"Fn::GetAtt": [DATASET_BUCKET, "Arn"]}
 KEY_ARN = {"Fn::GetAtt": [DATASET_KEY, "Arn"]}
 AUTO_DELETE_ROLE = "CustomS3AutoDeleteObjectsCustomResourceProviderRole3B1BD092"
-
-
-def _resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
 
 
 def _bucket_props(synth: Synth, logical_id: str) -> dict[str, Any]:
@@ -109,7 +105,7 @@ def test_buckets_block_public_access_enforce_ownership_and_are_versioned(stage, 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 @pytest.mark.parametrize("bucket", [DATASET_BUCKET, ACCESS_LOG_BUCKET])
 def test_bucket_policies_deny_plain_http_and_old_tls(stage, bucket, variants):
-    policies = _resources(variants[stage].raw("data"), "AWS::S3::BucketPolicy")
+    policies = by_type(variants[stage].raw("data"), "AWS::S3::BucketPolicy")
     (policy,) = [p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": bucket}]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     both = [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}]
@@ -210,11 +206,11 @@ def test_dev_deletes_buckets_and_key(logical_id, dev):
 
 
 def test_dev_empties_both_buckets_on_delete_and_prod_never_does(dev, prod):
-    auto_delete = _resources(dev.raw("data"), "Custom::S3AutoDeleteObjects")
+    auto_delete = by_type(dev.raw("data"), "Custom::S3AutoDeleteObjects")
     assert sorted(r["Properties"]["BucketName"]["Ref"] for r in auto_delete.values()) == sorted(
         [DATASET_BUCKET, ACCESS_LOG_BUCKET]
     )
-    assert _resources(prod.raw("data"), "Custom::S3AutoDeleteObjects") == {}
+    assert by_type(prod.raw("data"), "Custom::S3AutoDeleteObjects") == {}
 
 
 def test_termination_protection_only_in_prod(dev, prod):
@@ -241,7 +237,7 @@ def test_key_rotates_and_has_stage_pending_window(stage, days, variants):
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_read_role_trusts_only_configured_services_from_this_account(stage, variants):
-    roles = _resources(variants[stage].raw("data"), "AWS::IAM::Role")
+    roles = by_type(variants[stage].raw("data"), "AWS::IAM::Role")
     trust = roles["DatasetReaderRole24D6E7AC"]["Properties"]["AssumeRolePolicyDocument"]
     assert trust["Statement"] == [
         {
@@ -271,7 +267,7 @@ def test_read_role_has_no_other_permissions(dev):
     role = template["Resources"]["DatasetReaderRole24D6E7AC"]["Properties"]
     assert "Policies" not in role
     assert "ManagedPolicyArns" not in role
-    inline = _resources(template, "AWS::IAM::Policy")
+    inline = by_type(template, "AWS::IAM::Policy")
     assert not [p for p in inline.values() if {"Ref": "DatasetReaderRole24D6E7AC"} in p["Properties"]["Roles"]]
 
 
@@ -295,11 +291,11 @@ def test_read_role_follows_stage_prefix_and_principals(tmp_path_factory):
 
 def test_no_upload_unless_a_source_folder_is_configured(dev, prod):
     for synth in (dev, prod):
-        assert _resources(synth.raw("data"), "Custom::CDKBucketDeployment") == {}
+        assert by_type(synth.raw("data"), "Custom::CDKBucketDeployment") == {}
 
 
 def test_upload_copies_the_folder_under_the_prefix_without_pruning(dev_upload):
-    (deployment,) = _resources(dev_upload.raw("data"), "Custom::CDKBucketDeployment").values()
+    (deployment,) = by_type(dev_upload.raw("data"), "Custom::CDKBucketDeployment").values()
     props = deployment["Properties"]
     assert props["DestinationBucketName"] == {"Ref": DATASET_BUCKET}
     assert props["DestinationBucketKeyPrefix"] == "datasets/"
@@ -312,7 +308,7 @@ def test_upload_handler_policy_is_exact(dev_upload):
     role_id = "DatasetUploadHandlerRole974330EB"
     (policy,) = [
         p
-        for p in _resources(template, "AWS::IAM::ManagedPolicy").values()
+        for p in by_type(template, "AWS::IAM::ManagedPolicy").values()
         if p["Properties"]["Roles"] == [{"Ref": role_id}]
     ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -334,7 +330,7 @@ def test_upload_handler_policy_is_exact(dev_upload):
     role = template["Resources"][role_id]["Properties"]
     assert "ManagedPolicyArns" not in role and "Policies" not in role
     assert not [
-        p for p in _resources(template, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+        p for p in by_type(template, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
     ]
 
 
