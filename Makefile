@@ -18,7 +18,7 @@ SYNTH_STAMP := $(VENV)/.synth-deps
 DEV_STAMP := $(VENV)/.dev-deps
 NODE_STAMP := node_modules/.npm-ci
 
-.PHONY: help setup setup-dev synth test lint typecheck validate bench clean
+.PHONY: help setup setup-dev synth test fuzz lint validate bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ synth: setup ## synthesize every stack of STAGE (default dev) with all five cdk-
 test: setup-dev ## run the whole test suite (fails when no test is collected)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS) || { status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status; }
+
+fuzz: setup-dev ## fuzz the API handler with 10,000 Hypothesis examples per property
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q tests/lambda/test_fuzz_api.py
 
 lint: setup-dev ## ruff and mypy
 	$(BIN)/ruff check .

@@ -1,0 +1,129 @@
+"""Hypothesis fuzzing of the inference API: whatever arrives, the answer is well-formed JSON in the
+documented shape, client faults are 4xx, nothing crashes, nothing leaks.
+
+`make test` runs a few hundred examples per property; `make fuzz` runs FUZZ_EXAMPLES=10000.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lambda_src.inference.config import ModelSettings
+from lambda_src.inference.logic import Api
+from lambda_src.inference.models import Completion, CompletionRequest
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
+LEAK_CANARY = "sk-upstream-LEAK_CANARY-never-shown"
+OTHER_CALLER_TEXT = "other-caller-private-prompt"
+SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
+                         top_p=0.9, max_output_tokens=1024, request_timeout_seconds=25, system_prompt="Be brief.",
+                         upstream_base_url="https://api.openai.com/v1")  # fmt: skip
+ALLOWED_STATUSES = {200, 400, 404, 405, 413}
+
+
+class Config:
+    def settings(self) -> ModelSettings:
+        return SETTINGS
+
+
+class Model:
+    def complete(self, request: CompletionRequest) -> Completion:
+        return Completion(text="ok", finish_reason="stop", prompt_tokens=1, completion_tokens=1)
+
+
+API = Api(Config(), lambda _s: Model(), max_body_bytes=16_384)
+# A request from someone else first: its text must never show up in a later caller's answer.
+API.handle({"resource": "/model", "httpMethod": "POST", "body": json.dumps({"prompt": OTHER_CALLER_TEXT})})
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=30,
+)
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", "developer", "tool", "", 7]),
+         "content": st.one_of(st.text(max_size=200), st.lists(json_values, max_size=3), json_values)}
+    ),
+    max_size=6,
+)  # fmt: skip
+chat_bodies = st.fixed_dictionaries(
+    {"messages": messages},
+    optional={"model": st.one_of(st.just(SETTINGS.model_id), json_values), "temperature": json_values,
+              "top_p": json_values, "max_tokens": json_values, "stop": json_values, "stream": json_values,
+              "user": json_values, "n": json_values, "tools": json_values},
+)  # fmt: skip
+raw_bodies = st.one_of(
+    st.none(),
+    st.text(max_size=300),
+    st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+    json_values.map(json.dumps),
+    chat_bodies.map(json.dumps),
+    st.integers(min_value=1, max_value=50_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(min_value=16_000, max_value=40_000).map(lambda n: json.dumps({"prompt": "x" * n})),
+    st.just('{"prompt": "\\ud800"}'),
+    st.just("\ufeff{}"),
+)
+ROUTES = st.sampled_from(["/chat/completions", "/model", "/models", "/", ""])
+events = st.fixed_dictionaries(
+    {},
+    optional={
+        "resource": st.one_of(ROUTES, st.text(max_size=40), json_values),
+        "path": st.one_of(st.text(max_size=40), json_values),
+        "httpMethod": st.one_of(st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "post"]), json_values),
+        "headers": st.one_of(st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5), json_values),
+        "body": raw_bodies,
+        "isBase64Encoded": st.one_of(st.booleans(), json_values),
+        "requestContext": st.one_of(json_values, st.fixed_dictionaries(
+            {"requestId": st.text(max_size=20), "authorizer": st.one_of(json_values, st.fixed_dictionaries(
+                {"keyId": json_values, "owner": json_values}))})),
+    },
+)  # fmt: skip
+
+
+def _check(response: dict[str, Any]) -> None:
+    assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert response["headers"]["Content-Type"] == "application/json"
+    status = response["statusCode"]
+    assert status in ALLOWED_STATUSES, (status, response["body"][:300])
+    body = json.loads(response["body"])
+    assert isinstance(body, dict)
+    if status >= 400:
+        assert set(body) == {"error"}
+        assert set(body["error"]) == {"message", "type", "code", "param"}
+        assert all(isinstance(body["error"][k], str) for k in ("message", "type", "code"))
+    text = response["body"]
+    assert "Traceback" not in text and 'File "' not in text
+    assert LEAK_CANARY not in text and OTHER_CALLER_TEXT not in text
+
+
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(events)
+def test_any_event_gets_a_well_formed_answer(event):
+    _check(API.handle(event).response)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chat_bodies, st.booleans())
+def test_any_chat_body_gets_a_well_formed_answer(body, encode):
+    text = json.dumps(body)
+    event = {"resource": "/chat/completions", "httpMethod": "POST", "headers": {}, "isBase64Encoded": encode,
+             "body": base64.b64encode(text.encode()).decode() if encode else text,
+             "requestContext": {"requestId": "fuzz", "authorizer": {"keyId": "key_1", "owner": "o"}}}  # fmt: skip
+    _check(API.handle(event).response)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_as_base64_body(data):
+    event = {"resource": "/model", "httpMethod": "POST", "isBase64Encoded": True,
+             "body": base64.b64encode(data).decode()}  # fmt: skip
+    _check(API.handle(event).response)
