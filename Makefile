@@ -17,8 +17,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 SYNTH_STAMP := $(VENV)/.synth-deps
 DEV_STAMP := $(VENV)/.dev-deps
 NODE_STAMP := node_modules/.npm-ci
+# checkov gets its own venv: it pins boto3/botocore versions that clash with ours.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.deps
+SCAN_DIR := .scan
 
-.PHONY: help setup setup-dev synth test fuzz lint validate bench clean
+.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,9 +67,20 @@ lint: setup-dev ## ruff and mypy
 validate: synth setup-dev ## cfn-lint every synthesized template
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --requirement requirements-checkov.txt
+	@touch $@
+
+scan: setup $(CHECKOV_STAMP) ## checkov over both stages' templates; fails outside quality/checkov-skips.json
+	rm -rf $(SCAN_DIR)
+	cdk synth --quiet -c stage=dev -o $(SCAN_DIR)/dev
+	cdk synth --quiet -c stage=prod -o $(SCAN_DIR)/prod
+	$(BIN)/python tools/checkov_gate.py $(CHECKOV_VENV)/bin/checkov $(SCAN_DIR)/dev $(SCAN_DIR)/prod
+
 bench: setup-dev ## synth vs a one-bucket app; API cold init, warm overhead and package size
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/api_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache
