@@ -78,9 +78,10 @@ scan: setup $(CHECKOV_STAMP) ## checkov over both stages' templates; fails outsi
 	cdk synth --quiet -c stage=prod -o $(SCAN_DIR)/prod
 	$(BIN)/python tools/checkov_gate.py $(CHECKOV_VENV)/bin/checkov $(SCAN_DIR)/dev $(SCAN_DIR)/prod
 
-bench: setup-dev ## synth vs a one-bucket app; API cold init, warm overhead and package size
-	$(BIN)/python bench/synth_bench.py
+bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, P5 idle cost
+	$(BIN)/python bench/synth_bench.py --suite
 	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/idle_cost.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -41,6 +41,7 @@ def _time(cmd: list[str], context: dict[str, object] | None) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite once (P2)")
     args = parser.parse_args()
     cdk_context = json.loads((ROOT / "cdk.json").read_text())["context"]
     python = sys.executable
@@ -80,6 +81,13 @@ def main() -> int:
     print(f"P1 full synth / reference synth: {ratio:.2f}x (target <= 1.5x)")
     validation = medians["this app, dev, built-in CFN validation on"] - medians["this app, dev (make synth settings)"]
     print(f"built-in CloudFormation validation would add {validation:.2f} s per synth")
+    if args.suite:
+        start = time.perf_counter()
+        subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
+                       env=_env(None, tempfile.mkdtemp()), check=True, capture_output=True)  # fmt: skip
+        suite = time.perf_counter() - start
+        dev = medians["this app, dev (make synth settings)"]
+        print(f"P2 test suite {suite:.1f} s / full synth {dev:.2f} s: {suite / dev:.1f}x (target <= 2x)")
     return 0
 
 

@@ -1,0 +1,85 @@
+"""P5: what a deployment costs per month with zero traffic, priced from the synthesized templates.
+
+    .venv/bin/python bench/idle_cost.py
+
+Only resources with a fixed monthly charge cost anything at idle; everything else here is priced per
+request, per GB or per second of use and costs $0 without traffic or data. The table below is the
+us-east-1 list price in USD from the AWS pricing pages as of 2025 (not re-checked from this machine,
+which cannot reach them); adjust PRICES for your region.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# (resource type, monthly USD at idle, what the charge is)
+FIXED_MONTHLY: dict[str, tuple[float, str]] = {
+    "AWS::KMS::Key": (1.00, "customer-managed KMS key, per key-month (rotation included)"),
+    "AWS::WAFv2::WebACL": (5.00, "WAF web ACL, per ACL-month"),
+}
+WAF_RULE_MONTHLY = 1.00  # per rule (each managed rule group and the rate-based rule) per month
+ZERO_AT_IDLE = {
+    "AWS::S3::Bucket": "per GB stored and per request",
+    "AWS::Lambda::Function": "per request and GB-second",
+    "AWS::ApiGateway::RestApi": "per million requests",
+    "AWS::DynamoDB::Table": "on-demand: per request; PITR per GB (empty table: 0)",
+    "AWS::KinesisFirehose::DeliveryStream": "per GB ingested and converted",
+    "AWS::Athena::WorkGroup": "per TB scanned",
+    "AWS::Glue::Table": "Data Catalog: first million objects free",
+    "AWS::Logs::LogGroup": "per GB ingested and stored",
+    "AWS::SSM::Parameter": "Standard tier: free",
+}
+
+
+def synth(stage: str, outdir: str) -> dict[str, dict[str, Any]]:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"] | {"stage": stage}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "CDK_OUTDIR": outdir,
+           "CDK_CONTEXT_JSON": json.dumps(context)}  # fmt: skip
+    subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return {p.name: json.loads(p.read_text()) for p in Path(outdir).glob("*.template.json")}
+
+
+def idle_cost(templates: dict[str, dict[str, Any]]) -> tuple[float, list[str]]:
+    counts: Counter[str] = Counter()
+    waf_rules = 0
+    for template in templates.values():
+        for resource in template["Resources"].values():
+            counts[resource["Type"]] += 1
+            if resource["Type"] == "AWS::WAFv2::WebACL":
+                waf_rules += len(resource["Properties"].get("Rules", []))
+    lines, total = [], 0.0
+    for kind, (price, what) in FIXED_MONTHLY.items():
+        if counts[kind]:
+            cost = counts[kind] * price
+            total += cost
+            lines.append(f"  {counts[kind]} x {kind}: ${cost:.2f} ({what})")
+    if waf_rules:
+        total += waf_rules * WAF_RULE_MONTHLY
+        lines.append(f"  {waf_rules} x WAF rule: ${waf_rules * WAF_RULE_MONTHLY:.2f} (per rule-month)")
+    for kind, why in ZERO_AT_IDLE.items():
+        if counts[kind]:
+            lines.append(f"  {counts[kind]} x {kind}: $0.00 at idle ({why})")
+    return total, lines
+
+
+def main() -> int:
+    for stage in ("dev", "prod"):
+        with tempfile.TemporaryDirectory() as outdir:
+            total, lines = idle_cost(synth(stage, outdir))
+        print(f"P5 idle monthly cost, {stage}: ${total:.2f}")
+        print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
