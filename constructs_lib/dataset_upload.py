@@ -20,7 +20,7 @@ from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
 from constructs_lib.defaults import encrypted_log_group
-from constructs_lib.nag import acknowledge, nag_ref
+from constructs_lib.nag import LAMBDA_DLQ_RULES, LAMBDA_VPC_RULES, acknowledge, nag_ref
 from constructs_lib.prefix_access import prefix_statements
 
 _HANDLER_ID_PREFIX = "Custom::CDKBucketDeployment"
@@ -122,13 +122,13 @@ class DatasetUpload(Construct):
             function,
             "CloudFormation invokes this deploy-time handler synchronously and records any failure in "
             "the stack events, so a dead-letter queue would never receive anything.",
-            ["NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ", "Serverless-LambdaDLQ"],
+            LAMBDA_DLQ_RULES,
         )
         acknowledge(
             function,
             "The handler only talks to S3 and CloudWatch Logs during a deploy; this stack has no VPC, and "
             "adding one with endpoints for a deploy-time copy adds cost without reducing exposure.",
-            ["NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC", "PCI.DSS.321-LambdaInsideVPC"],
+            LAMBDA_VPC_RULES,
         )
         acknowledge(
             function,

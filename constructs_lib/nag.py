@@ -25,6 +25,10 @@ NAG_PACKS: dict[str, str] = {
     "Serverless": "Serverless-",
 }
 
+# Rules every Lambda of the platform meets by design, not by configuration (see each acknowledgment's reason).
+LAMBDA_DLQ_RULES = ("NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ", "Serverless-LambdaDLQ")
+LAMBDA_VPC_RULES = ("NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC", "PCI.DSS.321-LambdaInsideVPC")
+
 ACK_METADATA_TYPE = "aws:cdk:acknowledged-rules"
 # Where acknowledge() records what it would have acknowledged while acknowledgments are disabled.
 _DISABLED_ACK_METADATA_TYPE = "llm-platform:acknowledgment-disabled"

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from constructs_lib.defaults import encrypted_log_group
-from constructs_lib.nag import acknowledge
+from constructs_lib.nag import LAMBDA_DLQ_RULES, LAMBDA_VPC_RULES, acknowledge
 from constructs_lib.retention import retention
 
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
@@ -116,3 +116,8 @@ class PythonFunction(Construct):
             layers=list(props.layers),
         )
         self.function.node.add_dependency(self.policy)
+
+    def acknowledge_dlq_and_vpc(self, *, dlq_reason: str, vpc_reason: str) -> None:
+        """Acknowledge the Lambda DLQ and VPC rules on this function, each with the caller's reason."""
+        acknowledge(self.function, dlq_reason, LAMBDA_DLQ_RULES)
+        acknowledge(self.function, vpc_reason, LAMBDA_VPC_RULES)

@@ -15,7 +15,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from constructs_lib.nag import acknowledge
 from constructs_lib.python_function import PythonFunction, PythonFunctionProps
 
 RESOURCE_TYPE = "Custom::SecureStringParameter"
@@ -103,18 +102,11 @@ class SecureParameterProvider(Construct):
                 ["kms:Encrypt", "kms:Decrypt"],
             ),
         )
-        function = self.handler.function
-        acknowledge(
-            function,
-            "CloudFormation invokes this provider; it answers every request itself, including a FAILED "
+        self.handler.acknowledge_dlq_and_vpc(
+            dlq_reason="CloudFormation invokes this provider; it answers every request itself, including a FAILED "
             "answer shortly before a timeout, so a dead-letter queue would never hold anything useful.",
-            ["NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ", "Serverless-LambdaDLQ"],
-        )
-        acknowledge(
-            function,
-            "The provider only calls the SSM and KMS APIs during deploys; the platform has no VPC, and one "
+            vpc_reason="The provider only calls the SSM and KMS APIs during deploys; the platform has no VPC, and one "
             "with interface endpoints for a deploy-time function adds cost without reducing exposure.",
-            ["NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC", "PCI.DSS.321-LambdaInsideVPC"],
         )
 
     def register(self, parameter_arn: str) -> None:

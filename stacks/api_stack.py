@@ -49,54 +49,73 @@ class ApiStack(PlatformStack):
         )
         self.key_table = ApiKeyTable(self, "Keys", props=ApiKeyTableProps(key=self.key, retain=stage.retain_data))
         powertools = PowertoolsLayer(self, "Powertools").layer
-        common_env = {"POWERTOOLS_METRICS_NAMESPACE": "LlmPlatform", "LOG_LEVEL": "INFO"}
 
-        self.authorizer = PythonFunction(
-            self,
+        def api_function(
+            construct_id: str,
+            *,
+            package: str,
+            description: str,
+            timeout: cdk.Duration,
+            memory_size: int,
+            environment: dict[str, str],
+        ) -> PythonFunction:
+            """Shared settings of the API's functions: key, logs, concurrency, Powertools, invocation acks."""
+            function = PythonFunction(
+                self,
+                construct_id,
+                props=PythonFunctionProps(
+                    package=package,
+                    description=description,
+                    timeout=timeout,
+                    memory_size=memory_size,
+                    log_key=self.key,
+                    log_retention_days=stage.log_retention_days,
+                    retain_logs=stage.retain_data,
+                    reserved_concurrency=api_config.reserved_concurrency,
+                    layers=(powertools,),
+                    environment={"POWERTOOLS_METRICS_NAMESPACE": "LlmPlatform", "LOG_LEVEL": "INFO", **environment},
+                ),
+            )
+            function.acknowledge_dlq_and_vpc(
+                dlq_reason="API Gateway invokes this function synchronously and returns its error to the caller; "
+                "a dead-letter queue only receives failed asynchronous invocations, which never happen here.",
+                vpc_reason="The function only calls AWS APIs (Bedrock, SSM, DynamoDB) and the configured HTTPS "
+                "upstream; the platform has no VPC, and one with endpoints and NAT would add cost without less "
+                "exposure.",
+            )
+            return function
+
+        self.authorizer = api_function(
             "Authorizer",
-            props=PythonFunctionProps(
-                package="authorizer",
-                description="Validates Bearer API keys for the inference API",
-                log_key=self.key,
-                log_retention_days=stage.log_retention_days,
-                retain_logs=stage.retain_data,
-                timeout=cdk.Duration.seconds(5),
-                memory_size=256,
-                reserved_concurrency=api_config.reserved_concurrency,
-                layers=(powertools,),
-                environment={**common_env, "POWERTOOLS_SERVICE_NAME": "llm-authorizer",
-                             "KEY_TABLE_NAME": self.key_table.table.table_name},
-            ),
-        )  # fmt: skip
+            package="authorizer",
+            description="Validates Bearer API keys for the inference API",
+            timeout=cdk.Duration.seconds(5),
+            memory_size=256,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "llm-authorizer",
+                "KEY_TABLE_NAME": self.key_table.table.table_name,
+            },
+        )
         self.authorizer.policy.add_statements(*self.key_table.lookup_statements())
 
-        self.inference = PythonFunction(
-            self,
+        self.inference = api_function(
             "Inference",
-            props=PythonFunctionProps(
-                package="inference",
-                description="OpenAI-compatible inference over Bedrock or an upstream",
-                log_key=self.key,
-                log_retention_days=stage.log_retention_days,
-                retain_logs=stage.retain_data,
-                timeout=FUNCTION_TIMEOUT,
-                memory_size=512,
-                reserved_concurrency=api_config.reserved_concurrency,
-                layers=(powertools,),
-                environment={
-                    **common_env,
-                    "POWERTOOLS_SERVICE_NAME": "llm-inference",
-                    "MODEL_PARAMETER_PATH": config.model.path,
-                    "UPSTREAM_API_KEY_PARAMETER": config.upstream_api_key.parameter_name,
-                    "CONFIG_CACHE_SECONDS": str(api_config.config_cache_seconds),
-                    "MAX_BODY_BYTES": str(api_config.max_body_bytes),
-                    "CORS_ALLOWED_ORIGINS": json.dumps(list(api_config.cors_allowed_origins)),
-                    "AUDIT_STREAM_NAME": audit.audit.stream.delivery_stream_name,
-                    "AUDIT_MODE": stage.audit.mode,
-                    "AUDIT_CONTENT": stage.audit.content,
-                    "STAGE": stage.name,
-                },
-            ),
+            package="inference",
+            description="OpenAI-compatible inference over Bedrock or an upstream",
+            timeout=FUNCTION_TIMEOUT,
+            memory_size=512,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "llm-inference",
+                "MODEL_PARAMETER_PATH": config.model.path,
+                "UPSTREAM_API_KEY_PARAMETER": config.upstream_api_key.parameter_name,
+                "CONFIG_CACHE_SECONDS": str(api_config.config_cache_seconds),
+                "MAX_BODY_BYTES": str(api_config.max_body_bytes),
+                "CORS_ALLOWED_ORIGINS": json.dumps(list(api_config.cors_allowed_origins)),
+                "AUDIT_STREAM_NAME": audit.audit.stream.delivery_stream_name,
+                "AUDIT_MODE": stage.audit.mode,
+                "AUDIT_CONTENT": stage.audit.content,
+                "STAGE": stage.name,
+            },
         )
         self.inference.policy.add_statements(
             *config.model.read_statements(),
@@ -111,20 +130,6 @@ class ApiStack(PlatformStack):
                 "A cross-region inference profile routes each call to a region AWS picks, so the foundation "
                 "model ARN has a region wildcard; the statement only applies through the configured profile.",
                 wildcard_findings,
-            )
-
-        for function in (self.authorizer.function, self.inference.function):
-            acknowledge(
-                function,
-                "API Gateway invokes this function synchronously and returns its error to the caller; a "
-                "dead-letter queue only receives failed asynchronous invocations, which never happen here.",
-                ["NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ", "Serverless-LambdaDLQ"],
-            )
-            acknowledge(
-                function,
-                "The function only calls AWS APIs (Bedrock, SSM, DynamoDB) and the configured HTTPS upstream; "
-                "the platform has no VPC, and one with endpoints and NAT would add cost without less exposure.",
-                ["NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC", "PCI.DSS.321-LambdaInsideVPC"],
             )
 
         self.api = InferenceApi(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,13 +97,11 @@ def read_acknowledgments(outdir: Path) -> tuple[AcknowledgedFinding, ...]:
     return tuple(found)
 
 
-def write_reports(outdir: Path, acknowledgments: Iterable[AcknowledgedFinding] | None = None) -> ComplianceReport:
-    """Write CSV and Markdown reports into ``outdir`` and return what they contain."""
-    if acknowledgments is None:
-        acknowledgments = read_acknowledgments(outdir)
+def write_reports(outdir: Path) -> ComplianceReport:
+    """Write CSV and Markdown reports of the cloud assembly in ``outdir`` and return what they contain."""
     report = ComplianceReport(
         findings=read_findings(outdir),
-        acknowledgments=tuple(sorted(acknowledgments, key=lambda a: (a.stack, a.pack, a.path, a.rule_id))),
+        acknowledgments=tuple(sorted(read_acknowledgments(outdir), key=lambda a: (a.stack, a.pack, a.path, a.rule_id))),
     )
     outdir.mkdir(parents=True, exist_ok=True)
     rows = [("stack", "pack", "status", "rule", "resource_path", "reason_or_description")]
