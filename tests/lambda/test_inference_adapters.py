@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from lambda_src.inference import config as inference_config
 from lambda_src.inference.config import ConfigSource
 from lambda_src.inference.errors import ApiError
 from lambda_src.inference.models import CompletionRequest, Message
 from lambda_src.inference.openai_upstream import OpenAICompatibleModel
+from lambda_src.secure_parameter import logic as provider_logic
 from tests.aws_fakes import MODEL_PATH, UPSTREAM_KEY, put_model_parameters
 
 REQUEST = CompletionRequest(model_id="SmolLM2", system=("Be brief.",), messages=(Message("user", "Hi"),),
@@ -132,3 +134,9 @@ def test_upstream_timeout_is_a_504(upstream):
 def test_only_https_or_loopback_upstreams():
     with pytest.raises(ApiError):
         OpenAICompatibleModel("http://example.com/v1", lambda: "k")
+
+
+def test_the_placeholder_the_provider_writes_is_the_one_the_api_refuses():
+    """Both Lambda packages ship alone, so each holds the prefix; this keeps the two copies equal."""
+    assert inference_config.PLACEHOLDER_PREFIX == provider_logic.PLACEHOLDER_PREFIX
+    assert provider_logic.new_value("placeholder").startswith(inference_config.PLACEHOLDER_PREFIX)
