@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
 
+import botocore.loaders
+import botocore.session
+import pytest
+
+from tests import background
+from tests.infra import cli_runs
+
 _VENV_BIN = Path(sys.executable).parent
 if (_VENV_BIN / "node").exists():
     os.environ["PATH"] = f"{_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+# Every new botocore session (moto's per-test mock, each boto3.Session() the handlers make) would parse
+# the same service-model JSON again: ~3 s per 30 moto tests. One loader per data path serves them all.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that wait for background subprocesses run last, so the subprocesses overlap everything else."""
+    items.sort(key=lambda item: bool(item.get_closest_marker("cli") or item.get_closest_marker("background")))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the CDK CLI runs the selected tests assert on (tests/infra/cli_runs.py)."""
+    names = {name for item in session.items for marker in item.iter_markers("cli") for name in marker.args}
+    for name in sorted(names):
+        cli_runs.start(name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background.shutdown()
+    cli_runs.cleanup()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,22 +18,13 @@ from aws_cdk.assertions import Template
 from app import build_stacks, create_app, synthesize
 from constructs_lib.nag import AcknowledgedFinding, acknowledgments_disabled, apply_nag_packs, collect_acknowledgments
 from stacks.stages import DEV, PROD, Deployment, StageConfig
+from tests import background
 from tools.compliance_report import ComplianceReport
 
 ROOT = Path(__file__).resolve().parents[2]
 # The feature flags and defaults the CDK CLI passes to app.py from cdk.json.
 CDK_JSON_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 DATASET_FIXTURE = ROOT / "tests" / "fixtures" / "dataset"
-
-
-def run_cdk(*args: str) -> subprocess.CompletedProcess[str]:
-    """The project's pinned CDK CLI, run from the repo root as a user would, with no AWS credentials."""
-    path = os.pathsep.join([str(ROOT / "node_modules" / ".bin"), os.path.dirname(sys.executable), os.environ["PATH"]])
-    env = {**os.environ, "PATH": path, "CDK_DISABLE_CLI_TELEMETRY": "true"}
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        env.pop(name, None)
-    cdk_cli = str(ROOT / "node_modules" / ".bin" / "cdk")
-    return subprocess.run([cdk_cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +103,29 @@ def dev_upload(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 @pytest.fixture(scope="session")
 def variants(dev: Synth, prod: Synth, dev_upload: Synth) -> dict[str, Synth]:
-    return {"dev": dev, "prod": prod, "dev_upload": dev_upload}
+    synths = {"dev": dev, "prod": prod, "dev_upload": dev_upload}
+    background.start("cfn-lint", lambda: cfn_lint(synths))
+    return synths
+
+
+# Every ignored check is listed there with its reason.
+CFN_LINT_CONFIG = ROOT / ".cfnlintrc.yaml"
+
+
+def cfn_lint(synths: dict[str, Synth]) -> subprocess.CompletedProcess[str]:
+    """cfn-lint over every distinct template of every variant (variants share byte-identical templates)."""
+    distinct: dict[str, str] = {}
+    for synth in synths.values():
+        for path in sorted(synth.outdir.glob("*.template.json")):
+            distinct.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), str(path))
+    command = [str(Path(sys.executable).parent / "cfn-lint"), "--config-file", str(CFN_LINT_CONFIG)]
+    return subprocess.run(
+        [*command, "--format", "parseable", *distinct.values()],
+        capture_output=True,
+        text=True,
+        timeout=background.TIMEOUT_SECONDS,
+        check=False,
+    )
 
 
 @dataclass(frozen=True)

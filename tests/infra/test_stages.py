@@ -19,7 +19,8 @@ from stacks.stages import (
     UsagePlanConfig,
     resolve_deployment,
 )
-from tests.infra.conftest import CDK_JSON_CONTEXT, run_cdk
+from tests.infra import cli_runs
+from tests.infra.conftest import CDK_JSON_CONTEXT
 
 
 def test_default_stage_is_dev_and_env_agnostic():
@@ -125,9 +126,9 @@ def test_main_prints_one_sentence_and_exits_1_on_bad_context(capsys, tmp_path):
     assert err == "Error: Context key 'stage' must be one of dev, prod (got 'staging').\n"
 
 
-@pytest.mark.cli
-def test_cdk_cli_reports_a_bad_stage_without_a_traceback(tmp_path):
-    result = run_cdk("synth", "--quiet", "-c", "stage=qa", "-o", str(tmp_path / "out"))
+@pytest.mark.cli("synth-bad-stage")
+def test_cdk_cli_reports_a_bad_stage_without_a_traceback():
+    result = cli_runs.result("synth-bad-stage")
     assert result.returncode != 0
     assert "Error: Context key 'stage' must be one of dev, prod (got 'qa')." in result.stderr
     assert "Traceback" not in result.stderr
