@@ -21,8 +21,11 @@ NODE_STAMP := node_modules/.npm-ci
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.deps
 SCAN_DIR := .scan
+# The AWS emulator (moto's server) gets its own venv too: moto[server] pins Flask and friends we do not ship.
+LOCAL_VENV := .venv-local
+LOCAL_STAMP := $(LOCAL_VENV)/.deps
 
-.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean
+.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local-deploy local-check local-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +81,20 @@ scan: setup $(CHECKOV_STAMP) ## checkov over both stages' templates; fails outsi
 	cdk synth --quiet -c stage=prod -o $(SCAN_DIR)/prod
 	$(BIN)/python tools/checkov_gate.py $(CHECKOV_VENV)/bin/checkov $(SCAN_DIR)/dev $(SCAN_DIR)/prod
 
+$(LOCAL_STAMP): requirements-local.txt
+	$(PYTHON) -m venv $(LOCAL_VENV)
+	$(LOCAL_VENV)/bin/python -m pip install --quiet --requirement requirements-local.txt
+	@touch $@
+
+local-deploy: setup-dev $(LOCAL_STAMP) ## deploy the dev stage into a local AWS emulator (127.0.0.1), check it, keep it up
+	$(BIN)/python -m tools.local deploy
+
+local-check: setup-dev $(LOCAL_STAMP) ## the same, then stop (CI)
+	$(BIN)/python -m tools.local deploy --exit
+
+local-down: ## stop what a killed local run left behind (PIDs in .local/pids)
+	$(PYTHON) -m tools.local down
+
 bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, P5 idle cost
 	$(BIN)/python bench/synth_bench.py --suite
 	$(BIN)/python bench/api_bench.py
@@ -85,3 +102,4 @@ bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache
+	test -e .local/pids || rm -rf .local
