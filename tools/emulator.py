@@ -20,16 +20,10 @@ request validators and models, log streams, the API Gateway account.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import io
 import json
 import os
 import sys
-import tempfile
 import urllib.request
-import zipfile
-from pathlib import Path
 from typing import Any
 
 from moto import settings
@@ -43,23 +37,10 @@ from moto.kms import models as kms_models
 from moto.server import main as moto_main
 from moto.ssm import models as ssm_models
 
-from tools.local_runtime import FunctionError, Worker
+from tools.local_runtime import FunctionError, Worker, lambda_environment, unpack
 
-CODE_CACHE = Path(tempfile.gettempdir()) / "llm-platform-local-code"
 _REGISTERED_MODELS: list[type] = []
 ACCOUNT_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def _unzip(code: bytes) -> str:
-    """The zip's contents in a folder named by its hash (each asset is unpacked once)."""
-    target = CODE_CACHE / hashlib.sha256(code).hexdigest()[:24]
-    if not target.is_dir():
-        staging = Path(tempfile.mkdtemp(dir=CODE_CACHE.parent, prefix="llm-platform-unzip-"))
-        zipfile.ZipFile(io.BytesIO(code)).extractall(staging)
-        CODE_CACHE.mkdir(exist_ok=True)
-        with contextlib.suppress(OSError):  # unpacked by a concurrent invocation
-            staging.rename(target)
-    return str(target)
 
 
 def _answer_custom_resource(event: dict[str, Any], status: str, reason: str) -> None:
@@ -116,24 +97,12 @@ def install_patches(port: int) -> None:
                 {"errorMessage": f"The local emulator runs Python functions only ({self.run_time})"}
             ).encode()
         backend = lambda_models.lambda_backends[self.account_id][self.region]
-        layers = [_unzip(backend.layers_versions_by_arn(layer["Arn"]).code_bytes) for layer in self.layers]
-        environment = {
-            "PATH": os.environ.get("PATH", ""),
-            **ACCOUNT_CREDENTIALS,
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-            "LOCAL_LAMBDA_FUNCTION_NAME": self.function_name,
-            "LOCAL_LAMBDA_FUNCTION_ARN": self.function_arn,
-            "LOCAL_LAMBDA_MEMORY_MB": str(self.memory_size),
-            **self.environment_vars,
-        }
+        layers = [unpack(backend.layers_versions_by_arn(layer["Arn"]).code_bytes) for layer in self.layers]
         worker = Worker(
             handler=self.handler,
-            code_dir=_unzip(self.code_bytes),
+            code_dir=unpack(self.code_bytes),
             layers=layers,
-            environment=environment,
+            environment=lambda_environment(self.get_configuration(), endpoint, self.region),
             timeout_seconds=int(self.timeout),
             log=sys.stderr,
         )

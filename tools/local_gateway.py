@@ -1,9 +1,13 @@
 """A small local stand-in for API Gateway: HTTP requests become REST API proxy events for the project's
 handlers, after the same TOKEN-authorizer call API Gateway makes. Loopback only.
 
-Emulated: the stage prefix (/v1), the known routes, the authorizer's header check and its context, and
-API Gateway's 401/403/404 answers in the API's error shape. Not emulated: usage-plan throttling, WAF,
-request validation models (the handler validates bodies itself).
+Emulated: the stage prefix (/v1), the known routes, the authorizer's header check and its context, the
+usage-plan key check (when given one: the key the authorizer names must exist, be enabled and belong to a
+usage plan of this API stage), a failing integration as 502, and API Gateway's 401/403/404 answers in the
+API's error shape. Not emulated: usage-plan throttling and quotas, WAF, request validation models (the
+handler validates bodies itself).
+
+`deployed_gateway()` builds one from what is deployed in the local AWS emulator (`make local`).
 """
 
 from __future__ import annotations
@@ -45,11 +49,22 @@ def _gateway_error(kind: str) -> tuple[int, dict[str, str], bytes]:
 
 
 class LocalGateway:
-    def __init__(self, handler: Handler, authorizer: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        authorizer: Handler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        usage_key_check: Callable[[str], bool] | None = None,
+        routes: dict[str, set[str]] | None = None,
+    ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("The local gateway only listens on loopback.")
         self._handler = handler
         self._authorizer = authorizer
+        self._usage_key_check = usage_key_check
+        self._routes = routes if routes is not None else ROUTES
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -80,14 +95,14 @@ class LocalGateway:
         self.server.shutdown()
         self.server.server_close()
 
-    def respond(
+    def respond(  # noqa: PLR0911 - one return per answer API Gateway gives
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         """What API Gateway would answer for one request."""
         path = raw_path.split("?", 1)[0]
         prefix = f"/{STAGE_NAME}"
         route = path[len(prefix) :] if path.startswith(prefix + "/") else None
-        if route is None or method not in ROUTES.get(route.rstrip("/"), set()):
+        if route is None or method not in self._routes.get(route.rstrip("/"), set()):
             return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
         route = route.rstrip("/")
         token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
@@ -102,6 +117,8 @@ class LocalGateway:
             return _gateway_error("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
         if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
             return _gateway_error("ACCESS_DENIED")
+        if self._usage_key_check is not None and not self._usage_key_check(str(policy.get("usageIdentifierKey"))):
+            return _gateway_error("INVALID_API_KEY")
         text: str | None
         try:
             text, encoded = body.decode("utf-8"), False
@@ -123,7 +140,10 @@ class LocalGateway:
                 "authorizer": {**policy.get("context", {}), "principalId": policy["principalId"]},
             },
         }
-        result = self._handler(event, LambdaContext())
+        try:
+            result = self._handler(event, LambdaContext())
+        except Exception:  # API Gateway answers a failed Lambda integration with a 502
+            return _gateway_error("INTEGRATION_FAILURE")
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         return int(result["statusCode"]), dict(result.get("headers") or {}), data

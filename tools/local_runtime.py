@@ -17,16 +17,24 @@ LOCAL_LAMBDA_MEMORY_MB.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+import io
 import itertools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
+import zipfile
+from pathlib import Path
 from typing import Any, TextIO
+
+CODE_CACHE = Path(tempfile.gettempdir()) / "llm-platform-local-code"
 
 
 class LambdaContext:
@@ -71,6 +79,36 @@ def main(argv: list[str]) -> int:
             answer = {"error": {"type": type(error).__name__, "message": str(error)}}
         answers.write(json.dumps(answer, default=str) + "\n")
     return 0
+
+
+def unpack(code: bytes) -> str:
+    """A deployment package's contents in a folder named by its hash (each package is unpacked once)."""
+    target = CODE_CACHE / hashlib.sha256(code).hexdigest()[:24]
+    if not target.is_dir():
+        CODE_CACHE.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=CODE_CACHE, prefix=".unpack-"))
+        zipfile.ZipFile(io.BytesIO(code)).extractall(staging)
+        with contextlib.suppress(OSError):  # unpacked by a concurrent invocation
+            staging.rename(target)
+    return str(target)
+
+
+def lambda_environment(configuration: dict[str, Any], endpoint: str, region: str) -> dict[str, str]:
+    """The environment Lambda gives a function (from its GetFunctionConfiguration shape), pointed at the
+    emulator with its dummy credentials; nothing else from the host but PATH."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
+        "LOCAL_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
+        "LOCAL_LAMBDA_FUNCTION_ARN": configuration.get("FunctionArn", ""),
+        "LOCAL_LAMBDA_MEMORY_MB": str(configuration.get("MemorySize", 128)),
+        **(configuration.get("Environment") or {}).get("Variables", {}),
+    }
 
 
 class FunctionError(Exception):

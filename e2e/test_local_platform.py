@@ -1,0 +1,54 @@
+"""End to end on this machine: the deployed dev stage, called with the official openai SDK, answered by
+SmolLM2-135M-Instruct through the openai-compatible provider, audited into the emulator's audit bucket."""
+
+from __future__ import annotations
+
+import uuid
+
+import openai
+import pytest
+
+from tools.local import MODEL_ALIAS, LocalPlatform
+
+
+def client(platform: LocalPlatform, key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=platform.base_url, api_key=key or platform.key, max_retries=0, timeout=60)
+
+
+def test_every_deploy_check_passed(platform):
+    assert platform.rows and all(ok for _, _, ok in platform.rows), platform.rows
+
+
+def test_models_list_shows_the_configured_model(platform):
+    assert [m.id for m in client(platform).models.list()] == [MODEL_ALIAS]
+
+
+def test_chat_completion_is_answered_by_the_model_and_audited(platform):
+    session_id = f"e2e-{uuid.uuid4().hex[:12]}"
+    reply = client(platform).chat.completions.create(
+        model=MODEL_ALIAS,
+        temperature=0,
+        max_tokens=30,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        extra_headers={"X-Session-Id": session_id},
+    )
+    text = reply.choices[0].message.content or ""
+    assert "Paris" in text, text
+    assert reply.usage is not None and reply.usage.completion_tokens > 0
+
+    records = [r for r in platform.audit_records() if r.get("session_id") == session_id]
+    assert len(records) == 1, records
+    (record,) = records
+    assert record["user_id"] == "local-user"  # the key's owner, from the authorizer's context
+    assert record["api_key_id"] == platform.key_id
+    assert record["status_code"] == 200 and record["model_id"] == MODEL_ALIAS
+
+
+def test_an_invalid_key_is_an_authentication_error(platform):
+    with pytest.raises(openai.AuthenticationError):
+        client(platform, key="sk-llm-" + "x" * 43).models.list()
+
+
+def test_an_invalid_body_is_a_bad_request_error(platform):
+    with pytest.raises(openai.BadRequestError):
+        client(platform).chat.completions.create(model=MODEL_ALIAS, messages=[], temperature=0)
