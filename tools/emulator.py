@@ -40,7 +40,6 @@ from moto.ssm import models as ssm_models
 from tools.local_runtime import FunctionError, Worker, lambda_environment, unpack
 
 _REGISTERED_MODELS: list[type] = []
-ACCOUNT_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def _answer_custom_resource(event: dict[str, Any], status: str, reason: str) -> None:
@@ -76,7 +75,6 @@ def _convert_tags(model: Any, convert: Any) -> None:
 
 
 def install_patches(port: int) -> None:
-
     endpoint = f"http://localhost:{port}"
     settings.moto_server_host = lambda: "http://127.0.0.1"  # (c)
     os.environ["MOTO_PORT"] = str(port)

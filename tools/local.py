@@ -109,16 +109,20 @@ class Processes:
     def stop_all(self) -> None:
         for process in reversed(self.started):
             _terminate(process.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _terminate(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         if self.started:  # only this run's record
             self.pids.unlink(missing_ok=True)
         self.started.clear()
 
 
-def _terminate(pid: int) -> None:
+def _terminate(pid: int, signum: int = signal.SIGTERM) -> None:
+    """Signal the process group a recorded process leads (each was started in its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signum)
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], name: str, log: Path, seconds: float = 60) -> None:
@@ -267,7 +271,10 @@ class Ports:
                 if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
                     raise LocalError(f"{variable} must be a port number from 1024 to 65535 (got {raw!r}).")
                 values[name] = int(raw)
-        return cls(**values)
+        ports = cls(**values)
+        if len({ports.emulator, ports.model, ports.api}) < 3:
+            raise LocalError(f"LOCAL_EMULATOR_PORT, LOCAL_MODEL_PORT and LOCAL_API_PORT must differ (got {ports}).")
+        return ports
 
 
 def model_file() -> Path:

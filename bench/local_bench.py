@@ -1,0 +1,68 @@
+"""`make local` benchmark: how long the platform takes to come up on this machine, and how it answers.
+
+    .venv/bin/python bench/local_bench.py [--requests 20]
+
+Starts the same LocalPlatform `make local` starts (free ports, state in .local/bench/), then:
+- start-up: emulator ready, bootstrap + deploy of the four dev stacks, boto3 checks, model ready, key, API;
+- chat latency through the whole path (local gateway -> authorizer -> inference function -> SmolLM2 ->
+  audit record to the emulator's Firehose), temperature 0, a one-sentence answer; p50 / p90;
+- throughput of the model on the same path: completion tokens per second of wall time for a longer answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import openai
+from openai.types.chat import ChatCompletionUserMessageParam
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools.local import MODEL_ALIAS, STATE, LocalPlatform, Ports  # noqa: E402 - after the path set-up
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20)
+    args = parser.parse_args()
+    platform = LocalPlatform(ports=Ports(_free_port(), _free_port(), _free_port()), state=STATE / "bench")
+    started = time.perf_counter()
+    try:
+        platform.start()
+        ready = time.perf_counter() - started
+        client = openai.OpenAI(base_url=platform.base_url, api_key=platform.key, max_retries=0, timeout=60)
+        question = [ChatCompletionUserMessageParam(role="user", content="What is the capital of France?")]
+        latencies = []
+        for _ in range(args.requests):
+            begin = time.perf_counter()
+            client.chat.completions.create(model=MODEL_ALIAS, temperature=0, max_tokens=30, messages=question)
+            latencies.append((time.perf_counter() - begin) * 1000)
+        story = [ChatCompletionUserMessageParam(role="user", content="Write a short story about a lighthouse keeper.")]
+        begin = time.perf_counter()
+        long_reply = client.chat.completions.create(model=MODEL_ALIAS, temperature=0, max_tokens=200, messages=story)
+        seconds = time.perf_counter() - begin
+        tokens = long_reply.usage.completion_tokens if long_reply.usage else 0
+    finally:
+        platform.stop()
+    latencies.sort()
+    print(f"platform ready (emulator, deploy of 4 stacks, checks, model, key, API): {ready:.1f} s")
+    print(f"chat, one-sentence answer, {args.requests} requests: p50 {statistics.median(latencies):.0f} ms, "
+          f"p90 {latencies[int(len(latencies) * 0.9) - 1]:.0f} ms")  # fmt: skip
+    print(f"longer answer: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.0f} tokens/s end to end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
