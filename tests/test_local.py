@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,38 @@ def test_down_stops_what_a_killed_run_recorded(tmp_path, capsys):
     assert f"stopped model (pid {orphan.pid})" in capsys.readouterr().out
     local.down(tmp_path)
     assert "Nothing to stop." in capsys.readouterr().out
+
+
+class FakeIam:
+    """IAM as the emulator answers it (boto3's argument names), with one role of the stage and one policy."""
+
+    def __init__(self, *statements: Any) -> None:
+        self.document = {"Version": "2012-10-17", "Statement": list(statements)}
+
+    def list_roles(self):
+        return {"Roles": [{"RoleName": "llm-platform-dev-api-Role"}, {"RoleName": "someone-else"}]}
+
+    def list_attached_role_policies(self, RoleName):  # noqa: N803
+        return {"AttachedPolicies": [{"PolicyArn": "arn:aws:iam::123456789012:policy/p"}]}
+
+    def get_policy(self, PolicyArn):  # noqa: N803
+        return {"Policy": {"DefaultVersionId": "v1"}}
+
+    def get_policy_version(self, PolicyArn, VersionId):  # noqa: N803
+        return {"PolicyVersion": {"Document": self.document}}
+
+    def list_role_policies(self, RoleName):  # noqa: N803
+        return {"PolicyNames": []}
+
+
+def test_the_iam_read_back_flags_wildcard_actions_and_resources():
+    xray = {"Effect": "Allow", "Action": ["xray:PutTraceSegments"], "Resource": "*"}
+    exact = {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:us-east-1:1:parameter/x"}
+    assert local._iam_row(FakeIam(xray, exact)) == (
+        "IAM statements",
+        "2 statements in 1 policies on 1 roles; 0 too wide",
+        True,
+    )
+    for wide in ({"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b"},
+                 {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}):  # fmt: skip
+        assert local._iam_row(FakeIam(exact, wide))[2] is False

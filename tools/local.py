@@ -7,7 +7,8 @@
 1. The AWS emulator (tools/emulator.py: moto's server with the gaps it closes) listens on 127.0.0.1 only.
 2. The project's pinned CDK CLI bootstraps it and deploys every stack of the dev stage with
    `cdk deploy --all --method=direct`, exactly as against an account.
-3. boto3 reads back what was deployed and a table is printed.
+3. boto3 reads back what was deployed (stacks, parameters, SecureStrings, IAM statements, bucket encryption,
+   functions, routes, usage plans) and a table is printed; a BAD row fails the run.
 4. The local gateway (tools/local_gateway.py) serves the deployed REST API on http://127.0.0.1:<port>/v1:
    it reads routes, the authorizer and the functions' configuration from the emulator, and runs the
    deployed code assets (downloaded from the bootstrap bucket) in host-Python Lambda environments
@@ -203,6 +204,8 @@ def _checks(client: Any) -> list[tuple[str, str, bool]]:
         rows.append(("SecureString encryption", f"stored encrypted under key {key_id[:8]}..., decrypts with it",
                      raw != clear and len(clear) >= 32 and bool(key_id)))  # fmt: skip
 
+    rows.append(_iam_row(client("iam")))
+
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"llm-platform-{STAGE}-")]
     kms_encrypted = 0
     for bucket in buckets:
@@ -233,6 +236,37 @@ def _checks(client: Any) -> list[tuple[str, str, bool]]:
     plans = [p["name"].rsplit("-", 1)[1] for p in apigw.get_usage_plans()["items"]]
     rows.append(("usage plans", ", ".join(sorted(plans)), sorted(plans) == ["premium", "standard"]))
     return rows
+
+
+# The only actions AWS requires Resource "*" for in this platform's identity policies (quality/iam-allowlist.json).
+_RESOURCE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _iam_row(iam: Any) -> tuple[str, str, bool]:
+    """Every statement of every policy on the stage's roles, read back: no wildcard action, and Resource "*"
+    only for the actions that need it."""
+    documents = []
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"llm-platform-{STAGE}-")]
+    for role in roles:
+        for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+            documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
+                "PolicyVersion"]["Document"])  # fmt: skip
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            documents.append(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+    statements = [st for doc in documents for st in _as_list((json.loads(doc) if isinstance(doc, str) else doc)
+                                                            ["Statement"])]  # fmt: skip
+    bad = [
+        st for st in statements
+        if any(a == "*" or a.endswith(":*") for a in _as_list(st.get("Action")))
+        or ("*" in _as_list(st.get("Resource")) and not set(_as_list(st.get("Action"))) <= _RESOURCE_STAR_ACTIONS)
+    ]  # fmt: skip
+    found = f"{len(statements)} statements in {len(documents)} policies on {len(roles)} roles; {len(bad)} too wide"
+    return ("IAM statements", found, bool(statements) and not bad)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def print_table(rows: list[tuple[str, str, bool]]) -> None:
