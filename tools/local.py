@@ -174,12 +174,8 @@ def clients(port: int) -> Any:
     return client
 
 
-def checks(port: int) -> list[tuple[str, str, bool]]:
-    """What boto3 reads back from the emulator: (check, what was found, as expected)."""
-    return _checks(clients(port))
-
-
 def _checks(client: Any) -> list[tuple[str, str, bool]]:
+    """What boto3 reads back from the emulator: (check, what was found, as expected)."""
     ssm, s3, lam, apigw, cfn = (client(name) for name in ("ssm", "s3", "lambda", "apigateway", "cloudformation"))
     prefix = f"/llm-platform/{STAGE}"
     rows: list[tuple[str, str, bool]] = []
