@@ -191,13 +191,16 @@ def _checks(client: Any) -> list[tuple[str, str, bool]]:
     rows.append(("SSM parameters", f"{len(params)} under {prefix} ({', '.join(types)})", len(params) >= 12))
     secrets = [n for n, p in params.items() if p["Type"] == "SecureString"]
     rows.append(("SecureStrings", ", ".join(n.rsplit("/", 1)[1] for n in sorted(secrets)), len(secrets) == 2))
-    if secrets:
-        raw = ssm.get_parameter(Name=secrets[0], WithDecryption=False)["Parameter"]["Value"]
-        clear = ssm.get_parameter(Name=secrets[0], WithDecryption=True)["Parameter"]["Value"]
-        key = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [secrets[0]]}])["Parameters"][0]
-        key_id = str(key.get("KeyId", "")).rsplit("/", 1)[-1]
-        rows.append(("SecureString encryption", f"stored encrypted under key {key_id[:8]}..., decrypts with it",
-                     raw != clear and len(clear) >= 32 and bool(key_id)))  # fmt: skip
+    config_resources = cfn.describe_stack_resources(StackName=f"llm-platform-{STAGE}-config")["StackResources"]
+    config_keys = [r["PhysicalResourceId"] for r in config_resources if r.get("ResourceType") == "AWS::KMS::Key"]
+    tied = 0
+    for name in secrets:
+        raw = ssm.get_parameter(Name=name, WithDecryption=False)["Parameter"]["Value"]
+        clear = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        key = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]
+        tied += raw != clear and len(clear) >= 32 and str(key.get("KeyId", "")).endswith(tuple(config_keys or ["-"]))
+    rows.append(("SecureString key", f"{tied} of {len(secrets)} under the config stack's CMK, value only "
+                 "WithDecryption (moto marks, does not encrypt)", bool(secrets) and tied == len(secrets)))  # fmt: skip
 
     rows.append(_iam_row(client("iam")))
 
