@@ -59,3 +59,23 @@ def test_an_exception_is_a_function_error_and_the_environment_survives(worker):
     with pytest.raises(FunctionError, match="ValueError: bad input"):
         worker.invoke({"fail": True})
     assert worker.invoke({"n": 3})["calls"] == 2
+
+
+def test_a_call_past_the_timeout_is_stopped_and_the_next_call_starts_fresh(tmp_path: Path):
+    code = tmp_path / "slow"
+    code.mkdir()
+    (code / "app.py").write_text(
+        "import time\nCALLS = []\n"
+        "def handle(event, context):\n"
+        "    CALLS.append(1)\n"
+        "    time.sleep(event['sleep'])\n"
+        "    return len(CALLS)\n"
+    )
+    worker = Worker(handler="app.handle", code_dir=str(code), layers=[], environment={"PATH": os.environ["PATH"]},
+                    timeout_seconds=1, python=sys.executable)  # fmt: skip
+    try:
+        with pytest.raises(FunctionError, match=r"Task timed out after 1.00 seconds"):
+            worker.invoke({"sleep": 30})
+        assert worker.invoke({"sleep": 0}) == 1  # a new environment: the module state starts over
+    finally:
+        worker.close()

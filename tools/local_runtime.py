@@ -24,6 +24,7 @@ import io
 import itertools
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -116,7 +117,12 @@ class FunctionError(Exception):
 
 
 class Worker:
-    """One warm execution environment: a process running this file for one function, one call at a time."""
+    """One execution environment for one function: a process running this file, one call at a time.
+
+    Like Lambda, it stays warm between calls, is stopped when a call runs past the function's timeout
+    ("Task timed out after N seconds"), and a fresh one starts (cold) on the next call after that or after a
+    crash.
+    """
 
     _ids = itertools.count(1)
 
@@ -132,29 +138,42 @@ class Worker:
         python: str = sys.executable,
     ) -> None:
         self.timeout_seconds = timeout_seconds
+        self._command = [python, os.path.abspath(__file__), handler, code_dir, *layers]
+        self._environment = environment
+        self._log = log
         self._lock = threading.Lock()
-        self._process = subprocess.Popen(  # noqa: S603 - our own script with the function's own arguments
-            [python, os.path.abspath(__file__), handler, code_dir, *layers],
+        self._process = self._start()
+
+    def _start(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(  # noqa: S603 - our own script with the function's own arguments
+            self._command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=log if log is not None else subprocess.DEVNULL,
-            env=environment,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            env=self._environment,
             text=True,
         )
 
     def invoke(self, event: Any) -> Any:
-        """The function's return value; FunctionError if it raised or its runtime died."""
+        """The function's return value; FunctionError if it raised, timed out or its runtime died."""
         request_id = f"local-{next(self._ids):08d}"
-        deadline_ms = int((time.time() + self.timeout_seconds) * 1000)
-        if self._process.stdin is None or self._process.stdout is None:
-            raise FunctionError("Runtime has no pipes")
+        deadline = time.time() + self.timeout_seconds
         with self._lock:
             if self._process.poll() is not None:
-                raise FunctionError(f"Runtime exited with code {self._process.returncode} (see its log)")
-            self._process.stdin.write(json.dumps({"event": event, "request_id": request_id,
-                                                  "deadline_ms": deadline_ms}) + "\n")  # fmt: skip
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
+                self._process = self._start()
+            stdin, stdout = self._process.stdin, self._process.stdout
+            if stdin is None or stdout is None:
+                raise FunctionError("Runtime has no pipes")
+            stdin.write(json.dumps({"event": event, "request_id": request_id, "deadline_ms": int(deadline * 1000)}))
+            stdin.write("\n")
+            stdin.flush()
+            # One answer line per request, so nothing is buffered ahead of it: select on the pipe is exact.
+            ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.time()))
+            if not ready:
+                self._process.kill()
+                self._process.wait()
+                raise FunctionError(f"Task timed out after {self.timeout_seconds:.2f} seconds")
+            line = stdout.readline()
         if not line:
             raise FunctionError(f"Runtime exited with code {self._process.wait()} (see its log)")
         answer = json.loads(line)
