@@ -44,6 +44,7 @@ from typing import Any, TextIO
 
 import boto3
 
+from tools.iam_scan import document_violations, listify
 from tools.local_gateway import LocalGateway
 from tools.local_runtime import FunctionError, Worker, lambda_environment, unpack
 
@@ -236,35 +237,23 @@ def _checks(client: Any) -> list[tuple[str, str, bool]]:
     return rows
 
 
-# The only actions AWS requires Resource "*" for in this platform's identity policies (quality/iam-allowlist.json).
-_RESOURCE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-
-
 def _iam_row(iam: Any) -> tuple[str, str, bool]:
-    """Every statement of every policy on the stage's roles, read back: no wildcard action, and Resource "*"
-    only for the actions that need it."""
-    documents = []
+    """Every statement of every policy on the stage's roles, read back and put through the same IAM scan as
+    the templates (tools/iam_scan.py)."""
+    documents: list[tuple[str, Any]] = []
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"llm-platform-{STAGE}-")]
     for role in roles:
         for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
             version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
-            documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
-                "PolicyVersion"]["Document"])  # fmt: skip
+            document = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)
+            documents.append(("AWS::IAM::ManagedPolicy", document["PolicyVersion"]["Document"]))
         for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-            documents.append(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
-    statements = [st for doc in documents for st in _as_list((json.loads(doc) if isinstance(doc, str) else doc)
-                                                            ["Statement"])]  # fmt: skip
-    bad = [
-        st for st in statements
-        if any(a == "*" or a.endswith(":*") for a in _as_list(st.get("Action")))
-        or ("*" in _as_list(st.get("Resource")) and not set(_as_list(st.get("Action"))) <= _RESOURCE_STAR_ACTIONS)
-    ]  # fmt: skip
-    found = f"{len(statements)} statements in {len(documents)} policies on {len(roles)} roles; {len(bad)} too wide"
-    return ("IAM statements", found, bool(statements) and not bad)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [] if value is None else [value]
+            documents.append(("AWS::IAM::Role", iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]))
+    parsed = [(kind, json.loads(doc) if isinstance(doc, str) else doc) for kind, doc in documents]
+    statements = sum(len(listify(doc.get("Statement"))) for _, doc in parsed)
+    bad = [problem for kind, doc in parsed for problem in document_violations(kind, doc)]
+    found = f"{statements} statements in {len(parsed)} policies on {len(roles)} roles; {len(bad)} too wide"
+    return ("IAM statements", found, statements > 0 and not bad)
 
 
 def print_table(rows: list[tuple[str, str, bool]]) -> None:
