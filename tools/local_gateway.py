@@ -21,25 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from constructs_lib.api_contract import GATEWAY_ERRORS, STAGE_NAME
+from tools.local_runtime import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 ROUTES = {"/models": {"GET"}, "/chat/completions": {"POST"}, "/model": {"POST"}}
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:local/" + STAGE_NAME
-
-
-class LambdaContext:
-    """The bits of the Lambda context object the handlers (and Powertools) read."""
-
-    function_name = "local"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:local"
-    memory_limit_in_mb = 512
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 def _gateway_error(kind: str) -> tuple[int, dict[str, str], bytes]:
@@ -111,7 +97,7 @@ class LocalGateway:
         try:
             policy = self._authorizer(
                 {"type": "TOKEN", "authorizationToken": token, "methodArn": f"{METHOD_ARN}/{method}{route}"},
-                LambdaContext(),
+                LambdaContext.for_api_gateway(),
             )
         except Exception as error:
             return _gateway_error("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
@@ -141,7 +127,7 @@ class LocalGateway:
             },
         }
         try:
-            result = self._handler(event, LambdaContext())
+            result = self._handler(event, LambdaContext.for_api_gateway())
         except Exception:  # API Gateway answers a failed Lambda integration with a 502
             return _gateway_error("INTEGRATION_FAILURE")
         payload = result.get("body") or ""

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,11 +42,18 @@ CODE_CACHE = Path(tempfile.gettempdir()) / "llm-platform-local-code"
 class LambdaContext:
     """The attributes of Lambda's context object that handlers and Powertools read."""
 
+    @classmethod
+    def for_api_gateway(cls) -> LambdaContext:
+        """A context for one in-process call behind API Gateway (29 s to answer)."""
+        return cls(f"local-{uuid.uuid4()}", int((time.time() + 29) * 1000))
+
     def __init__(self, request_id: str, deadline_ms: int) -> None:
         self.aws_request_id = request_id
         self.function_name = os.environ.get("LOCAL_LAMBDA_FUNCTION_NAME", "local")
         self.function_version = "$LATEST"
-        self.invoked_function_arn = os.environ.get("LOCAL_LAMBDA_FUNCTION_ARN", "")
+        self.invoked_function_arn = os.environ.get(
+            "LOCAL_LAMBDA_FUNCTION_ARN", f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        )
         self.memory_limit_in_mb = int(os.environ.get("LOCAL_LAMBDA_MEMORY_MB", "128"))
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = "local"
