@@ -12,7 +12,6 @@ Starts the same LocalPlatform `make local` starts (free ports, state in .local/b
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import time
@@ -27,17 +26,11 @@ sys.path.insert(0, str(ROOT))
 from tools.local import MODEL_ALIAS, STATE, LocalPlatform, Ports  # noqa: E402 - after the path set-up
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20)
     args = parser.parse_args()
-    platform = LocalPlatform(ports=Ports(_free_port(), _free_port(), _free_port()), state=STATE / "bench")
+    platform = LocalPlatform(ports=Ports.free(), state=STATE / "bench")
     started = time.perf_counter()
     try:
         platform.start()

@@ -46,7 +46,7 @@ import boto3
 
 from tools.iam_scan import document_violations, listify
 from tools.local_gateway import LocalGateway
-from tools.local_runtime import FunctionError, Worker, lambda_environment, unpack
+from tools.local_runtime import EMULATOR_CREDENTIALS, FunctionError, Worker, lambda_environment, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".local"  # logs and the PID record; the e2e tests use .local/e2e/
@@ -69,8 +69,7 @@ def emulator_environment(port: int) -> dict[str, str]:
         {
             # localhost, not 127.0.0.1: the CDK CLI would read an IP in a template URL as a bucket name.
             "AWS_ENDPOINT_URL": f"http://localhost:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **EMULATOR_CREDENTIALS,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "CDK_DISABLE_CLI_TELEMETRY": "true",
@@ -164,8 +163,8 @@ def deploy(env: dict[str, str], state: Path) -> None:
 def clients(port: int) -> Any:
     """boto3 clients for the emulator, built explicitly (threads here must not share os.environ edits)."""
     session = boto3.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - the emulator's documented dummy credentials
+        aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=REGION,
     )
 
@@ -296,6 +295,17 @@ class Ports:
         if len({ports.emulator, ports.model, ports.api}) < 3:
             raise LocalError(f"LOCAL_EMULATOR_PORT, LOCAL_MODEL_PORT and LOCAL_API_PORT must differ (got {ports}).")
         return ports
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Three ports nothing listens on now (tests and benchmarks beside a running `make local`)."""
+
+        def free_port() -> int:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                return int(probe.getsockname()[1])
+
+        return cls(emulator=free_port(), model=free_port(), api=free_port())
 
 
 def model_file() -> Path:
@@ -490,9 +500,8 @@ class LocalPlatform:
         log = (self.state / "functions.log").open("a")
         self.api = read_deployed_api(client, self.ports.emulator, log)
         api = self.api
-        handlers = {path: {verb: name for verb, name in verbs.items()} for path, verbs in api.routes.items()}
         self.gateway = LocalGateway(
-            lambda event, _context: api.invoke(handlers[event["resource"]][event["httpMethod"]], event),
+            lambda event, _context: api.invoke(api.routes[event["resource"]][event["httpMethod"]], event),
             lambda event, _context: api.invoke(api.authorizer, event),
             port=self.ports.api,
             usage_key_check=usage_key_check(client, api.api_id, "v1"),

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 CODE_CACHE = Path(tempfile.gettempdir()) / "llm-platform-local-code"
+# The local emulator's dummy credentials (it accepts any; real ones must never reach it).
+EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 class LambdaContext:
@@ -107,8 +109,7 @@ def lambda_environment(configuration: dict[str, Any], endpoint: str, region: str
     emulator with its dummy credentials; nothing else from the host but PATH."""
     return {
         "PATH": os.environ.get("PATH", ""),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **EMULATOR_CREDENTIALS,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         "AWS_ENDPOINT_URL": endpoint,
