@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -11,10 +10,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from constructs_lib.aws_names import SERVICE_PRINCIPAL
 from constructs_lib.nag import acknowledge, nag_ref
 from constructs_lib.prefix_access import prefix_statements
-
-_SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9][a-z0-9.-]*\.amazonaws\.com$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +29,7 @@ class DatasetReadRoleProps:
                 f"DatasetReadRoleProps.prefix must be a relative key prefix ending in '/' without "
                 f"wildcards, got {self.prefix!r}."
             )
-        if not self.service_principals or not all(_SERVICE_PRINCIPAL.match(p) for p in self.service_principals):
+        if not self.service_principals or not all(SERVICE_PRINCIPAL.match(p) for p in self.service_principals):
             raise ValueError(
                 "DatasetReadRoleProps.service_principals must name at least one AWS service principal "
                 f"such as 'sagemaker.amazonaws.com', got {self.service_principals!r}."

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from constructs_lib.aws_names import SERVICE_PRINCIPAL
+
 APP_NAME = "llm-platform"
 
 # CloudWatch Logs only accepts these retention periods (days).
@@ -20,7 +22,6 @@ VALID_LOG_RETENTION_DAYS = (
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
-_SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9][a-z0-9.-]*\.amazonaws\.com$")
 # An S3 key prefix for the dataset: relative, slash-terminated, no traversal or wildcards.
 _DATASET_PREFIX = re.compile(r"^(?:[A-Za-z0-9!_.'()-]+/)+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -287,7 +288,7 @@ class StageConfig:
         self._check(
             isinstance(self.reader_service_principals, tuple)
             and len(self.reader_service_principals) > 0
-            and all(isinstance(p, str) and _SERVICE_PRINCIPAL.match(p) for p in self.reader_service_principals),
+            and all(isinstance(p, str) and SERVICE_PRINCIPAL.match(p) for p in self.reader_service_principals),
             "reader_service_principals",
             "must be a non-empty tuple of AWS service principals such as 'sagemaker.amazonaws.com'",
         )
