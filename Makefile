@@ -70,10 +70,11 @@ test: setup-dev ## run the whole test suite (fails when no test is collected)
 fuzz: setup-dev ## fuzz the API handler with 10,000 Hypothesis examples per property
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q tests/lambda/test_fuzz_api.py
 
-lint: setup-dev ## ruff and mypy
+lint: setup-dev ## ruff, mypy and the one-way import rules (import-linter, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 validate: synth setup-dev ## cfn-lint every synthesized template
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
@@ -87,7 +88,7 @@ scan: setup $(CHECKOV_STAMP) ## checkov over both stages' templates; fails outsi
 	rm -rf $(SCAN_DIR)
 	cdk synth --quiet -c stage=dev -o $(SCAN_DIR)/dev
 	cdk synth --quiet -c stage=prod -o $(SCAN_DIR)/prod
-	$(BIN)/python tools/checkov_gate.py $(CHECKOV_VENV)/bin/checkov $(SCAN_DIR)/dev $(SCAN_DIR)/prod
+	$(BIN)/python tools/gates/checkov_gate.py $(CHECKOV_VENV)/bin/checkov $(SCAN_DIR)/dev $(SCAN_DIR)/prod
 
 $(LOCAL_STAMP): requirements-local.txt
 	$(PYTHON) -m venv $(LOCAL_VENV)

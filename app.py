@@ -18,15 +18,15 @@ if (_VENV_BIN / "node").exists():
 
 import aws_cdk as cdk  # jsii starts Node at import: keep every import below the PATH line
 
-from constructs_lib.nag import apply_nag_packs
+from constructs_lib.foundation.compliance_report import MARKDOWN_REPORT, ComplianceReport, clear_reports, write_reports
+from constructs_lib.foundation.nag import apply_nag_packs
+from constructs_lib.foundation.settings import ConfigError
+from lambda_src.contracts.naming import APP_NAME
 from stacks.api_stack import ApiStack
 from stacks.audit_stack import AuditStack
 from stacks.config_stack import ConfigStack
+from stacks.context import CONTEXT_KEYS, Deployment, resolve_deployment
 from stacks.data_stack import DataStack
-from stacks.stages import APP_NAME, ConfigError, Deployment, resolve_deployment
-from tools.compliance_report import MARKDOWN_REPORT, ComplianceReport, clear_reports, write_reports
-
-CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation")
 
 
 def create_app(**app_props: Any) -> tuple[cdk.App, Deployment]:
@@ -45,7 +45,8 @@ def create_app(**app_props: Any) -> tuple[cdk.App, Deployment]:
     return app, deployment
 
 
-def build_stacks(app: cdk.App, deployment: Deployment) -> None:
+def build_stacks(app: cdk.App, deployment: Deployment) -> list[cdk.Stack]:
+    """Every stack of the stage, in deployment order."""
     stage = deployment.stage
     env = None
     if deployment.account or deployment.region:
@@ -53,9 +54,10 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     data = DataStack(app, stage.stack_name("data"), stage=stage, env=env)
     config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
     audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
-    ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
+    api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
     cdk.Tags.of(app).add("project", APP_NAME)
     cdk.Tags.of(app).add("stage", stage.name)
+    return [data, config, audit, api]
 
 
 def synthesize(app: cdk.App) -> ComplianceReport:

@@ -23,7 +23,8 @@ from openai.types.chat import ChatCompletionUserMessageParam
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.local import MODEL_ALIAS, STATE, LocalPlatform, Ports  # noqa: E402 - after the path set-up
+from tools.local.launcher import MODEL_ALIAS, STATE, LocalPlatform  # noqa: E402 - after the path set-up
+from tools.local.processes import Ports  # noqa: E402
 
 
 def main() -> int:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.local import STATE, LocalPlatform, Ports
+from tools.local.launcher import STATE, LocalPlatform
+from tools.local.processes import Ports
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,15 @@ SmolLM2-135M-Instruct through the openai-compatible provider, audited into the e
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import uuid
 
 import openai
 import pytest
 
-from tools.local import MODEL_ALIAS, LocalPlatform
+from tools.local.launcher import MODEL_ALIAS, LocalPlatform
 
 
 def client(platform: LocalPlatform, key: str | None = None) -> openai.OpenAI:
@@ -52,3 +55,21 @@ def test_an_invalid_key_is_an_authentication_error(platform):
 def test_an_invalid_body_is_a_bad_request_error(platform):
     with pytest.raises(openai.BadRequestError):
         client(platform).chat.completions.create(model=MODEL_ALIAS, messages=[], temperature=0)
+
+
+def test_every_route_of_the_cloud_assembly_is_served_by_its_function(platform):
+    """Derived from cdk.out: each deployed route reaches the function (an empty body is the function's 400 or a
+    GET's 200), never the gateway's unknown-route 404 or a failed integration."""
+    assert platform.assembly is not None and platform.assembly.routes
+    for route in platform.assembly.routes:
+        request = urllib.request.Request(  # noqa: S310 - the local gateway on 127.0.0.1
+            platform.base_url + route.path, method=route.method, data=b"{}" if route.method != "GET" else None,
+            headers={"Authorization": f"Bearer {platform.key}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
+                status, body = reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as error:
+            status, body = error.code, json.loads(error.read())
+        assert status in (200, 400), (route, status, body)
+        assert status == 200 or body["error"]["type"] == "invalid_request_error", (route, body)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from constructs_lib.audit_log import AuditLog, AuditLogProps
-from constructs_lib.secure_bucket import SecureBucket, SecureBucketProps
+from constructs_lib.audit.audit_log import AuditLog, AuditLogProps
 from stacks.base import PlatformStack
 from stacks.stages import StageConfig
 
@@ -14,7 +13,7 @@ from stacks.stages import StageConfig
 class AuditStack(PlatformStack):
     """Audit bucket (Object Lock), Firehose -> Parquet, Glue table, Athena workgroup, auditor policy.
 
-    Attribute: ``audit`` (AuditLog): ``writer_statements()`` for the inference function.
+    Attribute: ``audit`` (AuditLog): ``grant_write(fn)`` for functions that record inferences.
     """
 
     def __init__(
@@ -22,36 +21,15 @@ class AuditStack(PlatformStack):
     ) -> None:
         super().__init__(scope, construct_id, stage=stage, purpose="inference audit log (S3, Glue, Athena)", env=env)
         config = stage.audit
-        common = {
-            "noncurrent_version_expiration_days": stage.noncurrent_version_expiration_days,
-            "intelligent_tiering_transition_days": stage.intelligent_tiering_transition_days,
-            "abort_incomplete_multipart_upload_days": stage.abort_incomplete_multipart_upload_days,
-            "access_log_retention_days": stage.access_log_retention_days,
-            "kms_pending_window_days": stage.kms_pending_window_days,
-        }
         # Locked records outlive the stack in every stage: nothing, not even `cdk destroy`, may delete them early.
-        data = SecureBucket(
-            self,
+        data = self.secure_bucket(
             "AuditData",
-            props=SecureBucketProps(
-                purpose="audit",
-                retain=True,
-                auto_delete_objects=False,
-                object_lock_days=config.object_lock_days,
-                cold_transition_days=config.cold_transition_days,
-                **common,
-            ),
+            purpose="audit",
+            retain=True,
+            object_lock_days=config.object_lock_days,
+            cold_transition_days=config.cold_transition_days,
         )
-        results = SecureBucket(
-            self,
-            "QueryResults",
-            props=SecureBucketProps(
-                purpose="athena-results",
-                retain=stage.retain_data,
-                auto_delete_objects=stage.auto_delete_objects,
-                **common,
-            ),
-        )
+        results = self.secure_bucket("QueryResults", purpose="athena-results")
         self.audit = AuditLog(
             self,
             "AuditLog",

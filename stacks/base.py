@@ -1,10 +1,12 @@
-"""What every stack of the platform shares: its description and the stage's termination protection."""
+"""What every stack of the platform shares: its description, the stage's termination protection, and the
+stage's lifecycle settings for the buckets it creates."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from constructs import Construct
 
+from constructs_lib.foundation.secure_bucket import SecureBucket, SecureBucketProps
 from stacks.stages import StageConfig
 
 
@@ -18,4 +20,34 @@ class PlatformStack(cdk.Stack):
             env=env,
             description=f"LLM platform ({stage.name}): {purpose}",
             termination_protection=stage.termination_protection,
+        )
+        self.stage = stage
+
+    def secure_bucket(
+        self,
+        construct_id: str,
+        *,
+        purpose: str,
+        retain: bool | None = None,
+        object_lock_days: int | None = None,
+        cold_transition_days: int | None = None,
+    ) -> SecureBucket:
+        """A SecureBucket with the stage's lifecycle; kept on deletion per the stage unless ``retain`` says."""
+        stage = self.stage
+        keep = stage.retain_data if retain is None else retain
+        return SecureBucket(
+            self,
+            construct_id,
+            props=SecureBucketProps(
+                purpose=purpose,
+                retain=keep,
+                auto_delete_objects=stage.auto_delete_objects and not keep,
+                noncurrent_version_expiration_days=stage.noncurrent_version_expiration_days,
+                intelligent_tiering_transition_days=stage.intelligent_tiering_transition_days,
+                abort_incomplete_multipart_upload_days=stage.abort_incomplete_multipart_upload_days,
+                access_log_retention_days=stage.access_log_retention_days,
+                kms_pending_window_days=stage.kms_pending_window_days,
+                object_lock_days=object_lock_days,
+                cold_transition_days=cold_transition_days,
+            ),
         )

@@ -5,21 +5,22 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from constructs_lib.config_parameters import ConfigParameters, ConfigParametersProps
-from constructs_lib.defaults import customer_managed_key
-from constructs_lib.secure_parameter import (
+from constructs_lib.config.parameters import ConfigParameters, ConfigParametersProps
+from constructs_lib.config.secure_parameter import (
     SecureParameter,
     SecureParameterProps,
     SecureParameterProvider,
     SecureParameterProviderProps,
 )
+from constructs_lib.foundation.keys import customer_managed_key
+from lambda_src.contracts import parameters
 from stacks.base import PlatformStack
 from stacks.data_stack import DataStack
 from stacks.stages import StageConfig
 
 
 class ConfigStack(PlatformStack):
-    """Parameter tree of one stage (``/llm-platform/<stage>/...``):
+    """Parameter tree of one stage (``/llm-platform/<stage>/...``, names in lambda_src/contracts/parameters.py):
 
     - ``model/*`` String parameters the inference API reads;
     - ``data/sources`` StringList of the dataset ``s3://`` URIs from DataStack;
@@ -49,45 +50,25 @@ class ConfigStack(PlatformStack):
             retain=stage.retain_data,
             pending_window_days=stage.kms_pending_window_days,
         )
-        model = stage.model
-        root = stage.parameter_path
+        values = stage.model.parameter_values()
         self.model = ConfigParameters(
             self,
             "Model",
             props=ConfigParametersProps(
-                path=f"{root}/model",
-                strings={
-                    "id": model.model_id,
-                    "provider": model.provider,
-                    "temperature": str(model.temperature),
-                    "top-p": str(model.top_p),
-                    "max-output-tokens": str(model.max_output_tokens),
-                    "request-timeout-seconds": str(model.request_timeout_seconds),
-                    "system-prompt": model.system_prompt,
-                    "learning-rate": str(model.learning_rate),
-                    "upstream-base-url": model.upstream_base_url,
-                },
-                descriptions={
-                    "id": "Bedrock model id or inference-profile id (or the upstream's model name)",
-                    "provider": "bedrock or openai-compatible",
-                    "temperature": "Sampling temperature, 0 to 1",
-                    "top-p": "Nucleus sampling, greater than 0 and at most 1",
-                    "max-output-tokens": "Upper bound on generated tokens per request",
-                    "request-timeout-seconds": "Timeout of one model call",
-                    "system-prompt": "System prompt sent with every conversation",
-                    "learning-rate": "Training learning rate",
-                    "upstream-base-url": "Base URL of the openai-compatible upstream",
-                },
+                path=parameters.parameter_name(stage.name, parameters.MODEL_PATH),
+                strings={p.leaf: values[p.field] for p in parameters.MODEL_PARAMETERS},
+                descriptions={p.leaf: p.description for p in parameters.MODEL_PARAMETERS},
             ),
         )
+        data_path, sources = parameters.DATA_SOURCES.rsplit("/", 1)
         self.data_sources = ConfigParameters(
             self,
             "Data",
             props=ConfigParametersProps(
-                path=f"{root}/data",
+                path=parameters.parameter_name(stage.name, data_path),
                 strings={},
-                string_lists={"sources": data.dataset_uris},
-                descriptions={"sources": "s3:// URIs of the dataset prefixes LLM workloads read"},
+                string_lists={sources: data.dataset_uris},
+                descriptions={sources: "s3:// URIs of the dataset prefixes LLM workloads read"},
             ),
         )
 
@@ -98,32 +79,31 @@ class ConfigStack(PlatformStack):
                 key=self.key, log_retention_days=stage.log_retention_days, retain_logs=stage.retain_data
             ),
         )
-        self.database_password = SecureParameter(
-            self,
-            "DatabasePassword",
-            props=SecureParameterProps(
-                provider=provider,
-                key=self.key,
-                name=f"{root}/secrets/database-password",
-                value_kind="generated",
-                description="Database credential owned by the platform (generated at creation)",
-                retain=stage.retain_data,
-            ),
-        )
-        self.upstream_api_key = SecureParameter(
-            self,
-            "UpstreamApiKey",
-            props=SecureParameterProps(
-                provider=provider,
-                key=self.key,
-                name=f"{root}/secrets/upstream-api-key",
-                value_kind="placeholder",
-                description="API key of the openai-compatible upstream (replace the placeholder)",
-                retain=stage.retain_data,
-            ),
-        )
 
-        cdk.CfnOutput(self, "ParameterPath", value=root, description="Root of this stage's parameters")
+        def secure(construct_id: str, name: str, value_kind: str, description: str) -> SecureParameter:
+            return SecureParameter(
+                self,
+                construct_id,
+                props=SecureParameterProps(
+                    provider=provider,
+                    key=self.key,
+                    name=parameters.parameter_name(stage.name, name),
+                    value_kind=value_kind,
+                    description=description,
+                    retain=stage.retain_data,
+                ),
+            )
+
+        self.database_password = secure(
+            "DatabasePassword", parameters.DATABASE_PASSWORD, "generated",
+            "Database credential owned by the platform (generated at creation)",
+        )  # fmt: skip
+        self.upstream_api_key = secure(
+            "UpstreamApiKey", parameters.UPSTREAM_API_KEY, "placeholder",
+            "API key of the openai-compatible upstream (replace the placeholder)",
+        )  # fmt: skip
+
+        cdk.CfnOutput(self, "ParameterPath", value=stage.parameter_path, description="Root of this stage's parameters")
         cdk.CfnOutput(self, "ConfigKeyArn", value=self.key.key_arn, description="KMS key of the SecureStrings")
         cdk.CfnOutput(
             self,

@@ -7,11 +7,11 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
-from constructs_lib.dataset_read_role import DatasetReadRole, DatasetReadRoleProps
-from constructs_lib.dataset_upload import DatasetUpload, DatasetUploadProps
-from constructs_lib.secure_bucket import SecureBucket, SecureBucketProps
+from constructs_lib.dataset.read_role import DatasetReadRole, DatasetReadRoleProps
+from constructs_lib.dataset.upload import DatasetUpload, DatasetUploadProps
+from constructs_lib.foundation.settings import ConfigError
 from stacks.base import PlatformStack
-from stacks.stages import ConfigError, StageConfig
+from stacks.stages import StageConfig
 
 
 class DataStack(PlatformStack):
@@ -25,24 +25,12 @@ class DataStack(PlatformStack):
         self, scope: Construct, construct_id: str, *, stage: StageConfig, env: cdk.Environment | None = None
     ) -> None:
         super().__init__(scope, construct_id, stage=stage, purpose="dataset bucket and ML read role", env=env)
-        data = SecureBucket(
-            self,
-            "Dataset",
-            props=SecureBucketProps(
-                purpose="dataset",
-                retain=stage.retain_data,
-                auto_delete_objects=stage.auto_delete_objects,
-                noncurrent_version_expiration_days=stage.noncurrent_version_expiration_days,
-                intelligent_tiering_transition_days=stage.intelligent_tiering_transition_days,
-                abort_incomplete_multipart_upload_days=stage.abort_incomplete_multipart_upload_days,
-                access_log_retention_days=stage.access_log_retention_days,
-                kms_pending_window_days=stage.kms_pending_window_days,
-            ),
-        )
+        settings = stage.dataset
+        data = self.secure_bucket("Dataset", purpose="dataset")
         self.bucket = data.bucket
         self.key = data.key
-        self.dataset_prefix = stage.dataset_prefix
-        self.dataset_uris: tuple[str, ...] = (f"s3://{self.bucket.bucket_name}/{stage.dataset_prefix}",)
+        self.dataset_prefix = settings.prefix
+        self.dataset_uris: tuple[str, ...] = (f"s3://{self.bucket.bucket_name}/{settings.prefix}",)
 
         self.read_role = DatasetReadRole(
             self,
@@ -50,16 +38,16 @@ class DataStack(PlatformStack):
             props=DatasetReadRoleProps(
                 bucket=self.bucket,
                 key=self.key,
-                prefix=stage.dataset_prefix,
-                service_principals=stage.reader_service_principals,
+                prefix=settings.prefix,
+                service_principals=settings.reader_service_principals,
             ),
         ).role
 
-        if stage.dataset_source_dir is not None:
-            source = Path(stage.dataset_source_dir)
+        if settings.source_dir is not None:
+            source = Path(settings.source_dir)
             if not source.is_dir():
                 raise ConfigError(
-                    f"Stage '{stage.name}': dataset_source_dir must name an existing folder (got {str(source)!r})."
+                    f"Stage '{stage.name}': dataset.source_dir must name an existing folder (got {str(source)!r})."
                 )
             DatasetUpload(
                 self,
@@ -67,7 +55,7 @@ class DataStack(PlatformStack):
                 props=DatasetUploadProps(
                     bucket=self.bucket,
                     key=self.key,
-                    prefix=stage.dataset_prefix,
+                    prefix=settings.prefix,
                     source_dir=source,
                     retain=stage.retain_data,
                     log_retention_days=stage.log_retention_days,

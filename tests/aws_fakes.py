@@ -8,18 +8,29 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
+
 REGION = "us-east-1"
 MODEL_PATH = "/llm-platform/dev/model"
 UPSTREAM_KEY = "/llm-platform/dev/secrets/upstream-api-key"
+# The environment the stack gives the functions (through the same contracts); no audit stream in unit tests.
+INFERENCE_ENVIRONMENT = InferenceEnvironment(
+    model_parameter_path=MODEL_PATH,
+    upstream_api_key_parameter=UPSTREAM_KEY,
+    config_cache_seconds=60,
+    max_body_bytes=262_144,
+    cors_allowed_origins=(),
+    audit_stream_name="",
+    audit_mode="best_effort",
+    audit_content="full",
+    stage="dev",
+)
 # Handlers read these at import, as in Lambda, where the function's environment is always set.
 for _name, _value in {
     "AWS_DEFAULT_REGION": REGION,
-    "MODEL_PARAMETER_PATH": MODEL_PATH,
-    "UPSTREAM_API_KEY_PARAMETER": UPSTREAM_KEY,
-    "CONFIG_CACHE_SECONDS": "60",
-    "KEY_TABLE_NAME": "keys",
     "POWERTOOLS_SERVICE_NAME": "llm-test",
-    "POWERTOOLS_METRICS_NAMESPACE": "LlmPlatformTest",
+    **INFERENCE_ENVIRONMENT.variables(),
+    **AuthorizerEnvironment(key_table_name="keys").variables(),
 }.items():
     os.environ.setdefault(_name, _value)
 

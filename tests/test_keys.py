@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_src.authorizer.logic import key_hash
+from lambda_src.contracts.keys import key_hash
 from tools.keys import Clients, KeyAdmin, main
 
 REGION = "us-east-1"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tools import local
-from tools.local import LocalError, Ports
+from tools.local import processes, readback
+from tools.local.processes import LocalError, Ports
 
 
 def test_ports_come_from_the_environment_and_bad_values_name_the_variable(monkeypatch):
@@ -30,18 +30,18 @@ def test_a_busy_port_is_reported_with_the_variable_to_set():
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(LocalError, match=f"Port {port} for the model server is in use; .*LOCAL_MODEL_PORT"):
-            local.ensure_free(port, "model server", "LOCAL_MODEL_PORT")
+            processes.ensure_free(port, "model server", "LOCAL_MODEL_PORT")
 
 
 def test_down_stops_what_a_killed_run_recorded(tmp_path, capsys):
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     (tmp_path / "e2e").mkdir()
     (tmp_path / "e2e" / "pids").write_text(f"{orphan.pid} model\n")  # a killed e2e run's record
-    local.down(tmp_path)
+    processes.down(tmp_path)
     assert orphan.wait(timeout=10) != 0
     assert not (tmp_path / "e2e" / "pids").exists()
     assert f"stopped model (pid {orphan.pid})" in capsys.readouterr().out
-    local.down(tmp_path)
+    processes.down(tmp_path)
     assert "Nothing to stop." in capsys.readouterr().out
 
 
@@ -70,11 +70,11 @@ class FakeIam:
 def test_the_iam_read_back_flags_wildcard_actions_and_resources():
     xray = {"Effect": "Allow", "Action": ["xray:PutTraceSegments"], "Resource": "*"}
     exact = {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:us-east-1:1:parameter/x"}
-    assert local._iam_row(FakeIam(xray, exact)) == (
+    assert readback._iam_row(FakeIam(xray, exact), "llm-platform-dev-") == (
         "IAM statements",
         "2 statements in 1 policies on 1 roles; 0 too wide",
         True,
     )
     for wide in ({"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b"},
                  {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}):  # fmt: skip
-        assert local._iam_row(FakeIam(exact, wide))[2] is False
+        assert readback._iam_row(FakeIam(exact, wide), "llm-platform-dev-")[2] is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tools.local_gateway import LocalGateway
+from tools.local.gateway import LocalGateway
 
 
 def allow(event: dict[str, Any], _context: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.local_runtime import FunctionError, Worker
+from tools.local.runtime import FunctionError, Worker
 
 HANDLER = """
 import os

@@ -1,0 +1,2 @@
+"""Tools by audience: operator commands (`python -m tools.keys`), quality gates (gates/) and the platform on
+a laptop (local/). Nothing on the synth path imports this package (`make lint` enforces it)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
-import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +22,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_src.authorizer.logic import key_hash, new_key
-from stacks.stages import APP_NAME, STAGES
+from lambda_src.contracts import parameters
+from lambda_src.contracts.keys import KEY_ID, key_hash, new_key, new_key_id
+from lambda_src.contracts.naming import APP_NAME
+from stacks.stages import STAGES
 
 _OWNER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
-_KEY_ID = re.compile(r"^key_[0-9a-f]{16}$")
 
 
 class KeyToolError(Exception):
@@ -52,32 +52,31 @@ class KeyAdmin:
             raise KeyToolError(f"--stage must be one of {', '.join(sorted(STAGES))} (got {stage!r}).")
         self.stage = stage
         self.clients = clients
-        self.path = f"/{APP_NAME}/{stage}/api"
 
-    def _parameter(self, name: str, what: str) -> str:
+    def _parameter(self, relative: str, what: str) -> str:
+        name = parameters.parameter_name(self.stage, relative)
         try:
-            return str(self.clients.ssm.get_parameter(Name=f"{self.path}/{name}")["Parameter"]["Value"])
+            return str(self.clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                raise KeyToolError(
-                    f"{what} not found at {self.path}/{name}: is the {self.stage} API deployed?"
-                ) from None
+                raise KeyToolError(f"{what} not found at {name}: is the {self.stage} API deployed?") from None
             raise
 
     def plans(self) -> dict[str, str]:
-        found = self.clients.ssm.get_parameters_by_path(Path=f"{self.path}/usage-plans")["Parameters"]
+        path = parameters.parameter_name(self.stage, parameters.USAGE_PLANS)
+        found = self.clients.ssm.get_parameters_by_path(Path=path)["Parameters"]
         return {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in found}
 
     def create(self, owner: str, plan: str) -> tuple[str, str]:
         """Register a new key; returns (key_id, key). The key is shown once and never stored."""
         if not _OWNER.match(owner):
             raise KeyToolError("--owner must be 1-128 letters, digits or ._@+- (it identifies the caller in logs).")
-        table = self._parameter("key-table", "The key table")
+        table = self._parameter(parameters.KEY_TABLE, "The key table")
         plans = self.plans()
         if plan not in plans:
             raise KeyToolError(f"--plan must be one of {', '.join(sorted(plans)) or '(none deployed)'} (got {plan!r}).")
         key = new_key()
-        key_id = "key_" + secrets.token_hex(8)
+        key_id = new_key_id()
         api_key = self.clients.apigateway.create_api_key(
             name=f"{APP_NAME}-{self.stage}-{key_id}", description=f"owner {owner}, plan {plan}", enabled=True, value=key
         )
@@ -105,7 +104,7 @@ class KeyAdmin:
         return key_id, key
 
     def list(self) -> list[dict[str, str]]:
-        table = self._parameter("key-table", "The key table")
+        table = self._parameter(parameters.KEY_TABLE, "The key table")
         rows: list[dict[str, str]] = []
         paginator = self.clients.dynamodb.get_paginator("scan")
         fields = ["key_id", "owner", "plan", "status", "created_at", "revoked_at"]
@@ -115,9 +114,9 @@ class KeyAdmin:
         return sorted(rows, key=lambda r: r["created_at"])
 
     def revoke(self, key_id: str) -> None:
-        if not _KEY_ID.match(key_id):
+        if not KEY_ID.fullmatch(key_id):
             raise KeyToolError(f"--key-id must look like key_0123456789abcdef (got {key_id!r}).")
-        table = self._parameter("key-table", "The key table")
+        table = self._parameter(parameters.KEY_TABLE, "The key table")
         items = self.clients.dynamodb.scan(
             TableName=table,
             FilterExpression="key_id = :id",

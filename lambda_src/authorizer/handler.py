@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
-from .logic import KeyRecord, UnauthorizedError, authorize, record_from_item
+from lambda_src.authorizer.logic import KeyRecord, UnauthorizedError, authorize, record_from_item
+from lambda_src.contracts.environment import AuthorizerEnvironment
 
+ENV = AuthorizerEnvironment.from_environment()
 LOGGER = Logger()
-TABLE = os.environ.get("KEY_TABLE_NAME", "")
+TABLE = ENV.key_table_name
 # The authorizer runs before every uncached request: fail fast rather than hold the caller.
 DYNAMODB = boto3.client(
     "dynamodb", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})

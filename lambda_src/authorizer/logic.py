@@ -1,4 +1,4 @@
-"""API keys: their format, how they are stored (a SHA-256 hash, never the key) and how a token is judged.
+"""How a token is judged: only an active key passes (its format and hash come from lambda_src/contracts/keys.py).
 
 The authorizer returns the key as ``usageIdentifierKey`` so API Gateway applies the key's usage plan
 (throttle and daily quota), and the key's id and owner as context for the API and its audit log.
@@ -6,15 +6,11 @@ The authorizer returns the key as ``usageIdentifierKey`` so API Gateway applies 
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-KEY_PREFIX = "sk-llm-"
-_TOKEN = re.compile(r"^Bearer (" + re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{43})$")
+from lambda_src.contracts.keys import key_from_header, key_hash
 
 
 class UnauthorizedError(Exception):
@@ -32,21 +28,11 @@ class KeyRecord:
     status: str
 
 
-def new_key() -> str:
-    """A new API key: the prefix and 256 random bits, URL-safe."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | None]) -> dict[str, Any]:
     """An Allow policy for the whole API stage, or UnauthorizedError for anything but an active key."""
-    match = _TOKEN.match(token) if isinstance(token, str) else None
-    if match is None or not isinstance(method_arn, str):
+    key = key_from_header(token)
+    if key is None or not isinstance(method_arn, str):
         raise UnauthorizedError()
-    key = match.group(1)
     record = lookup(key_hash(key))
     if record is None or record.status != "active":
         raise UnauthorizedError()

@@ -6,8 +6,6 @@ Nothing here calls the network at import: clients are created, configuration is 
 from __future__ import annotations
 
 import functools
-import json
-import os
 import time
 from typing import Any
 
@@ -16,19 +14,27 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from .audit import AuditWriter
-from .bedrock import BedrockModel
-from .config import ConfigSource, ModelSettings
-from .logic import Api
-from .models import ModelClient
+from lambda_src.contracts import metrics
+from lambda_src.contracts.environment import InferenceEnvironment
+from lambda_src.inference.logic import Api
+from lambda_src.shared.audit_writer import AuditWriter
+from lambda_src.shared.config_source import ConfigSource, ModelSettings
+from lambda_src.shared.models import ModelClient
+from lambda_src.shared.models.bedrock import BedrockModel
 
+ENV = InferenceEnvironment.from_environment()
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
-METRICS = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE; EMF lines, no API calls
+METRICS = Metrics(namespace=metrics.NAMESPACE)  # EMF lines, no API calls
 # One boto3 session for every client: a second session would load botocore's data files again (~50 ms).
 SSM = boto3.client(
     "ssm", config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
 )
-CONFIG = ConfigSource.from_environment(SSM)
+CONFIG = ConfigSource(
+    ENV.model_parameter_path,
+    ENV.upstream_api_key_parameter,
+    max_age=ENV.config_cache_seconds,
+    provider=ConfigSource.ssm_provider(SSM),
+)
 
 
 @functools.cache
@@ -51,30 +57,25 @@ def bedrock_client(read_timeout: int) -> Any:
 def model_for(settings: ModelSettings) -> ModelClient:
     if settings.provider == "openai-compatible":
         # Imported on first use: urllib.request and its email parsing cost cold-start time Bedrock never needs.
-        from .openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
+        from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
 
         return OpenAICompatibleModel(settings.upstream_base_url, CONFIG.upstream_api_key)
     return BedrockModel(bedrock_client)
 
 
 def audit_writer() -> AuditWriter | None:
-    stream = os.environ.get("AUDIT_STREAM_NAME")
-    if not stream:
+    if not ENV.audit_stream_name:
         return None
     # Bounded: a slow Firehose must not hold the caller (required mode then answers 503).
     firehose = boto3.client(
         "firehose", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
     )
-    return AuditWriter(firehose, stream, mode=os.environ.get("AUDIT_MODE", "required"),
-                       content=os.environ.get("AUDIT_CONTENT", "full"), stage=os.environ.get("STAGE", ""))  # fmt: skip
+    return AuditWriter(firehose, ENV.audit_stream_name, mode=ENV.audit_mode, content=ENV.audit_content,
+                       stage=ENV.stage)  # fmt: skip
 
 
 API = Api(
-    CONFIG,
-    model_for,
-    max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "262144")),
-    cors_origins=tuple(json.loads(os.environ.get("CORS_ALLOWED_ORIGINS", "[]"))),
-    audit=audit_writer(),
+    CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins, audit=audit_writer()
 )
 
 
@@ -84,16 +85,18 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = API.handle(event)
     latency_ms = (time.perf_counter() - started) * 1000
-    METRICS.add_dimension(name="route", value=outcome.route if outcome.status != 404 else "unknown")
-    METRICS.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    METRICS.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    route = outcome.route if outcome.status != 404 else metrics.UNKNOWN_ROUTE
+    METRICS.add_dimension(name=metrics.ROUTE_DIMENSION, value=route)
+    METRICS.add_metric(name=metrics.LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
+    METRICS.add_metric(name=metrics.REQUESTS, unit=MetricUnit.Count, value=1)
     if outcome.error_type:
-        METRICS.add_metric(name=f"Error_{outcome.error_type}", unit=MetricUnit.Count, value=1)
+        METRICS.add_metric(name=metrics.error_metric(outcome.error_type), unit=MetricUnit.Count, value=1)
     if outcome.audit_failed:
-        METRICS.add_metric(name="AuditWriteFailed", unit=MetricUnit.Count, value=1)
+        METRICS.add_metric(name=metrics.AUDIT_WRITE_FAILED, unit=MetricUnit.Count, value=1)
     if outcome.usage is not None:
-        METRICS.add_metric(name="PromptTokens", unit=MetricUnit.Count, value=outcome.usage.prompt_tokens)
-        METRICS.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=outcome.usage.completion_tokens)
+        METRICS.add_metric(name=metrics.PROMPT_TOKENS, unit=MetricUnit.Count, value=outcome.usage.prompt_tokens)
+        METRICS.add_metric(name=metrics.COMPLETION_TOKENS, unit=MetricUnit.Count,
+                           value=outcome.usage.completion_tokens)  # fmt: skip
     # Who and how, never what: no prompts, outputs, keys or headers in the log.
     LOGGER.info(
         "request",

@@ -1,34 +1,33 @@
-"""Routes, request validation and OpenAI-shaped responses: plain Python, no AWS calls of its own.
+"""The inference function's operations, dispatched on the route table: plain Python, no AWS calls of its own.
 
-Every outcome is a well-formed JSON response: client faults are 4xx in OpenAI's error shape, upstream
-faults 5xx; nothing echoes a stack trace, a secret or anything but the caller's own request.
+Which requests reach which operation, and which bodies are valid, comes from lambda_src/contracts
+(ROUTES and the request schemas API Gateway validates with too); this module adds what a schema cannot
+say (the configured model and token limit, a conversation that starts with the user). Every outcome is a
+well-formed JSON response: client faults are 4xx in OpenAI's error shape, upstream faults 5xx; nothing
+echoes a stack trace, a secret or anything but the caller's own request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .audit import AuditEvent, AuditFailedError, AuditWriter
-from .config import ModelSettings
-from .errors import ApiError, invalid_request, not_found, server_error
-from .models import Completion, CompletionRequest, Message, ModelClient
+from lambda_src.contracts.api import SESSION_HEADER, Route, request_schema, routes_of
+from lambda_src.contracts.schemas import MAX_USER_CHARS
+from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
+from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.errors import ApiError, invalid_request, not_found, server_error
+from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
+from lambda_src.shared.proxy import header, json_body, json_response
+from lambda_src.shared.validation import Schema, request_error
 
 LOGGER = logging.getLogger(__name__)
 
-MAX_MESSAGES = 256
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_CHARS = 200
-MAX_USER_CHARS = 256
-_ROLES = {"system", "developer", "user", "assistant"}
-INFERENCE_ROUTES = ("/chat/completions", "/model")
+FUNCTION = "inference"
 _UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "logprobs", "response_format", "audio")
 
 
@@ -53,6 +52,7 @@ class Outcome:
     route: str
     caller: Caller
     request_id: str
+    audited: bool = False
     error_type: str | None = None
     model_id: str | None = None
     usage: Completion | None = field(default=None, repr=False)
@@ -62,6 +62,16 @@ class Outcome:
     input_text: str = field(default="", repr=False)
     output_text: str = field(default="", repr=False)
     audit_failed: bool = False
+
+
+Operation = Callable[[dict[str, Any], dict[str, Any], Outcome], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    route: Route
+    operation: Operation
+    schema: Schema | None
 
 
 class Api:
@@ -81,16 +91,27 @@ class Api:
         self._max_body_bytes = max_body_bytes
         self._cors_origins = cors_origins
         self._clock = clock
-        self._routes: dict[str, dict[str, Callable[[dict[str, Any], Outcome], dict[str, Any]]]] = {
-            "/models": {"GET": self._models},
-            "/chat/completions": {"POST": self._chat},
-            "/model": {"POST": self._simple},
+        operations: dict[str, Operation] = {
+            "list_models": self._models,
+            "chat_completions": self._chat,
+            "prompt": self._prompt,
         }
+        self._endpoints: dict[str, dict[str, _Endpoint]] = {}
+        for route in routes_of(FUNCTION):
+            if route.operation not in operations:
+                raise ValueError(f"Route {route.method} {route.path} names operation {route.operation!r}, which the "
+                                 f"{FUNCTION} function does not have.")  # fmt: skip
+            schema = request_schema(route)
+            self._endpoints.setdefault(route.path, {})[route.method] = _Endpoint(
+                route, operations.pop(route.operation), Schema(schema) if schema else None
+            )
+        if operations:
+            raise ValueError(f"Operations {sorted(operations)} of the {FUNCTION} function have no route.")
 
     def handle(self, event: Any) -> Outcome:
         started = time.perf_counter()
         outcome = self._handle(event if isinstance(event, dict) else {})
-        if self._audit is not None and outcome.route in INFERENCE_ROUTES:
+        if self._audit is not None and outcome.audited:
             self._write_audit(outcome, int((time.perf_counter() - started) * 1000), event)
         return outcome
 
@@ -120,31 +141,37 @@ class Api:
         context = _mapping(event.get("requestContext"))
         authorizer = _mapping(context.get("authorizer"))
         caller = Caller(key_id=_text(authorizer.get("keyId")), owner=_text(authorizer.get("owner")))
-        route = _route(event)
-        outcome = Outcome(response={}, status=0, route=route, caller=caller,
+        path = _route(event)
+        outcome = Outcome(response={}, status=0, route=path, caller=caller,
                           request_id=_text(context.get("requestId")) or "local")  # fmt: skip
         try:
-            methods = self._routes.get(route)
+            methods = self._endpoints.get(path)
             if methods is None:
-                raise not_found(f"Unknown route {route[:100]!r}.", "unknown_route")
-            action = methods.get(_text(event.get("httpMethod")).upper())
-            if action is None:
-                raise ApiError(405, f"Use {', '.join(methods)} on {route}.", "invalid_request_error",
+                raise not_found(f"Unknown route {path[:100]!r}.", "unknown_route")
+            endpoint = methods.get(_text(event.get("httpMethod")).upper())
+            if endpoint is None:
+                raise ApiError(405, f"Use {', '.join(methods)} on {path}.", "invalid_request_error",
                                "method_not_allowed", {"Allow": ", ".join(methods)})  # fmt: skip
-            body = action(event, outcome)
-            return self._finish(outcome, 200, body, event)
+            outcome.audited = endpoint.route.audited
+            body: dict[str, Any] = {}
+            if endpoint.schema is not None:
+                body = json_body(event, self._max_body_bytes)
+                violation = endpoint.schema.first_violation(body)
+                if violation is not None:
+                    raise request_error(violation)
+            return self._finish(outcome, 200, endpoint.operation(event, body, outcome), event)
         except ApiError as error:
             outcome.error_type = error.code
             return self._finish(outcome, error.status, error.body(), event, error.headers)
         except Exception as error:  # a bug must still answer in the documented shape
-            LOGGER.error("Unhandled %s on %s", type(error).__name__, route)
+            LOGGER.error("Unhandled %s on %s", type(error).__name__, path)
             failure = server_error()
             outcome.error_type = failure.code
             return self._finish(outcome, failure.status, failure.body(), event)
 
-    # --- routes -----------------------------------------------------------------------------------
+    # --- operations (bodies already match the route's schema) ---------------------------------------
 
-    def _models(self, _event: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    def _models(self, _event: dict[str, Any], _body: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
         settings = self._config.settings()
         outcome.model_id = settings.model_id
         return {
@@ -152,8 +179,7 @@ class Api:
             "data": [{"id": settings.model_id, "object": "model", "created": 0, "owned_by": settings.provider}],
         }
 
-    def _chat(self, event: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
-        body = self._json_body(event)
+    def _chat(self, event: dict[str, Any], body: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
         if body.get("stream") is True:
             raise invalid_request("Streaming is not yet enabled on this API; send the request with stream: false.",
                                   "streaming_not_supported")  # fmt: skip
@@ -165,22 +191,19 @@ class Api:
             raise invalid_request("'n' must be 1: this API returns one choice.", "unsupported_parameter")
         settings = self._config.settings()
         self._check_model(body.get("model"), settings)
-        system, messages = _messages(body.get("messages"))
+        system, messages = _messages(body["messages"])
         outcome.input_text = json.dumps(
             [{"role": "system", "content": text} for text in system]
             + [{"role": m.role, "content": m.content} for m in messages],
             ensure_ascii=False,
         )
-        user = body.get("user")
-        if user is not None and (not isinstance(user, str) or len(user) > MAX_USER_CHARS):
-            raise invalid_request(f"'user' must be a string of at most {MAX_USER_CHARS} characters.")
-        outcome.session_id = _session_id(event, user)
+        outcome.session_id = _session_id(event, body.get("user"))
         request = CompletionRequest(
             model_id=settings.model_id,
             system=(settings.system_prompt, *system),
             messages=messages,
-            temperature=_bounded(body, "temperature", settings.temperature, 0.0, 1.0, low_inclusive=True),
-            top_p=_bounded(body, "top_p", settings.top_p, 0.0, 1.0, low_inclusive=False),
+            temperature=float(_given(body, "temperature", settings.temperature)),
+            top_p=float(_given(body, "top_p", settings.top_p)),
             max_tokens=_max_tokens(body, settings),
             stop=_stop(body.get("stop")),
             timeout_seconds=settings.request_timeout_seconds,
@@ -201,11 +224,10 @@ class Api:
             "usage": _usage(completion),
         }
 
-    def _simple(self, event: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
-        body = self._json_body(event)
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise invalid_request("'prompt' must be a non-empty string.")
+    def _prompt(self, event: dict[str, Any], body: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        prompt = body["prompt"]
+        if not prompt.strip():
+            raise invalid_request("'prompt' must not be blank.")
         outcome.input_text = prompt
         settings = self._config.settings()
         outcome.session_id = _session_id(event, None)
@@ -232,57 +254,16 @@ class Api:
         outcome.output_text = completion.text
         return completion
 
-    def _check_model(self, requested: Any, settings: ModelSettings) -> None:
-        if requested is None:
-            return
-        if not isinstance(requested, str):
-            raise invalid_request("'model' must be a string.")
-        if requested != settings.model_id:
+    def _check_model(self, requested: str | None, settings: ModelSettings) -> None:
+        if requested is not None and requested != settings.model_id:
             raise not_found(f"The model {requested[:200]!r} is not served here; GET /models lists the models.",
                             "model_not_found")  # fmt: skip
 
-    def _json_body(self, event: dict[str, Any]) -> dict[str, Any]:
-        raw = event.get("body")
-        if raw is None or raw == "":
-            raise invalid_request("The request needs a JSON body.")
-        if not isinstance(raw, str):
-            raise invalid_request("The request body must be JSON text.")
-        data: bytes
-        if event.get("isBase64Encoded") is True:
-            if len(raw) > self._max_body_bytes * 4 // 3 + 4:
-                raise _too_large(self._max_body_bytes)
-            try:
-                data = base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError):
-                raise invalid_request("The request body is not valid base64.") from None
-        else:
-            data = raw.encode("utf-8", "surrogatepass")
-        if len(data) > self._max_body_bytes:
-            raise _too_large(self._max_body_bytes)
-        try:
-            body = json.loads(data)
-        except (ValueError, RecursionError):
-            raise invalid_request("The request body is not valid JSON.", "invalid_json") from None
-        if not isinstance(body, dict):
-            raise invalid_request("The request body must be a JSON object.")
-        return body
-
     def _finish(self, outcome: Outcome, status: int, body: dict[str, Any], event: dict[str, Any],
                 extra_headers: dict[str, str] | None = None) -> Outcome:  # fmt: skip
-        headers = {"Content-Type": "application/json", "X-Request-Id": outcome.request_id,
-                   "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}  # fmt: skip
-        headers.update(extra_headers or {})
-        origin = _header(event, "origin")
-        if origin and origin in self._cors_origins:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Vary"] = "Origin"
         outcome.status = status
-        outcome.response = {
-            "statusCode": status,
-            "headers": headers,
-            "body": json.dumps(body, ensure_ascii=False),
-            "isBase64Encoded": False,
-        }
+        outcome.response = json_response(status, body, request_id=outcome.request_id, origin=header(event, "origin"),
+                                         cors_origins=self._cors_origins, extra_headers=extra_headers)  # fmt: skip
         return outcome
 
 
@@ -307,40 +288,26 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _header(event: dict[str, Any], name: str) -> str:
-    headers = event.get("headers")
-    if not isinstance(headers, dict):
-        return ""
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == name and isinstance(value, str):
-            return value
-    return ""
+def _given(body: dict[str, Any], name: str, default: Any) -> Any:
+    """The body's value, or ``default`` when it is absent or null."""
+    value = body.get(name)
+    return default if value is None else value
 
 
 def _session_id(event: dict[str, Any], user: str | None) -> str | None:
-    session = _header(event, "x-session-id")[:MAX_USER_CHARS]
+    session = header(event, SESSION_HEADER)[:MAX_USER_CHARS]
     return session or user or None
 
 
-def _messages(raw: Any) -> tuple[tuple[str, ...], tuple[Message, ...]]:
-    if not isinstance(raw, list) or not raw:
-        raise invalid_request("'messages' must be a non-empty list.", "invalid_messages")
-    if len(raw) > MAX_MESSAGES:
-        raise invalid_request(f"'messages' may hold at most {MAX_MESSAGES} entries.", "invalid_messages")
+def _messages(raw: list[dict[str, Any]]) -> tuple[tuple[str, ...], tuple[Message, ...]]:
     system: list[str] = []
     turns: list[Message] = []
     for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise invalid_request(f"messages[{index}] must be an object.", "invalid_messages")
-        role = item.get("role")
-        if role not in _ROLES:
-            raise invalid_request(f"messages[{index}].role must be one of {', '.join(sorted(_ROLES))}.",
-                                  "invalid_messages")  # fmt: skip
-        text = _content_text(item.get("content"), index)
+        role = item["role"]
+        content = item["content"]
+        text = content if isinstance(content, str) else "".join(part["text"] for part in content)
+        if not text.strip():
+            raise invalid_request(f"messages[{index}].content must not be empty.", "invalid_messages")
         if role in ("system", "developer"):
             system.append(text)
         elif turns and turns[-1].role == role:
@@ -353,56 +320,20 @@ def _messages(raw: Any) -> tuple[tuple[str, ...], tuple[Message, ...]]:
     return tuple(system), tuple(turns)
 
 
-def _content_text(content: Any, index: int) -> str:
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise invalid_request(f"messages[{index}].content may only hold text parts.", "invalid_messages")
-            parts.append(part["text"])
-        text = "".join(parts)
-    else:
-        raise invalid_request(f"messages[{index}].content must be a string or a list of text parts.",
-                              "invalid_messages")  # fmt: skip
-    if not text.strip():
-        raise invalid_request(f"messages[{index}].content must not be empty.", "invalid_messages")
-    return text
-
-
-def _bounded(body: dict[str, Any], name: str, default: float, low: float, high: float, *, low_inclusive: bool) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    in_range = _is_number(value) and (value >= low if low_inclusive else value > low) and value <= high
-    if not in_range:
-        bound = "from" if low_inclusive else "greater than"
-        raise invalid_request(f"'{name}' must be a number {bound} {low:g} up to {high:g}.", "value_out_of_range")
-    return float(value)
-
-
 def _max_tokens(body: dict[str, Any], settings: ModelSettings) -> int:
-    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    value = _given(body, "max_completion_tokens", body.get("max_tokens"))
     if value is None:
         return settings.max_output_tokens
-    if not _is_int(value) or not 1 <= value <= settings.max_output_tokens:
+    if value > settings.max_output_tokens:
         raise invalid_request(f"'max_tokens' must be a whole number from 1 to {settings.max_output_tokens}.",
                               "value_out_of_range")  # fmt: skip
     return int(value)
 
 
-def _stop(value: Any) -> tuple[str, ...]:
+def _stop(value: str | list[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else value
-    if (
-        not isinstance(items, list)
-        or len(items) > MAX_STOP_SEQUENCES
-        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in items)
-    ):
-        raise invalid_request(f"'stop' must be a string or a list of at most {MAX_STOP_SEQUENCES} non-empty strings.")
-    return tuple(items)
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _usage(completion: Completion) -> dict[str, int]:
@@ -411,8 +342,3 @@ def _usage(completion: Completion) -> dict[str, int]:
         "completion_tokens": completion.completion_tokens,
         "total_tokens": completion.prompt_tokens + completion.completion_tokens,
     }
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"The request body is larger than {limit} bytes.", "invalid_request_error",
-                    "request_too_large")  # fmt: skip

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from .logic import CREATE_FAILED_MARKER
+from lambda_src.secure_parameter.logic import CREATE_FAILED_MARKER
 
 LOGGER = logging.getLogger(__name__)
 # Leave this much of the invocation for the timeout answer itself.

@@ -9,8 +9,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .cfn_response import Responder
-from .logic import ProviderError, handle
+from lambda_src.contracts.secure_string import PARAMETER_NAME
+from lambda_src.secure_parameter.cfn_response import Responder
+from lambda_src.secure_parameter.logic import ProviderError, handle
 
 logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 # botocore logs request parameters (the value of PutParameter) at DEBUG: never let it, whatever LOG_LEVEL says.
@@ -31,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
         "%s %s (%s)",
         event.get("RequestType"),
         event.get("LogicalResourceId"),
-        (event.get("ResourceProperties") or {}).get("ParameterName"),
+        (event.get("ResourceProperties") or {}).get(PARAMETER_NAME),
     )
     responder = Responder(event, context.get_remaining_time_in_millis() / 1000)
     try:

@@ -15,11 +15,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_src.contracts import secure_string
+from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
+
 LOGGER = logging.getLogger(__name__)
 
-KINDS = ("generated", "placeholder")
-# A placeholder reads as unset to the applications; the random tail keeps it unguessable.
-PLACEHOLDER_PREFIX = "UNSET-REPLACE-ME-"
 # Physical id CloudFormation gets when a create fails, so the rollback's delete touches nothing.
 CREATE_FAILED_MARKER = "secure-parameter-create-failed"
 _NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
@@ -41,20 +41,22 @@ class Properties:
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> Properties:
         raw = raw or {}
-        name = str(raw.get("ParameterName", ""))
-        key_id = str(raw.get("KeyId", ""))
-        kind = str(raw.get("ValueKind", ""))
+        name = str(raw.get(secure_string.PARAMETER_NAME, ""))
+        key_id = str(raw.get(secure_string.KEY_ID, ""))
+        kind = str(raw.get(secure_string.VALUE_KIND, ""))
         if not _NAME.match(name) or "//" in name:
             raise ProviderError(f"ParameterName must be an absolute SSM parameter name, got {name!r}.")
         if not _KEY_ARN.match(key_id):
             raise ProviderError(f"KeyId must be a KMS key ARN, got {key_id!r}.")
-        if kind not in KINDS:
-            raise ProviderError(f"ValueKind must be one of {', '.join(KINDS)}, got {kind!r}.")
+        if kind not in secure_string.VALUE_KINDS:
+            raise ProviderError(f"ValueKind must be one of {', '.join(secure_string.VALUE_KINDS)}, got {kind!r}.")
         # CloudFormation hands every scalar property to the function as a string.
-        retain = str(raw.get("RetainOnDelete", "false")).lower()
+        retain = str(raw.get(secure_string.RETAIN_ON_DELETE, "false")).lower()
         if retain not in ("true", "false"):
-            raise ProviderError(f"RetainOnDelete must be true or false, got {raw.get('RetainOnDelete')!r}.")
-        description = str(raw.get("Description", ""))[:1024]
+            raise ProviderError(
+                f"RetainOnDelete must be true or false, got {raw.get(secure_string.RETAIN_ON_DELETE)!r}."
+            )
+        description = str(raw.get(secure_string.DESCRIPTION, ""))[:1024]
         return cls(name=name, key_id=key_id, kind=kind, description=description, retain_on_delete=retain == "true")
 
 
@@ -138,7 +140,7 @@ def _delete(ssm: Any, raw_props: dict[str, Any] | None, physical_id: str) -> Out
         props = None
     if props is not None and props.retain_on_delete:
         LOGGER.info("SecureString %s retained (RetainOnDelete)", physical_id)
-        return Outcome(physical_id=physical_id, data={"ParameterName": physical_id})
+        return Outcome(physical_id=physical_id, data={secure_string.PARAMETER_NAME: physical_id})
     try:
         ssm.delete_parameter(Name=physical_id)
         LOGGER.info("Deleted SecureString %s", physical_id)
@@ -146,7 +148,7 @@ def _delete(ssm: Any, raw_props: dict[str, Any] | None, physical_id: str) -> Out
         if _code(error) != "ParameterNotFound":
             raise
         LOGGER.info("SecureString %s was already gone", physical_id)
-    return Outcome(physical_id=physical_id, data={"ParameterName": physical_id})
+    return Outcome(physical_id=physical_id, data={secure_string.PARAMETER_NAME: physical_id})
 
 
 def _check_existing(ssm: Any, props: Properties) -> None:
@@ -166,7 +168,7 @@ def _check_existing(ssm: Any, props: Properties) -> None:
 
 
 def _outcome(props: Properties) -> Outcome:
-    return Outcome(physical_id=props.name, data={"ParameterName": props.name})
+    return Outcome(physical_id=props.name, data={secure_string.PARAMETER_NAME: props.name})
 
 
 def _code(error: ClientError) -> str:

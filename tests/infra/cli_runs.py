@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tests import background
 from tests.background import run_cdk
+from tests.infra.templates import logical_id_at
 
 PROD_DATA_STACK = "llm-platform-prod-data"
 
@@ -41,7 +42,8 @@ def _diff(*, rotation_off: bool) -> subprocess.CompletedProcess[str]:
         return synth
     template = json.loads((out() / "prod" / f"{PROD_DATA_STACK}.template.json").read_text())
     if rotation_off:
-        template["Resources"]["DatasetKeyF70C338B"]["Properties"]["EnableKeyRotation"] = False
+        key = logical_id_at(template, f"{PROD_DATA_STACK}/Dataset/Key")
+        template["Resources"][key]["Properties"]["EnableKeyRotation"] = False
     saved = out() / f"saved-{'changed' if rotation_off else 'same'}.template.json"
     saved.write_text(json.dumps(template))
     return run_cdk("diff", "--app", str(out() / "prod"), "--template", str(saved), PROD_DATA_STACK)

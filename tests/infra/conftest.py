@@ -16,14 +16,26 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import build_stacks, create_app, synthesize
-from constructs_lib.nag import AcknowledgedFinding, acknowledgments_disabled, apply_nag_packs, collect_acknowledgments
-from stacks.stages import DEV, PROD, Deployment, StageConfig
+from constructs_lib.foundation.compliance_report import ComplianceReport
+from constructs_lib.foundation.nag import (
+    AcknowledgedFinding,
+    acknowledgments_disabled,
+    apply_nag_packs,
+    collect_acknowledgments,
+)
+from stacks.context import Deployment
+from stacks.stages import DEV, PROD, StageConfig
 from tests import background
-from tools.compliance_report import ComplianceReport
+from tests.infra.templates import logical_id_at
 
 ROOT = Path(__file__).resolve().parents[2]
-# The feature flags and defaults the CDK CLI passes to app.py from cdk.json.
-CDK_JSON_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+# The feature flags and defaults the CDK CLI passes to app.py from cdk.json, and the metadata switches the
+# CLI turns on by default (construct paths let tests find resources without hashed logical ids).
+CDK_JSON_CONTEXT: dict[str, Any] = {
+    **json.loads((ROOT / "cdk.json").read_text())["context"],
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+}
 DATASET_FIXTURE = ROOT / "tests" / "fixtures" / "dataset"
 
 
@@ -39,21 +51,33 @@ class Synth:
         return Template.from_json(self.raw(component))
 
     def raw(self, component: str) -> dict[str, Any]:
+        return self.templates[self.stack_name(component)]
+
+    def stack_name(self, component: str) -> str:
         matches = [name for name in self.templates if name.endswith(f"-{component}")]
         assert len(matches) == 1, f"expected one {component} stack, found {sorted(self.templates)}"
-        return self.templates[matches[0]]
+        return matches[0]
+
+    def logical_id(self, component: str, path: str) -> str:
+        """The logical id of the resource at construct path ``path`` of the component's stack."""
+        return logical_id_at(self.raw(component), f"{self.stack_name(component)}/{path}")
+
+    def resource(self, component: str, path: str) -> dict[str, Any]:
+        """The resource at construct path ``path``, e.g. ``resource("api", "Inference/Policy")``."""
+        resource: dict[str, Any] = self.raw(component)["Resources"][self.logical_id(component, path)]
+        return resource
+
+    def properties(self, component: str, path: str) -> dict[str, Any]:
+        props: dict[str, Any] = self.resource(component, path)["Properties"]
+        return props
 
 
-def by_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    """Resources of one type, by logical id."""
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+def ref(synth: Synth, component: str, path: str) -> dict[str, str]:
+    return {"Ref": synth.logical_id(component, path)}
 
 
-def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    """Properties of the one resource of this type (fails if there are more or none)."""
-    (resource,) = by_type(template, resource_type).values()
-    props: dict[str, Any] = resource["Properties"]
-    return props
+def arn_of(synth: Synth, component: str, path: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [synth.logical_id(component, path), "Arn"]}
 
 
 def _synth(app: cdk.App) -> Synth:
@@ -92,7 +116,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth_context(tmp_path_factory, stage="prod")
 
 
-UPLOAD_STAGE = dataclasses.replace(DEV, dataset_source_dir=str(DATASET_FIXTURE))
+UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)))
 
 
 @pytest.fixture(scope="session")

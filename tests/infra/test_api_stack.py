@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from constructs_lib.api_contract import ACCESS_LOG_FORMAT, GATEWAY_ERRORS
-from stacks.stages import DEV, PROD, Deployment
-from tests.infra.conftest import Synth, by_type, only, synth_deployment
+from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
+from lambda_src.contracts.api import GATEWAY_ERRORS, ROUTES
+from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_PREFIX, new_key
+from lambda_src.contracts.parameters import MODEL_PARAMETERS
+from lambda_src.contracts.schemas import REQUEST_SCHEMAS
+from stacks.context import Deployment
+from stacks.stages import DEV, PROD
+from tests.infra.conftest import Synth, arn_of, ref, synth_deployment
+from tests.infra.templates import by_type, only
 
-INFERENCE_POLICY = "InferencePolicyB08644C5"
-AUTHORIZER_POLICY = "AuthorizerPolicy52DA209A"
-KEY_TABLE = "KeysTableF42AC009"
-API_KEY = "ApiKeyF9DDEE66"
 STAGES = {"dev": DEV, "prod": PROD}
+
+
+def _statements(synth: Synth, path: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = synth.properties("api", path)["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _with_action(statements: list[dict[str, Any]], action: str | list[str]) -> list[dict[str, Any]]:
+    return [s for s in statements if s["Action"] == action]
 
 
 def _path_of(template: dict[str, Any], resource_id: str) -> str:
@@ -38,8 +50,9 @@ def test_regional_api_with_keys_from_the_authorizer(variant, variants):
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
-def test_every_route_needs_the_authorizer_and_an_api_key(variant, variants):
-    template = variants[variant].raw("api")
+def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(variant, variants):
+    synth = variants[variant]
+    template = synth.raw("api")
     methods = {}
     for method in by_type(template, "AWS::ApiGateway::Method").values():
         props = method["Properties"]
@@ -48,16 +61,20 @@ def test_every_route_needs_the_authorizer_and_an_api_key(variant, variants):
         resource = props["ResourceId"]
         path = _path_of(template, resource["Ref"]) if "Ref" in resource else "/"
         methods[(props["HttpMethod"], path)] = props
-    assert set(methods) == {("GET", "/models"), ("POST", "/chat/completions"), ("POST", "/model")}
-    for props in methods.values():
+    assert set(methods) == {(route.method, route.path) for route in ROUTES}
+    function = synth.logical_id("api", "Inference/Function")
+    for route in ROUTES:
+        props = methods[(route.method, route.path)]
         assert props["AuthorizationType"] == "CUSTOM"
-        assert props["AuthorizerId"] == {"Ref": "ApiAuthorizer787544C1"}
+        assert props["AuthorizerId"] == ref(synth, "api", "Api/Authorizer")
         assert props["ApiKeyRequired"] is True
         assert props["Integration"]["Type"] == "AWS_PROXY"
-    for key in [("POST", "/chat/completions"), ("POST", "/model")]:
-        assert methods[key]["RequestValidatorId"] == {"Ref": "ApiBodyValidatorB96F9021"}
-        assert list(methods[key]["RequestModels"]) == ["application/json"]
-    assert "RequestValidatorId" not in methods[("GET", "/models")]
+        assert function in json.dumps(props["Integration"]["Uri"])  # the route table's function: inference
+        if route.body is None:
+            assert "RequestValidatorId" not in props and "RequestModels" not in props
+        else:
+            assert props["RequestValidatorId"] == ref(synth, "api", "Api/Api/BodyValidator")
+            assert props["RequestModels"] == {"application/json": ref(synth, "api", f"Api/Api/{route.body}")}
 
 
 @pytest.mark.parametrize(("variant", "ttl"), [("dev", 60), ("prod", 300)])
@@ -65,8 +82,17 @@ def test_token_authorizer_reads_the_bearer_header_and_caches(variant, ttl, varia
     authorizer = only(variants[variant].raw("api"), "AWS::ApiGateway::Authorizer")
     assert authorizer["Type"] == "TOKEN"
     assert authorizer["IdentitySource"] == "method.request.header.Authorization"
-    assert authorizer["IdentityValidationExpression"] == "^Bearer sk-llm-[A-Za-z0-9_-]{43}$"
+    assert authorizer["IdentityValidationExpression"] == AUTHORIZATION_HEADER_REGEX
     assert authorizer["AuthorizerResultTtlInSeconds"] == ttl
+
+
+def test_keys_the_admin_command_makes_pass_the_gateways_header_check(dev):
+    """The key format has two readers: API Gateway's regex (a template) and the authorizer (Python). A key made
+    by the admin code must pass the regex as deployed, or every key would be refused, and only in AWS."""
+    expression = re.compile(only(dev.raw("api"), "AWS::ApiGateway::Authorizer")["IdentityValidationExpression"])
+    for _ in range(200):
+        assert expression.fullmatch(f"Bearer {new_key()}")
+    assert not expression.fullmatch("Bearer sk-llm-short")
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
@@ -79,7 +105,7 @@ def test_usage_plans_follow_the_stage_config(variant, variants):
         props = plans[f"llm-platform-{variant}-api-{plan.name}"]
         assert props["Throttle"] == {"RateLimit": plan.rate_limit, "BurstLimit": plan.burst_limit}
         assert props["Quota"] == {"Limit": plan.daily_quota, "Period": "DAY"}
-        assert props["ApiStages"][0]["Stage"] == {"Ref": "ApiDeploymentStagev1149A6FAE"}
+        assert props["ApiStages"][0]["Stage"] == ref(variants[variant], "api", "Api/Api/DeploymentStage.v1")
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
@@ -88,7 +114,9 @@ def test_stage_v1_logging_tracing_and_throttling(variant, variants):
     config = STAGES[variant].api
     assert stage["StageName"] == "v1"
     assert stage["TracingEnabled"] is True
-    assert "ApiAccessLogs50B185DB" in json.dumps(stage["AccessLogSetting"]["DestinationArn"])
+    assert variants[variant].logical_id("api", "Api/AccessLogs") in json.dumps(
+        stage["AccessLogSetting"]["DestinationArn"]
+    )
     access_format = json.loads(stage["AccessLogSetting"]["Format"])
     assert access_format == ACCESS_LOG_FORMAT
     assert "$context.authorizer.keyId" in access_format.values()
@@ -108,8 +136,8 @@ def test_stage_v1_logging_tracing_and_throttling(variant, variants):
 
 @pytest.mark.parametrize(("variant", "days"), [("dev", 14), ("prod", 365)])
 def test_access_logs_are_encrypted_and_kept_per_stage(variant, days, variants):
-    logs = variants[variant].raw("api")["Resources"]["ApiAccessLogs50B185DB"]["Properties"]
-    assert logs["KmsKeyId"] == {"Fn::GetAtt": [API_KEY, "Arn"]}
+    logs = variants[variant].properties("api", "Api/AccessLogs")
+    assert logs["KmsKeyId"] == arn_of(variants[variant], "api", "ApiKey")
     assert logs["RetentionInDays"] == days
 
 
@@ -124,21 +152,24 @@ def test_gateway_errors_use_the_openai_error_shape(dev):
         assert body["error"]["type"] == error_type and body["error"]["code"] == code
         assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    unknown_route = json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"])
+    assert all(f"{route.method} {route.path}" in unknown_route["error"]["message"] for route in ROUTES)
     assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
     assert responses["THROTTLED"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
     assert responses["QUOTA_EXCEEDED"]["StatusCode"] == "429"
 
 
-def test_post_bodies_are_validated_against_json_schemas(dev):
+def test_request_models_are_exactly_the_contract_schemas(dev):
+    """API Gateway validates bodies with the same JSON schema the handler does (one home: the contract)."""
     template = dev.raw("api")
     validator = only(template, "AWS::ApiGateway::RequestValidator")
     assert validator["ValidateRequestBody"] is True
-    models = {logical_id[3:-8]: m["Properties"]["Schema"]
-              for logical_id, m in by_type(template, "AWS::ApiGateway::Model").items()}  # fmt: skip
-    assert models["ChatRequest"]["required"] == ["messages"]
-    assert models["ChatRequest"]["properties"]["messages"]["minItems"] == 1
-    assert models["ChatRequest"]["properties"]["stream"] == {"type": "boolean"}
-    assert models["PromptRequest"]["required"] == ["prompt"]
+    bodies = {route.body for route in ROUTES if route.body}
+    assert bodies and len(by_type(template, "AWS::ApiGateway::Model")) == len(bodies)
+    for name in bodies:
+        model = dev.properties("api", f"Api/Api/{name}")
+        assert model["ContentType"] == "application/json"
+        assert model["Schema"] == REQUEST_SCHEMAS[name]
 
 
 def test_waf_only_where_the_stage_enables_it(dev, prod):
@@ -154,7 +185,7 @@ def test_waf_only_where_the_stage_enables_it(dev, prod):
     assert rate["Action"] == {"Block": {}}
     assert rate["Statement"]["RateBasedStatement"]["Limit"] == PROD.api.waf_rate_limit
     association = only(template, "AWS::WAFv2::WebACLAssociation")
-    assert json.dumps(association["ResourceArn"]).count("ApiDeploymentStagev1149A6FAE") == 1
+    assert json.dumps(association["ResourceArn"]).count(prod.logical_id("api", "Api/Api/DeploymentStage.v1")) == 1
     logging = only(template, "AWS::WAFv2::LoggingConfiguration")
     assert logging["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
     assert "aws-waf-logs-llm-platform-prod-api" in json.dumps(logging["LogDestinationConfigs"])
@@ -180,13 +211,13 @@ def test_functions_runtime_layer_and_environment(variant, concurrency, variants)
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "Handler": "inference.handler.lambda_handler",
+            "Handler": "lambda_src.inference.handler.lambda_handler",
             "Runtime": "python3.14",
             "Architectures": ["arm64"],
             "Timeout": 29,
             "ReservedConcurrentExecutions": concurrency,
             "TracingConfig": {"Mode": "Active"},
-            "Layers": [{"Ref": "PowertoolsLayer355B073B"}],
+            "Layers": [ref(variants[variant], "api", "Powertools/Layer")],
             "Environment": {
                 "Variables": Match.object_like(
                     {
@@ -200,26 +231,28 @@ def test_functions_runtime_layer_and_environment(variant, concurrency, variants)
     )
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": "authorizer.handler.lambda_handler", "Timeout": 5, "ReservedConcurrentExecutions": concurrency},
+        {
+            "Handler": "lambda_src.authorizer.handler.lambda_handler",
+            "Timeout": 5,
+            "ReservedConcurrentExecutions": concurrency,
+        },
     )
 
 
-def test_function_packages_hold_only_project_code(dev):
-    template = dev.raw("api")
-    for logical_id, package in (
-        ("InferenceFunction05D34FA4", "inference"),
-        ("AuthorizerFunctionEB19F618", "authorizer"),
-    ):
-        asset = template["Resources"][logical_id]["Properties"]["Code"]["S3Key"].removesuffix(".zip")
-        folder = dev.outdir / f"asset.{asset}"
-        files = {p.relative_to(folder).parts[0] for p in folder.rglob("*") if p.is_file()}
-        assert files == {package}
+@pytest.mark.parametrize("package", ["inference", "authorizer"])
+def test_function_packages_hold_their_package_and_the_shared_code_only(dev, package):
+    path = f"{package.title()}/Function"
+    asset = dev.properties("api", path)["Code"]["S3Key"].removesuffix(".zip")
+    folder = dev.outdir / f"asset.{asset}"
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert {f.split("/")[1] for f in files if f.count("/") > 1} == {package, "shared", "contracts"}
+    assert f"lambda_src/{package}/handler.py" in files and "lambda_src/__init__.py" in files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
 
 
 def test_inference_policy_is_exact(dev):
-    statements = dev.raw("api")["Resources"][INFERENCE_POLICY]["Properties"]["PolicyDocument"]["Statement"]
-    actions = [s["Action"] for s in statements]
-    assert actions == [
+    statements = _statements(dev, "Inference/Policy")
+    assert sorted(json.dumps(s["Action"]) for s in statements) == sorted(json.dumps(a) for a in [
         ["logs:CreateLogStream", "logs:PutLogEvents"],
         ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
         ["ssm:GetParameter", "ssm:GetParameters"],
@@ -228,30 +261,40 @@ def test_inference_policy_is_exact(dev):
         "kms:Decrypt",
         ["firehose:PutRecord", "firehose:PutRecordBatch"],
         "bedrock:InvokeModel",
-    ]
-    assert len(statements[2]["Resource"]) == 9  # exactly the model parameters
-    assert json.dumps(statements[3]["Resource"]).endswith(':parameter/llm-platform/dev/model"]]}')
-    assert json.dumps(statements[4]["Resource"]).endswith(':parameter/llm-platform/dev/secrets/upstream-api-key"]]}')
-    assert statements[5]["Condition"]["StringEquals"]["kms:ViaService"] == {
+    ])  # fmt: skip
+    (get_model,) = _with_action(statements, ["ssm:GetParameter", "ssm:GetParameters"])
+    assert len(get_model["Resource"]) == len(MODEL_PARAMETERS)  # exactly the model parameters
+    (by_path,) = _with_action(statements, "ssm:GetParametersByPath")
+    assert json.dumps(by_path["Resource"]).endswith(':parameter/llm-platform/dev/model"]]}')
+    (get_key,) = _with_action(statements, "ssm:GetParameter")
+    assert json.dumps(get_key["Resource"]).endswith(':parameter/llm-platform/dev/secrets/upstream-api-key"]]}')
+    (decrypt,) = _with_action(statements, "kms:Decrypt")
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == {
         "Fn::Join": ["", ["ssm.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]
     }
-    # The audit stream of this stage, and nothing else.
-    assert list(statements[6]["Resource"]) == ["Fn::ImportValue"]
-    assert statements[6]["Resource"]["Fn::ImportValue"].startswith("llm-platform-dev-audit:")
-    assert statements[7]["Resource"] == {
+    # The audit stream of this stage, and nothing else (the L2 grant_put_records landed in the managed policy).
+    (firehose,) = _with_action(statements, ["firehose:PutRecord", "firehose:PutRecordBatch"])
+    assert list(firehose["Resource"]) == ["Fn::ImportValue"]
+    assert firehose["Resource"]["Fn::ImportValue"].startswith("llm-platform-dev-audit:")
+    (bedrock,) = _with_action(statements, "bedrock:InvokeModel")
+    assert bedrock["Resource"] == {
         "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":bedrock:", {"Ref": "AWS::Region"},
                           "::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"]]
     }  # fmt: skip
+    (logs,) = _with_action(statements, ["logs:CreateLogStream", "logs:PutLogEvents"])
+    assert logs["Resource"] == arn_of(dev, "api", "Inference/Logs")
 
 
 def test_authorizer_policy_is_exact(dev):
-    statements = dev.raw("api")["Resources"][AUTHORIZER_POLICY]["Properties"]["PolicyDocument"]["Statement"]
-    assert statements[2:] == [
-        {"Action": "dynamodb:GetItem", "Effect": "Allow", "Resource": {"Fn::GetAtt": [KEY_TABLE, "Arn"]}},
+    statements = _statements(dev, "Authorizer/Policy")
+    assert _with_action(statements, "dynamodb:GetItem") == [
+        {"Action": "dynamodb:GetItem", "Effect": "Allow", "Resource": arn_of(dev, "api", "Keys/Table")}
+    ]
+    assert _with_action(statements, "kms:Decrypt") == [
         {
             "Action": "kms:Decrypt",
             "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [API_KEY, "Arn"]},
+            "Resource": arn_of(dev, "api", "ApiKey"),
             "Condition": {
                 "StringEquals": {
                     "kms:ViaService": {"Fn::Join": ["", ["dynamodb.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
@@ -259,6 +302,19 @@ def test_authorizer_policy_is_exact(dev):
             },
         },
     ]
+    assert len(statements) == 4  # + its own logs and X-Ray
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_function_roles_have_only_their_managed_policy(variant, variants):
+    """Grants land in the function's customer-managed policy: no inline policy anywhere in the stack."""
+    synth = variants[variant]
+    template = synth.raw("api")
+    assert by_type(template, "AWS::IAM::Policy") == {}
+    for function in ("Inference", "Authorizer"):
+        role = synth.properties("api", f"{function}/Role")
+        assert "Policies" not in role and "ManagedPolicyArns" not in role
+        assert synth.properties("api", f"{function}/Policy")["Roles"] == [ref(synth, "api", f"{function}/Role")]
 
 
 def test_inference_profiles_get_the_profile_and_its_models_only_through_it(tmp_path_factory):
@@ -266,8 +322,7 @@ def test_inference_profiles_get_the_profile_and_its_models_only_through_it(tmp_p
                                 additional_model_ids=("amazon.nova-lite-v1:0",))  # fmt: skip
     synth = synth_deployment(tmp_path_factory, Deployment(stage=dataclasses.replace(DEV, model=model)))
     assert synth.report.passed, synth.report.findings
-    statements = synth.raw("api")["Resources"][INFERENCE_POLICY]["Properties"]["PolicyDocument"]["Statement"]
-    bedrock = [s for s in statements if s["Action"] == "bedrock:InvokeModel"]
+    bedrock = _with_action(_statements(synth, "Inference/Policy"), "bedrock:InvokeModel")
     rendered = json.dumps(bedrock)
     assert ":inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0" in rendered
     assert "::foundation-model/amazon.nova-lite-v1:0" in rendered
@@ -281,11 +336,12 @@ def test_inference_profiles_get_the_profile_and_its_models_only_through_it(tmp_p
 
 @pytest.mark.parametrize(("variant", "protected"), [("dev", False), ("prod", True)])
 def test_key_table_is_encrypted_recoverable_and_protected_in_prod(variant, protected, variants):
-    table = variants[variant].raw("api")["Resources"][KEY_TABLE]
+    synth = variants[variant]
+    table = synth.resource("api", "Keys/Table")
     props = table["Properties"]
     assert props["KeySchema"] == [{"AttributeName": "key_hash", "KeyType": "HASH"}]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["SSESpecification"] == {"KMSMasterKeyId": {"Fn::GetAtt": [API_KEY, "Arn"]}, "SSEEnabled": True,
+    assert props["SSESpecification"] == {"KMSMasterKeyId": arn_of(synth, "api", "ApiKey"), "SSEEnabled": True,
                                          "SSEType": "KMS"}  # fmt: skip
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["DeletionProtectionEnabled"] is protected
@@ -299,10 +355,10 @@ def test_admin_tooling_parameters_and_outputs(dev):
                      "/llm-platform/dev/api/usage-plans/premium"}  # fmt: skip
     outputs = template["Outputs"]
     invoke_url = json.dumps(outputs["InvokeUrl"]["Value"])
-    assert invoke_url.startswith('{"Fn::Join": ["", ["https://", {"Ref": "ApiCD79AAA0"}')
-    assert '{"Ref": "ApiDeploymentStagev1149A6FAE"}, "/"]]}' in invoke_url  # .../v1/
+    assert invoke_url.startswith(f'{{"Fn::Join": ["", ["https://", {json.dumps(ref(dev, "api", "Api/Api"))}')
+    assert f'{json.dumps(ref(dev, "api", "Api/Api/DeploymentStage.v1"))}, "/"]]}}' in invoke_url  # .../v1/
 
 
 def test_no_key_material_in_the_api_template(dev, prod):
     for synth in (dev, prod):
-        assert "sk-llm-" not in json.dumps(synth.raw("api")).replace("^Bearer sk-llm-[A-Za-z0-9_-]{43}$", "")
+        assert KEY_PREFIX not in json.dumps(synth.raw("api")).replace(AUTHORIZATION_HEADER_REGEX, "")

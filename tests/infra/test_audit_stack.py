@@ -7,21 +7,23 @@ import json
 
 import pytest
 
-from lambda_src.inference.audit_schema import AUDIT_COLUMNS
+from lambda_src.contracts.audit import AUDIT_COLUMNS
 from stacks.stages import DEV, PROD
-from tests.infra.conftest import by_type, only
+from tests.infra.conftest import arn_of, ref
+from tests.infra.templates import by_type, only
 
-DATA_BUCKET = "AuditDataBucket264F43E0"
-DATA_KEY = "AuditDataKeyCE29E278"
-RESULTS_BUCKET = "QueryResultsBucket8914DAAE"
-RESULTS_KEY = "QueryResultsKey7F20CA6B"
-TABLE = "AuditLogTableC1B46C45"
+# Construct paths in the audit stack.
+DATA_BUCKET = "AuditData/Bucket"
+DATA_KEY = "AuditData/Key"
+RESULTS_BUCKET = "QueryResults/Bucket"
+RESULTS_KEY = "QueryResults/Key"
+TABLE = "AuditLog/Table"
 STAGES = {"dev": DEV, "prod": PROD}
 
 
 @pytest.mark.parametrize(("variant", "days"), [("dev", 1), ("prod", 365)])
 def test_audit_bucket_object_lock_governance_retention_per_stage(variant, days, variants):
-    bucket = variants[variant].raw("audit")["Resources"][DATA_BUCKET]
+    bucket = variants[variant].resource("audit", DATA_BUCKET)
     props = bucket["Properties"]
     assert props["ObjectLockEnabled"] is True
     assert props["ObjectLockConfiguration"] == {
@@ -35,7 +37,7 @@ def test_audit_bucket_object_lock_governance_retention_per_stage(variant, days, 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_audit_data_moves_to_a_colder_class(variant, variants):
-    rules = variants[variant].raw("audit")["Resources"][DATA_BUCKET]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules = variants[variant].properties("audit", DATA_BUCKET)["LifecycleConfiguration"]["Rules"]
     cold = next(r for r in rules if r["Id"] == "to-glacier-instant-retrieval")
     assert cold["Transitions"] == [
         {"StorageClass": "GLACIER_IR", "TransitionInDays": STAGES[variant].audit.cold_transition_days}
@@ -44,21 +46,22 @@ def test_audit_data_moves_to_a_colder_class(variant, variants):
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_everything_is_encrypted_with_customer_managed_keys(variant, variants):
-    template = variants[variant].raw("audit")
+    synth = variants[variant]
+    template = synth.raw("audit")
     for bucket, key in ((DATA_BUCKET, DATA_KEY), (RESULTS_BUCKET, RESULTS_KEY)):
-        encryption = template["Resources"][bucket]["Properties"]["BucketEncryption"]
+        encryption = synth.properties("audit", bucket)["BucketEncryption"]
         assert encryption["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
             "SSEAlgorithm": "aws:kms",
-            "KMSMasterKeyID": {"Fn::GetAtt": [key, "Arn"]},
+            "KMSMasterKeyID": arn_of(synth, "audit", key),
         }
     stream = only(template, "AWS::KinesisFirehose::DeliveryStream")
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {
-        "KeyARN": {"Fn::GetAtt": [DATA_KEY, "Arn"]},
+        "KeyARN": arn_of(synth, "audit", DATA_KEY),
         "KeyType": "CUSTOMER_MANAGED_CMK",
     }
     destination = stream["ExtendedS3DestinationConfiguration"]
     assert destination["EncryptionConfiguration"] == {
-        "KMSEncryptionConfig": {"AWSKMSKeyARN": {"Fn::GetAtt": [DATA_KEY, "Arn"]}}
+        "KMSEncryptionConfig": {"AWSKMSKeyARN": arn_of(synth, "audit", DATA_KEY)}
     }
     for group in by_type(template, "AWS::Logs::LogGroup").values():
         assert "KmsKeyId" in group["Properties"]
@@ -66,10 +69,11 @@ def test_everything_is_encrypted_with_customer_managed_keys(variant, variants):
 
 @pytest.mark.parametrize(("variant", "buffer"), [("dev", 60), ("prod", 300)])
 def test_firehose_converts_to_parquet_with_the_glue_table_and_partitions_by_day(variant, buffer, variants):
-    stream = only(variants[variant].raw("audit"), "AWS::KinesisFirehose::DeliveryStream")
+    synth = variants[variant]
+    stream = only(synth.raw("audit"), "AWS::KinesisFirehose::DeliveryStream")
     assert stream["DeliveryStreamType"] == "DirectPut"
     destination = stream["ExtendedS3DestinationConfiguration"]
-    assert destination["BucketARN"] == {"Fn::GetAtt": [DATA_BUCKET, "Arn"]}
+    assert destination["BucketARN"] == arn_of(synth, "audit", DATA_BUCKET)
     assert destination["Prefix"] == "data/dt=!{timestamp:yyyy-MM-dd}/"
     assert destination["ErrorOutputPrefix"] == "errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
     assert destination["BufferingHints"] == {"IntervalInSeconds": buffer, "SizeInMBs": 64}
@@ -79,13 +83,13 @@ def test_firehose_converts_to_parquet_with_the_glue_table_and_partitions_by_day(
     assert conversion["OutputFormatConfiguration"] == {"Serializer": {"ParquetSerDe": {}}}
     schema = conversion["SchemaConfiguration"]
     assert schema["DatabaseName"] == f"llm_platform_{variant}_audit"
-    assert schema["TableName"] == {"Ref": TABLE}
+    assert schema["TableName"] == ref(synth, "audit", TABLE)
     assert schema["VersionId"] == "LATEST"
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_glue_table_columns_are_the_writer_schema_with_partition_projection(variant, variants):
-    table = variants[variant].raw("audit")["Resources"][TABLE]["Properties"]["TableInput"]
+    table = variants[variant].properties("audit", TABLE)["TableInput"]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
     assert columns == [(name, glue_type) for name, glue_type, _doc in AUDIT_COLUMNS]
     assert table["PartitionKeys"][0]["Name"] == "dt" and table["PartitionKeys"][0]["Type"] == "string"
@@ -104,16 +108,17 @@ def test_glue_table_columns_are_the_writer_schema_with_partition_projection(vari
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_athena_workgroup_is_enforced_encrypted_and_capped(variant, variants):
-    workgroup = only(variants[variant].raw("audit"), "AWS::Athena::WorkGroup")
+    synth = variants[variant]
+    workgroup = only(synth.raw("audit"), "AWS::Athena::WorkGroup")
     config = workgroup["WorkGroupConfiguration"]
     assert config["EnforceWorkGroupConfiguration"] is True
     assert config["BytesScannedCutoffPerQuery"] == STAGES[variant].audit.athena_bytes_scanned_cutoff
     result = config["ResultConfiguration"]
     assert result["EncryptionConfiguration"] == {
         "EncryptionOption": "SSE_KMS",
-        "KmsKey": {"Fn::GetAtt": [RESULTS_KEY, "Arn"]},
+        "KmsKey": arn_of(synth, "audit", RESULTS_KEY),
     }
-    assert RESULTS_BUCKET in json.dumps(result["OutputLocation"])
+    assert synth.logical_id("audit", RESULTS_BUCKET) in json.dumps(result["OutputLocation"])
 
 
 def test_named_queries_exist(dev):
@@ -129,13 +134,7 @@ def test_named_queries_exist(dev):
 
 
 def test_auditor_policy_is_exact(dev):
-    policy = (
-        only(dev.raw("audit"), "AWS::IAM::ManagedPolicy")
-        if False
-        else next(
-            p["Properties"] for k, p in dev.raw("audit")["Resources"].items() if k.startswith("AuditLogAuditorPolicy")
-        )
-    )
+    policy = dev.properties("audit", "AuditLog/AuditorPolicy")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert set(statements) == {"RunAuditQueries", "ReadAuditTable", "ReadAuditData", "ListAuditData", "QueryResults",
                                "DecryptAuditData", "EncryptQueryResults"}  # fmt: skip
@@ -143,11 +142,9 @@ def test_auditor_policy_is_exact(dev):
     assert "workgroup/" in json.dumps(statements["RunAuditQueries"]["Resource"])
     assert statements["ReadAuditTable"]["Action"] == ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"]
     assert statements["ReadAuditData"]["Action"] == "s3:GetObject"
-    assert statements["ReadAuditData"]["Resource"] == {
-        "Fn::Join": ["", [{"Fn::GetAtt": [DATA_BUCKET, "Arn"]}, "/data/*"]]
-    }
+    assert statements["ReadAuditData"]["Resource"] == {"Fn::Join": ["", [arn_of(dev, "audit", DATA_BUCKET), "/data/*"]]}
     assert statements["DecryptAuditData"]["Action"] == "kms:Decrypt"
-    assert statements["DecryptAuditData"]["Resource"] == {"Fn::GetAtt": [DATA_KEY, "Arn"]}
+    assert statements["DecryptAuditData"]["Resource"] == arn_of(dev, "audit", DATA_KEY)
     everything = json.dumps(policy)
     assert "s3:PutObject" not in json.dumps(statements["ReadAuditData"]) and "Delete" not in everything
     assert '"*"' not in everything
@@ -155,12 +152,13 @@ def test_auditor_policy_is_exact(dev):
 
 def test_firehose_delivery_policy_is_exact(dev):
     template = dev.raw("audit")
-    policy = next(p["Properties"] for k, p in template["Resources"].items() if k.startswith("AuditLogDeliveryPolicy"))
+    policy = dev.properties("audit", "AuditLog/DeliveryPolicy")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert set(statements) == {"WriteRecords", "ListBucket", "UseKey", "ReadSchema", "WriteDeliveryLogs"}
     assert statements["WriteRecords"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
     assert "Delete" not in json.dumps(policy)
-    role = next(r["Properties"] for k, r in template["Resources"].items() if k.startswith("AuditLogDeliveryRole"))
+    role = dev.properties("audit", "AuditLog/DeliveryRole")
+    assert policy["Roles"] == [ref(dev, "audit", "AuditLog/DeliveryRole")]
     assert "Policies" not in role and "ManagedPolicyArns" not in role
     assert by_type(template, "AWS::IAM::Policy") == {}  # no inline policies anywhere in the stack
 
@@ -169,8 +167,6 @@ def test_firehose_delivery_policy_is_exact(dev):
     ("variant", "mode", "content"), [("dev", "best_effort", "full"), ("prod", "required", "redacted")]
 )
 def test_inference_function_writes_to_this_stream_with_the_stage_privacy_settings(variant, mode, content, variants):
-    functions = by_type(variants[variant].raw("api"), "AWS::Lambda::Function")
-    (inference,) = [f for f in functions.values() if f["Properties"]["Handler"] == "inference.handler.lambda_handler"]
-    env = inference["Properties"]["Environment"]["Variables"]
+    env = variants[variant].properties("api", "Inference/Function")["Environment"]["Variables"]
     assert env["AUDIT_MODE"] == mode and env["AUDIT_CONTENT"] == content and env["STAGE"] == variant
     assert env["AUDIT_STREAM_NAME"]["Fn::ImportValue"].startswith(f"llm-platform-{variant}-audit:")

@@ -12,19 +12,19 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
-from lambda_src.secure_parameter.logic import PLACEHOLDER_PREFIX
+from lambda_src.contracts import parameters
+from lambda_src.contracts.parameters import MODEL_PARAMETERS, PLACEHOLDER_PREFIX
+from lambda_src.contracts.secure_string import RESOURCE_TYPE
 from stacks.config_stack import ConfigStack
 from stacks.data_stack import DataStack
 from stacks.stages import DEV, PROD, StageConfig
-from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, by_type
+from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, arn_of, ref
+from tests.infra.templates import by_type, logical_id_at
 
-KEY = "ConfigKey331CCF85"
-KEY_ARN = {"Fn::GetAtt": [KEY, "Arn"]}
-PROVIDER_FUNCTION = "SecureParameterProviderHandlerFunction412C89D6"
-PROVIDER_POLICY = "SecureParameterProviderHandlerPolicyB2B70DF8"
-PROVIDER_LOGS = "SecureParameterProviderHandlerLogs1B2DD06B"
-SECURE = {"DatabasePassword49A8070F": ("database-password", "generated"),
-          "UpstreamApiKey50CFA424": ("upstream-api-key", "placeholder")}  # fmt: skip
+PROVIDER = "SecureParameterProvider/Handler"
+# Construct path -> (parameter, value kind).
+SECURE = {"DatabasePassword/Resource": (parameters.DATABASE_PASSWORD, "generated"),
+          "UpstreamApiKey/Resource": (parameters.UPSTREAM_API_KEY, "placeholder")}  # fmt: skip
 
 
 def _ssm_arn(name: str) -> dict[str, Any]:
@@ -38,19 +38,9 @@ def _ssm_arn(name: str) -> dict[str, Any]:
 
 
 def _expected_strings(stage: StageConfig) -> dict[str, str]:
-    m = stage.model
+    """Every model parameter the contract names, with the value the stage's ModelConfig holds."""
     root = f"/llm-platform/{stage.name}/model"
-    return {
-        f"{root}/id": m.model_id,
-        f"{root}/provider": m.provider,
-        f"{root}/temperature": str(m.temperature),
-        f"{root}/top-p": str(m.top_p),
-        f"{root}/max-output-tokens": str(m.max_output_tokens),
-        f"{root}/request-timeout-seconds": str(m.request_timeout_seconds),
-        f"{root}/system-prompt": m.system_prompt,
-        f"{root}/learning-rate": str(m.learning_rate),
-        f"{root}/upstream-base-url": m.upstream_base_url,
-    }
+    return {f"{root}/{p.leaf}": str(getattr(stage.model, p.field)) for p in MODEL_PARAMETERS}
 
 
 @pytest.mark.parametrize(("variant", "stage"), [("dev", DEV), ("prod", PROD)])
@@ -65,11 +55,11 @@ def test_every_plain_parameter_has_its_name_type_and_value(variant, stage, varia
     sources = strings[f"/llm-platform/{stage.name}/data/sources"]
     assert sources["Type"] == "StringList"
     # The dataset URI comes from DataStack's bucket by reference, not a retyped name.
-    export = f"llm-platform-{stage.name}-data:ExportsOutputRefDatasetBucket5A07B7EE8C280130"
-    assert sources["Value"] == {"Fn::Join": ["", ["s3://", {"Fn::ImportValue": export}, "/datasets/"]]}
+    (import_value,) = [part for part in sources["Value"]["Fn::Join"][1] if isinstance(part, dict)]
+    bucket = variants[variant].logical_id("data", "Dataset/Bucket")
+    assert import_value["Fn::ImportValue"].startswith(f"llm-platform-{stage.name}-data:ExportsOutputRef{bucket}")
+    assert sources["Value"]["Fn::Join"][1][::2] == ["s3://", "/datasets/"]
     assert set(strings) == {*expected, f"/llm-platform/{stage.name}/data/sources"}
-    assert expected[f"/llm-platform/{stage.name}/model/temperature"] == "0.2"
-    assert expected[f"/llm-platform/{stage.name}/model/learning-rate"] == "0.01"
 
 
 def test_stages_never_share_a_parameter_name(dev, prod):
@@ -80,24 +70,26 @@ def test_stages_never_share_a_parameter_name(dev, prod):
                   for p in by_type(template, "Custom::SecureStringParameter").values()}  # fmt: skip
         return plain | secure
 
-    assert len(names(dev)) == 12
+    # Every model parameter, the data sources and the two secrets.
+    assert len(names(dev)) == len(MODEL_PARAMETERS) + 1 + len(SECURE)
     assert not names(dev) & names(prod)
     assert all(n.startswith("/llm-platform/dev/") for n in names(dev))
 
 
 @pytest.mark.parametrize(("variant", "retain"), [("dev", False), ("prod", True)])
 def test_secure_strings_are_custom_resources_without_any_value(variant, retain, variants):
-    template = variants[variant].raw("config")
-    resources = by_type(template, "Custom::SecureStringParameter")
-    assert set(resources) == set(SECURE)
-    for logical_id, (leaf, kind) in SECURE.items():
-        resource = resources[logical_id]
-        assert resource["Properties"] == {
-            "ServiceToken": {"Fn::GetAtt": [PROVIDER_FUNCTION, "Arn"]},
-            "ParameterName": f"/llm-platform/{variant}/secrets/{leaf}",
-            "KeyId": KEY_ARN,
+    synth = variants[variant]
+    assert len(by_type(synth.raw("config"), RESOURCE_TYPE)) == len(SECURE)
+    for path, (name, kind) in SECURE.items():
+        resource = synth.resource("config", path)
+        assert resource["Type"] == RESOURCE_TYPE
+        properties = dict(resource["Properties"])
+        assert properties.pop("Description")
+        assert properties == {
+            "ServiceToken": arn_of(synth, "config", f"{PROVIDER}/Function"),
+            "ParameterName": f"/llm-platform/{variant}/{name}",
+            "KeyId": arn_of(synth, "config", "ConfigKey"),
             "ValueKind": kind,
-            "Description": resource["Properties"]["Description"],
             "RetainOnDelete": retain,
         }
         assert resource["DeletionPolicy"] == ("Retain" if retain else "Delete")
@@ -105,7 +97,7 @@ def test_secure_strings_are_custom_resources_without_any_value(variant, retain, 
 
 @pytest.mark.parametrize(("variant", "policy", "days"), [("dev", "Delete", 7), ("prod", "Retain", 30)])
 def test_config_key_rotates_and_follows_the_stage(variant, policy, days, variants):
-    key = variants[variant].raw("config")["Resources"][KEY]
+    key = variants[variant].resource("config", "ConfigKey")
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["Properties"]["PendingWindowInDays"] == days
     assert key["DeletionPolicy"] == policy
@@ -113,19 +105,18 @@ def test_config_key_rotates_and_follows_the_stage(variant, policy, days, variant
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
 def test_provider_policy_is_exactly_the_secure_parameters_and_the_key_via_ssm(variant, variants):
-    template = variants[variant].raw("config")
-    statements = template["Resources"][PROVIDER_POLICY]["Properties"]["PolicyDocument"]["Statement"]
+    synth = variants[variant]
+    template = synth.raw("config")
+    statements = synth.properties("config", f"{PROVIDER}/Policy")["PolicyDocument"]["Statement"]
     arns = [_ssm_arn(f"/llm-platform/{variant}/secrets/database-password"),
             _ssm_arn(f"/llm-platform/{variant}/secrets/upstream-api-key")]  # fmt: skip
     assert statements == [
         {
-            "Sid": "WriteOwnLogs",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [PROVIDER_LOGS, "Arn"]},
+            "Resource": arn_of(synth, "config", f"{PROVIDER}/Logs"),
         },
         {
-            "Sid": "XRayTracing",
             "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
             "Effect": "Allow",
             "Resource": "*",
@@ -139,7 +130,7 @@ def test_provider_policy_is_exactly_the_secure_parameters_and_the_key_via_ssm(va
         {
             "Action": ["kms:Decrypt", "kms:Encrypt"],
             "Effect": "Allow",
-            "Resource": KEY_ARN,
+            "Resource": arn_of(synth, "config", "ConfigKey"),
             "Condition": {
                 "StringEquals": {
                     "kms:ViaService": {"Fn::Join": ["", ["ssm.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]},
@@ -148,41 +139,44 @@ def test_provider_policy_is_exactly_the_secure_parameters_and_the_key_via_ssm(va
             },
         },
     ]
-    role_id = template["Resources"][PROVIDER_POLICY]["Properties"]["Roles"][0]["Ref"]
-    role = template["Resources"][role_id]["Properties"]
+    assert synth.properties("config", f"{PROVIDER}/Policy")["Roles"] == [ref(synth, "config", f"{PROVIDER}/Role")]
+    role = synth.properties("config", f"{PROVIDER}/Role")
     assert "ManagedPolicyArns" not in role and "Policies" not in role
     assert by_type(template, "AWS::IAM::Policy") == {}
 
 
 @pytest.mark.parametrize(("variant", "days"), [("dev", 14), ("prod", 365)])
 def test_provider_function_runtime_and_limits(variant, days, variants):
-    template = Template.from_json(variants[variant].raw("config"))
+    synth = variants[variant]
+    template = Template.from_json(synth.raw("config"))
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Runtime": "python3.14",
             "Architectures": ["arm64"],
-            "Handler": "secure_parameter.handler.lambda_handler",
+            "Handler": "lambda_src.secure_parameter.handler.lambda_handler",
             "Timeout": 60,
             "ReservedConcurrentExecutions": 2,
             "TracingConfig": {"Mode": "Active"},
-            "LoggingConfig": {"LogGroup": {"Ref": PROVIDER_LOGS}},
+            "LoggingConfig": {"LogGroup": ref(synth, "config", f"{PROVIDER}/Logs")},
         },
     )
-    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": days, "KmsKeyId": KEY_ARN})
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup", {"RetentionInDays": days, "KmsKeyId": arn_of(synth, "config", "ConfigKey")}
+    )
 
 
-def test_provider_asset_holds_only_its_own_package(dev):
-    template = dev.raw("config")
-    asset_hash = template["Resources"][PROVIDER_FUNCTION]["Properties"]["Code"]["S3Key"].removesuffix(".zip")
-    files = sorted(p.relative_to(dev.outdir / f"asset.{asset_hash}").as_posix()
-                   for p in (dev.outdir / f"asset.{asset_hash}").rglob("*") if p.is_file())  # fmt: skip
-    assert files == [
-        "secure_parameter/__init__.py",
-        "secure_parameter/cfn_response.py",
-        "secure_parameter/handler.py",
-        "secure_parameter/logic.py",
-    ]
+def test_provider_asset_holds_its_own_package_and_the_shared_code_only(dev):
+    asset_hash = dev.properties("config", f"{PROVIDER}/Function")["Code"]["S3Key"].removesuffix(".zip")
+    folder = dev.outdir / f"asset.{asset_hash}"
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert {f for f in files if f.startswith("lambda_src/secure_parameter/")} == {
+        "lambda_src/secure_parameter/__init__.py",
+        "lambda_src/secure_parameter/cfn_response.py",
+        "lambda_src/secure_parameter/handler.py",
+        "lambda_src/secure_parameter/logic.py",
+    }
+    assert {f.split("/")[1] for f in files if f.count("/") > 1} == {"secure_parameter", "shared", "contracts"}
 
 
 # --- grants -----------------------------------------------------------------------------------------
@@ -197,7 +191,7 @@ def reader() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     role = iam.Role(config, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     config.model.grant_read(role)
     config.upstream_api_key.grant_read(role)
-    template = dict(Template.from_stack(config).to_json())
+    template: dict[str, Any] = dict(Template.from_stack(config).to_json())
     (policy,) = by_type(template, "AWS::IAM::Policy").values()
     return template, policy["Properties"]["PolicyDocument"]["Statement"]
 
@@ -207,26 +201,26 @@ def test_grant_read_of_plain_parameters_is_exact(reader):
     model = "/llm-platform/dev/model"
     model_ids = {k for k, v in by_type(template, "AWS::SSM::Parameter").items()
                  if v["Properties"]["Name"].startswith(model + "/")}  # fmt: skip
-    assert len(model_ids) == 9
+    assert len(model_ids) == len(MODEL_PARAMETERS)
     get = next(s for s in reader_policy if s["Action"] == ["ssm:GetParameter", "ssm:GetParameters"])
     # Each resource is "arn:...:parameter" + the parameter's own name (a Ref): exactly the model parameters.
     referenced = {part["Ref"] for arn in get["Resource"] for part in arn["Fn::Join"][1] if isinstance(part, dict)
                   and "Ref" in part and not part["Ref"].startswith("AWS::")}  # fmt: skip
     assert referenced == model_ids
-    assert len(get["Resource"]) == 9
+    assert len(get["Resource"]) == len(MODEL_PARAMETERS)
     by_path = next(s for s in reader_policy if s["Action"] == "ssm:GetParametersByPath")
     assert by_path["Resource"] == _ssm_arn(model)
     assert not any("kms:" in json.dumps(s["Action"]) and "model" in json.dumps(s) for s in reader_policy)
 
 
 def test_grant_read_of_a_secure_parameter_is_exact(reader):
-    _, reader_policy = reader
+    template, reader_policy = reader
     arn = _ssm_arn("/llm-platform/dev/secrets/upstream-api-key")
     assert {"Action": "ssm:GetParameter", "Effect": "Allow", "Resource": arn} in reader_policy
     assert {
         "Action": "kms:Decrypt",
         "Effect": "Allow",
-        "Resource": KEY_ARN,
+        "Resource": {"Fn::GetAtt": [logical_id_at(template, "config/ConfigKey"), "Arn"]},
         "Condition": {
             "StringEquals": {
                 "kms:ViaService": {"Fn::Join": ["", ["ssm.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]},

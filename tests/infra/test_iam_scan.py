@@ -1,10 +1,10 @@
-"""IAM scan (tools/iam_scan.py) over every policy in every synthesized template: no `*` or `service:*` actions
+"""IAM scan (tools/gates/iam_scan.py) over every policy in every synthesized template: no `*` or `service:*` actions
 and no Resource `*`, except what quality/iam-allowlist.json allows with a reason."""
 
 from __future__ import annotations
 
 from tests.infra.conftest import Synth
-from tools.iam_scan import ALLOWLIST, policy_documents, violations
+from tools.gates.iam_scan import ALLOWLIST, policy_documents, violations
 
 
 def test_no_policy_grants_wildcard_actions_or_resources(variants: dict[str, Synth]):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tests.infra.conftest import Synth
+from tests.infra.conftest import ROOT, Synth
 
 STATEFUL_TYPES = {
     "AWS::S3::Bucket",
@@ -95,3 +97,25 @@ AUDIT_PINNED = {
 def test_audit_stack_stateful_logical_ids_are_pinned(variant, variants):
     """A new id for the audit bucket would strand years of locked records and start an empty log."""
     assert _stateful(variants[variant], "audit") == AUDIT_PINNED
+
+
+def test_other_tests_find_resources_by_construct_path_not_by_hashed_logical_ids(variants):
+    """Only this file names hashed logical ids (the stateful contract); everywhere else a refactor that renames a
+    stateless construct must not break a test that is about behaviour."""
+    hashed = {
+        logical_id
+        for synth in variants.values()
+        for template in synth.templates.values()
+        for logical_id in template["Resources"]
+        if re.search(r"[0-9A-F]{8}$", logical_id)
+    }
+    assert len(hashed) > 20
+    offenders = [
+        f"{path.relative_to(ROOT)}: {logical_id}"
+        for folder in ("tests", "e2e", "bench", "tools")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.name != "test_logical_ids.py"
+        for logical_id in hashed
+        if logical_id in path.read_text()
+    ]
+    assert offenders == []

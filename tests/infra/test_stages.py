@@ -8,17 +8,11 @@ import aws_cdk as cdk
 import pytest
 
 import app as app_module
-from constructs_lib.retention import RETENTION_BY_DAYS
-from stacks.stages import (
-    DEV,
-    PROD,
-    STAGES,
-    VALID_LOG_RETENTION_DAYS,
-    ConfigError,
-    Deployment,
-    UsagePlanConfig,
-    resolve_deployment,
-)
+from constructs_lib.foundation.logs import RETENTION_BY_DAYS
+from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError
+from constructs_lib.inference.settings import UsagePlanConfig
+from stacks.context import Deployment, resolve_deployment
+from stacks.stages import DEV, PROD, STAGES
 from tests.infra import cli_runs
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
@@ -66,14 +60,6 @@ def test_numeric_account_from_cdk_json_is_accepted():
 def test_stage_settings_that_must_differ():
     assert PROD.retain_data and PROD.termination_protection and not PROD.auto_delete_objects
     assert not DEV.retain_data and not DEV.termination_protection and DEV.auto_delete_objects
-    assert (
-        DEV.reader_service_principals
-        == PROD.reader_service_principals
-        == (
-            "sagemaker.amazonaws.com",
-            "bedrock.amazonaws.com",
-        )
-    )
     assert set(STAGES) == {"dev", "prod"}
 
 
@@ -90,16 +76,9 @@ def test_stage_config_is_frozen():
         ({"abort_incomplete_multipart_upload_days": True}, "Stage 'dev': abort_incomplete_multipart_upload_days must"),
         ({"intelligent_tiering_transition_days": -1}, "Stage 'dev': intelligent_tiering_transition_days must be a"),
         ({"kms_pending_window_days": 31}, "Stage 'dev': kms_pending_window_days must be a whole number of days from 7"),
-        ({"dataset_prefix": "/abs/"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix ending in '/'"),
-        ({"dataset_prefix": "no-slash"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix"),
-        ({"dataset_prefix": "a/../b/"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix"),
-        ({"dataset_prefix": "data*/"}, "Stage 'dev': dataset_prefix must be a relative S3 key prefix"),
-        ({"reader_service_principals": ()}, "Stage 'dev': reader_service_principals must be a non-empty tuple"),
-        ({"reader_service_principals": ("*",)}, "Stage 'dev': reader_service_principals must be a non-empty tuple"),
-        ({"reader_service_principals": ["sagemaker.amazonaws.com"]}, "Stage 'dev': reader_service_principals must"),
         ({"retain_data": True}, "Stage 'dev': auto_delete_objects must be False when retain_data is True"),
-        ({"dataset_source_dir": " "}, "Stage 'dev': dataset_source_dir must be None or the path of a local folder"),
         ({"name": "Dev Stage"}, "Stage 'Dev Stage': name must be 2-12 lowercase letters or digits"),
+        ({"model": "bedrock"}, "Stage 'dev': model must be a ModelConfig (got 'bedrock')."),
     ],
 )
 def test_bad_stage_values_fail_with_a_sentence_naming_stage_and_field(changes, message):
@@ -110,9 +89,29 @@ def test_bad_stage_values_fail_with_a_sentence_naming_stage_and_field(changes, m
     assert text.endswith(").") and text.count("\n") == 0
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"prefix": "/abs/"}, "Stage 'dev': dataset.prefix must be a relative S3 key prefix ending in '/'"),
+        ({"prefix": "no-slash"}, "Stage 'dev': dataset.prefix must be a relative S3 key prefix"),
+        ({"prefix": "a/../b/"}, "Stage 'dev': dataset.prefix must be a relative S3 key prefix"),
+        ({"prefix": "data*/"}, "Stage 'dev': dataset.prefix must be a relative S3 key prefix"),
+        ({"reader_service_principals": ()}, "Stage 'dev': dataset.reader_service_principals must be a non-empty"),
+        ({"reader_service_principals": ("*",)}, "Stage 'dev': dataset.reader_service_principals must be a non-empty"),
+        ({"reader_service_principals": ["sagemaker.amazonaws.com"]}, "Stage 'dev': dataset.reader_service_principals"),
+        ({"source_dir": " "}, "Stage 'dev': dataset.source_dir must be None or the path of a local folder"),
+    ],
+)
+def test_bad_dataset_config_fails_with_a_sentence_naming_stage_key_and_rule(changes, message):
+    with pytest.raises(ConfigError) as error:
+        dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, **changes))
+    assert str(error.value).startswith(message)
+    assert str(error.value).endswith(").") and "\n" not in str(error.value)
+
+
 def test_missing_dataset_folder_fails_synth_naming_the_field(tmp_path):
-    stage = dataclasses.replace(DEV, dataset_source_dir=str(tmp_path / "nope"))
-    with pytest.raises(ConfigError, match=r"^Stage 'dev': dataset_source_dir must name an existing folder"):
+    stage = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(tmp_path / "nope")))
+    with pytest.raises(ConfigError, match=r"^Stage 'dev': dataset.source_dir must name an existing folder"):
         app_module.build_stacks(cdk.App(context=CDK_JSON_CONTEXT), Deployment(stage=stage))
 
 

@@ -14,12 +14,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from lambda_src.contracts import metrics as metric_names
+from lambda_src.contracts.audit import AUDIT_COLUMNS
 from lambda_src.inference import handler as inference_handler
-from lambda_src.inference.audit import AuditEvent, AuditFailedError, AuditWriter, redact
-from lambda_src.inference.audit_schema import AUDIT_COLUMNS
-from lambda_src.inference.config import ModelSettings
 from lambda_src.inference.logic import Api
-from lambda_src.inference.models import Completion, CompletionRequest
+from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter, redact
+from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.models import Completion, CompletionRequest
 
 REGION = "us-east-1"
 SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
@@ -147,7 +148,7 @@ def test_best_effort_mode_answers_and_counts_the_failure(monkeypatch, capfd):
     log_handler.setStream(previous)
     assert response["statusCode"] == 200 and "Paris" in response["body"]
     metrics = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    assert any(m.get("AuditWriteFailed") == [1.0] for m in metrics)
+    assert any(m.get(metric_names.AUDIT_WRITE_FAILED) == [1.0] for m in metrics)
 
 
 def test_writer_raises_in_required_mode_only():

@@ -9,7 +9,8 @@ import boto3
 import pytest
 
 from lambda_src.authorizer import handler
-from lambda_src.authorizer.logic import KeyRecord, UnauthorizedError, authorize, key_hash, new_key, stage_arn
+from lambda_src.authorizer.logic import KeyRecord, UnauthorizedError, authorize, stage_arn
+from lambda_src.contracts.keys import key_hash, new_key
 
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/chat/completions"
 

@@ -11,18 +11,26 @@ import json
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambda_src.inference.config import ModelSettings
 from lambda_src.inference.logic import Api
-from lambda_src.inference.models import Completion, CompletionRequest
+from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.errors import upstream_error
+from lambda_src.shared.models import Completion, CompletionRequest
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
-LEAK_CANARY = "sk-upstream-LEAK_CANARY-never-shown"
+# Planted where a leak could come from: the system prompt, the upstream key, a model exception's text, and
+# another caller's request. None of them may ever reach an answer.
+SYSTEM_CANARY = "SYSTEM-PROMPT-LEAK_CANARY"
+UPSTREAM_KEY_CANARY = "sk-upstream-LEAK_CANARY-never-shown"
+EXCEPTION_CANARY = "EXCEPTION-TEXT-LEAK_CANARY"
 OTHER_CALLER_TEXT = "other-caller-private-prompt"
+CANARIES = (SYSTEM_CANARY, UPSTREAM_KEY_CANARY, EXCEPTION_CANARY, OTHER_CALLER_TEXT)
 SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
-                         top_p=0.9, max_output_tokens=1024, request_timeout_seconds=25, system_prompt="Be brief.",
+                         top_p=0.9, max_output_tokens=1024, request_timeout_seconds=25,
+                         system_prompt=f"Be brief. {SYSTEM_CANARY}",
                          upstream_base_url="https://api.openai.com/v1")  # fmt: skip
 ALLOWED_STATUSES = {200, 400, 404, 405, 413}
 
@@ -31,15 +39,39 @@ class Config:
     def settings(self) -> ModelSettings:
         return SETTINGS
 
+    def upstream_api_key(self) -> str:
+        return UPSTREAM_KEY_CANARY
+
 
 class Model:
+    """Answers with the caller's own last message, or fails with secrets in the exception's text."""
+
+    failed = False
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
     def complete(self, request: CompletionRequest) -> Completion:
-        return Completion(text="ok", finish_reason="stop", prompt_tokens=1, completion_tokens=1)
+        text = request.messages[-1].content
+        if len(text) % 3 == 1:
+            Model.failed = True
+            raise RuntimeError(f"upstream refused key {self._api_key} ({EXCEPTION_CANARY}): {request.system}")
+        if len(text) % 3 == 2:
+            Model.failed = True
+            raise upstream_error()
+        return Completion(text=text, finish_reason="stop", prompt_tokens=1, completion_tokens=1)
 
 
-API = Api(Config(), lambda _s: Model(), max_body_bytes=16_384)
+API = Api(Config(), lambda _settings: Model(Config().upstream_api_key()), max_body_bytes=16_384)
 # A request from someone else first: its text must never show up in a later caller's answer.
 API.handle({"resource": "/model", "httpMethod": "POST", "body": json.dumps({"prompt": OTHER_CALLER_TEXT})})
+
+
+def handle(event: Any) -> dict[str, Any]:
+    Model.failed = False
+    response: dict[str, Any] = API.handle(event).response
+    return response
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
@@ -91,7 +123,9 @@ def _check(response: dict[str, Any]) -> None:
     assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
     assert response["headers"]["Content-Type"] == "application/json"
     status = response["statusCode"]
-    assert status in ALLOWED_STATUSES, (status, response["body"][:300])
+    # 5xx only when the model itself failed (as planted); a client fault is always a 4xx.
+    allowed = ALLOWED_STATUSES | ({500, 502} if Model.failed else set())
+    assert status in allowed, (status, response["body"][:300])
     body = json.loads(response["body"])
     assert isinstance(body, dict)
     if status >= 400:
@@ -100,7 +134,7 @@ def _check(response: dict[str, Any]) -> None:
         assert all(isinstance(body["error"][k], str) for k in ("message", "type", "code"))
     text = response["body"]
     assert "Traceback" not in text and 'File "' not in text
-    assert LEAK_CANARY not in text and OTHER_CALLER_TEXT not in text
+    assert not [canary for canary in CANARIES if canary in text]
 
 
 @settings(
@@ -108,7 +142,7 @@ def _check(response: dict[str, Any]) -> None:
 )
 @given(events)
 def test_any_event_gets_a_well_formed_answer(event):
-    _check(API.handle(event).response)
+    _check(handle(event))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,7 +152,7 @@ def test_any_chat_body_gets_a_well_formed_answer(body, encode):
     event = {"resource": "/chat/completions", "httpMethod": "POST", "headers": {}, "isBase64Encoded": encode,
              "body": base64.b64encode(text.encode()).decode() if encode else text,
              "requestContext": {"requestId": "fuzz", "authorizer": {"keyId": "key_1", "owner": "o"}}}  # fmt: skip
-    _check(API.handle(event).response)
+    _check(handle(event))
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -126,4 +160,20 @@ def test_any_chat_body_gets_a_well_formed_answer(body, encode):
 def test_any_bytes_as_base64_body(data):
     event = {"resource": "/model", "httpMethod": "POST", "isBase64Encoded": True,
              "body": base64.b64encode(data).decode()}  # fmt: skip
-    _check(API.handle(event).response)
+    _check(handle(event))
+
+
+def test_the_planted_leaks_are_reachable_and_the_check_catches_them():
+    """The model really fails with the secrets in its exception, and the check fails on any canary."""
+    body = {"messages": [{"role": "user", "content": "x"}]}  # len 1: the planted exception
+    event = {"resource": "/chat/completions", "httpMethod": "POST", "body": json.dumps(body)}
+    response = handle(event)
+    assert Model.failed and response["statusCode"] == 500
+    _check(response)
+    for canary in CANARIES:
+        leaked = {
+            **response,
+            "body": json.dumps({"error": {"message": canary, "type": "t", "code": "c", "param": None}}),
+        }
+        with pytest.raises(AssertionError):
+            _check(leaked)

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from lambda_src.inference import config as inference_config
-from lambda_src.inference.config import ConfigSource
-from lambda_src.inference.errors import ApiError
-from lambda_src.inference.models import CompletionRequest, Message
-from lambda_src.inference.openai_upstream import OpenAICompatibleModel
 from lambda_src.secure_parameter import logic as provider_logic
+from lambda_src.shared.config_source import ConfigSource
+from lambda_src.shared.errors import ApiError
+from lambda_src.shared.models import CompletionRequest, Message
+from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel
 from tests.aws_fakes import MODEL_PATH, UPSTREAM_KEY, put_model_parameters
 
 REQUEST = CompletionRequest(model_id="SmolLM2", system=("Be brief.",), messages=(Message("user", "Hi"),),
@@ -137,6 +136,12 @@ def test_only_https_or_loopback_upstreams():
 
 
 def test_the_placeholder_the_provider_writes_is_the_one_the_api_refuses():
-    """Both Lambda packages ship alone, so each holds the prefix; this keeps the two copies equal."""
-    assert inference_config.PLACEHOLDER_PREFIX == provider_logic.PLACEHOLDER_PREFIX
-    assert provider_logic.new_value("placeholder").startswith(inference_config.PLACEHOLDER_PREFIX)
+    """The SecureString provider and the inference function share the placeholder through the contracts."""
+
+    class Written:
+        def get(self, name: str, decrypt: bool, max_age: int) -> str:
+            return provider_logic.new_value("placeholder")
+
+    with pytest.raises(ApiError, match="has not been set") as error:
+        ConfigSource(MODEL_PATH, UPSTREAM_KEY, max_age=0, provider=Written()).upstream_api_key()
+    assert error.value.status == 500

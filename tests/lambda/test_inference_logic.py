@@ -11,11 +11,11 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import ANY, Stubber
 
-from lambda_src.inference.bedrock import BedrockModel
-from lambda_src.inference.config import ModelSettings
-from lambda_src.inference.errors import ApiError
 from lambda_src.inference.logic import Api
-from lambda_src.inference.models import Completion, CompletionRequest
+from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.errors import ApiError
+from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.models.bedrock import BedrockModel
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 SETTINGS = ModelSettings(provider="bedrock", model_id=MODEL, temperature=0.2, top_p=0.9, max_output_tokens=1024,

@@ -6,6 +6,7 @@ Keys come from the project's admin command (tools.keys) against moto's SSM, Dyna
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -17,12 +18,13 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.stub import Stubber
 
 from lambda_src.authorizer import handler as authorizer_handler
+from lambda_src.contracts import metrics
 from lambda_src.inference import handler as inference_handler
-from lambda_src.inference.config import ConfigSource
 from lambda_src.inference.logic import Api
+from lambda_src.shared.config_source import ConfigSource
 from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, put_model_parameters
 from tools.keys import Clients, KeyAdmin
-from tools.local_gateway import LocalGateway
+from tools.local.gateway import LocalGateway
 
 MODEL = MODEL_VALUES["id"]
 ANSWER = {
@@ -90,10 +92,21 @@ def test_chat_completions_create_returns_the_models_text(deployment, capfd):
     assert completion.usage is not None and completion.usage.total_tokens == 28
     log_handler.setStream(previous)
     logs = log_stream.getvalue() + capfd.readouterr().out
-    # Structured logs name the key id, never the key or the prompt; metrics go out as EMF.
+    # Structured logs name the key id, never the key or the prompt; metrics go out as EMF, named by the contract.
     assert deployment["key_id"] in logs and deployment["key"] not in logs
     assert "capital of France" not in logs
-    assert '"PromptTokens"' in logs
+    (emf,) = [json.loads(line) for line in logs.splitlines() if line.startswith('{"_aws"')]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == metrics.NAMESPACE
+    assert sorted(directive["Dimensions"][0]) == sorted(["service", metrics.ROUTE_DIMENSION])
+    assert emf[metrics.ROUTE_DIMENSION] == "/chat/completions"
+    assert {m["Name"] for m in directive["Metrics"]} == {
+        metrics.LATENCY,
+        metrics.REQUESTS,
+        metrics.PROMPT_TOKENS,
+        metrics.COMPLETION_TOKENS,
+    }
+    assert (emf[metrics.PROMPT_TOKENS], emf[metrics.COMPLETION_TOKENS]) == ([20.0], [8.0])
 
 
 def test_bedrock_throttling_surfaces_as_rate_limit_error(deployment):

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
 from lambda_src.secure_parameter import cfn_response, handler, logic
 
 NAME = "/llm-platform/dev/secrets/upstream-api-key"
@@ -35,7 +36,7 @@ def event(request: str, key_arn: str, *, url: str = "https://example.invalid/r",
         "ResponseURL": url,
         "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/llm-platform-dev-config/1",
         "RequestId": "req-1",
-        "LogicalResourceId": "UpstreamApiKey50CFA424",
+        "LogicalResourceId": "UpstreamApiKey",
         "ResourceType": "Custom::SecureStringParameter",
         # CloudFormation passes scalars as strings.
         "ResourceProperties": {
@@ -89,7 +90,7 @@ def test_create_generates_and_stores_an_encrypted_value(ssm, key_arn, endpoint, 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == NAME
     assert response["Data"] == {"ParameterName": NAME}
-    assert response["RequestId"] == "req-1" and response["LogicalResourceId"] == "UpstreamApiKey50CFA424"
+    assert response["RequestId"] == "req-1" and response["LogicalResourceId"] == "UpstreamApiKey"
     # The value goes to SSM and nowhere else: not the response, not the logs, not stdout/stderr.
     assert value not in json.dumps(response)
     captured = capsys.readouterr()
@@ -108,7 +109,7 @@ def test_create_placeholder_is_recognizable_and_unguessable(ssm, key_arn, caplog
     outcome = logic.handle(event("Create", key_arn, kind="placeholder"), ssm)
     value = stored(ssm)["Value"]
     assert outcome.physical_id == NAME
-    assert re.fullmatch(re.escape(logic.PLACEHOLDER_PREFIX) + r"[0-9a-f]{32}", value)
+    assert re.fullmatch(re.escape(PLACEHOLDER_PREFIX) + r"[0-9a-f]{32}", value)
     assert value not in caplog.text
 
 

@@ -1,0 +1,1 @@
+"""The audit capability: every inference recorded, queryable with Athena."""

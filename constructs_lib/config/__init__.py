@@ -1,0 +1,1 @@
+"""The configuration capability: model settings and secrets in SSM Parameter Store."""

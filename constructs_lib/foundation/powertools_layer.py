@@ -1,0 +1,90 @@
+"""A Lambda layer holding the exact aws-lambda-powertools release the tests run against.
+
+Built at synth from the installed, pinned package (pure Python) instead of a public layer ARN: no network,
+no cross-account dependency, and the function package itself stays only the project's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from constructs_lib.foundation.python_function import PYTHON_RUNTIME
+
+# Powertools and what it needs beyond the Lambda runtime's boto3 (which brings jmespath).
+PACKAGES = ("aws_lambda_powertools", "typing_extensions")
+
+
+def _source(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"{module} is not installed; run `make setup` (requirements.txt pins it).")
+    origin = Path(spec.origin)
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+def build_layer_zip() -> Path:
+    """The layer as one deterministic zip: CDK stages and hashes a single file instead of ~1,300."""
+    folder = build_layer_dir()
+    target = folder.with_suffix(".zip")
+    if not target.exists():
+        staging = target.with_suffix(f".{os.getpid()}.tmp")
+        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                info = zipfile.ZipInfo(file.relative_to(folder).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, file.read_bytes())
+        staging.replace(target)
+    return target
+
+
+def build_layer_dir() -> Path:
+    """``python/<packages>`` in a content-addressed folder, so the asset hash only changes with the code."""
+    sources = [_source(m) for m in PACKAGES]
+    digest = hashlib.sha256()
+    files = sorted(f for src in sources for f in ([src] if src.is_file() else src.rglob("*")) if f.is_file())
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    target = Path(tempfile.gettempdir()) / f"llm-platform-powertools-{digest.hexdigest()[:16]}"
+    if not (target / "python").is_dir():
+        staging = Path(tempfile.mkdtemp(prefix="powertools-layer-"))
+        for src in sources:
+            dest = staging / "python" / src.name
+            if src.is_dir():
+                # The Swagger UI bundle (event_handler's OpenAPI pages) is not used by these functions.
+                shutil.copytree(
+                    src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "py.typed", "swagger_ui")
+                )
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+        try:
+            staging.rename(target)
+        except OSError:  # another synth built it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class PowertoolsLayer(Construct):
+    """Attribute: ``layer``."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=lambda_.Code.from_asset(str(build_layer_zip())),
+            compatible_runtimes=[PYTHON_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="aws-lambda-powertools (pinned in requirements.txt)",
+        )

@@ -1,0 +1,1 @@
+"""The inference capability: the authenticated OpenAI-compatible REST API, its key registry and firewall."""

@@ -1,0 +1,232 @@
+"""The REST API: stage v1, one method per route of the route table (lambda_src/contracts/api.py) behind the
+Bearer-key authorizer, usage plans, OpenAI-shaped gateway errors, request models from the routes' JSON
+schemas, JSON access logs, X-Ray and optional CORS."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from constructs_lib.foundation.logs import encrypted_log_group
+from constructs_lib.foundation.nag import acknowledge
+from constructs_lib.inference.settings import ApiConfig
+from lambda_src.contracts.api import (
+    GATEWAY_ERRORS,
+    RETRY_AFTER_SECONDS,
+    ROUTES,
+    SESSION_HEADER,
+    STAGE_NAME,
+    error_body,
+)
+from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX
+from lambda_src.contracts.schemas import REQUEST_SCHEMAS
+
+# One line of JSON per request: who, what route, how it ended, how long; never a body or a header value.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "keyId": "$context.authorizer.keyId",
+    "sourceIp": "$context.identity.sourceIp",
+    "method": "$context.httpMethod",
+    "resource": "$context.resourcePath",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integrationLatency",
+    "error": "$context.error.messageString",
+    "authorizerError": "$context.authorizer.error",
+    "wafResponse": "$context.wafResponseCode",
+}
+
+_SCHEMA_VERSIONS = {"http://json-schema.org/draft-04/schema#": apigw.JsonSchemaVersion.DRAFT4}
+# JSON-schema keywords API Gateway models use, as the CDK's JsonSchema arguments.
+_PASS_THROUGH = {"title", "required", "enum", "minimum", "maximum"}
+
+
+def json_schema(schema: Mapping[str, Any]) -> apigw.JsonSchema:
+    """A contract schema (plain dict) as the CDK's JsonSchema; a keyword it does not know fails the synth."""
+    args: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$schema":
+            args["schema"] = _SCHEMA_VERSIONS[value]
+        elif key == "type":
+            kinds = [getattr(apigw.JsonSchemaType, kind.upper()) for kind in (value if isinstance(value, list)
+                                                                            else [value])]  # fmt: skip
+            args["type"] = kinds if isinstance(value, list) else kinds[0]
+        elif key == "properties":
+            args["properties"] = {name: json_schema(child) for name, child in value.items()}
+        elif key == "items":
+            args["items"] = json_schema(value)
+        elif key in ("minLength", "maxLength", "minItems", "maxItems", "exclusiveMinimum"):
+            args[re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), key)] = value
+        elif key in _PASS_THROUGH:
+            args[key] = list(value) if isinstance(value, list) else value
+        else:
+            raise ValueError(f"JSON-schema keyword {key!r} has no API Gateway model mapping here.")
+    return apigw.JsonSchema(**args)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceApiProps:
+    stage_name: str
+    api: ApiConfig
+    # Function package name (Route.function) -> the function serving its routes.
+    functions: Mapping[str, lambda_.IFunction]
+    authorizer: lambda_.IFunction
+    log_key: kms.IKey
+    log_retention_days: int
+    retain_logs: bool
+
+    def __post_init__(self) -> None:
+        missing = sorted({route.function for route in ROUTES} - set(self.functions))
+        if missing:
+            raise ValueError(f"InferenceApiProps.functions needs the function(s) {missing} the route table names.")
+
+
+class InferenceApi(Construct):
+    """Attributes: ``rest_api``, ``stage``, ``usage_plans`` (name -> UsagePlan), ``access_logs``."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: InferenceApiProps) -> None:
+        super().__init__(scope, construct_id)
+        config = props.api
+        self.access_logs = encrypted_log_group(
+            self, "AccessLogs", key=props.log_key, retention_days=props.log_retention_days, retain=props.retain_logs
+        )
+        cors = None
+        if config.cors_allowed_origins:
+            cors = apigw.CorsOptions(
+                allow_origins=list(config.cors_allowed_origins),
+                allow_methods=[*sorted({route.method for route in ROUTES}), "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", SESSION_HEADER],
+                max_age=cdk.Duration.hours(1),
+            )
+        self.rest_api = apigw.RestApi(
+            self,
+            "Api",
+            description=f"LLM platform inference API ({props.stage_name})",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # The authorizer hands API Gateway the caller's key: usage plans throttle and cap each key.
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
+            # Execution logging needs the account-level CloudWatch role; kept when the stack goes.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+            default_cors_preflight_options=cors,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                throttling_rate_limit=config.throttle_rate_limit,
+                throttling_burst_limit=config.throttle_burst_limit,
+            ),
+        )
+        self.stage = self.rest_api.deployment_stage
+        self._gateway_responses()
+
+        authorizer = apigw.TokenAuthorizer(
+            self,
+            "Authorizer",
+            handler=props.authorizer,
+            identity_source=apigw.IdentitySource.header("Authorization"),
+            validation_regex=AUTHORIZATION_HEADER_REGEX,
+            results_cache_ttl=cdk.Duration.seconds(config.authorizer_cache_seconds),
+        )
+        validator = self.rest_api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        models = {
+            name: self.rest_api.add_model(name, content_type="application/json", schema=json_schema(schema))
+            for name, schema in REQUEST_SCHEMAS.items()
+            if any(route.body == name for route in ROUTES)
+        }
+        integrations = {name: apigw.LambdaIntegration(fn, proxy=True) for name, fn in props.functions.items()}
+        for route in ROUTES:
+            resource = self.rest_api.root.resource_for_path(route.path)
+            model = models[route.body] if route.body else None
+            method = resource.add_method(
+                route.method,
+                integrations[route.function],
+                authorizer=authorizer,
+                authorization_type=apigw.AuthorizationType.CUSTOM,
+                # Required so the usage plan of the authorizer's key applies.
+                api_key_required=True,
+                request_validator=validator if model else None,
+                request_models={"application/json": model} if model else None,
+            )
+            acknowledge(
+                method,
+                "Callers authenticate with API keys checked by the Lambda TOKEN authorizer (what OpenAI "
+                "clients send); the platform has no Cognito user pool to attach.",
+                ["AwsSolutions-COG4"],
+            )
+        self._acknowledge_stage_and_role(config)
+
+        self.usage_plans: dict[str, apigw.UsagePlan] = {}
+        for plan in config.usage_plans:
+            self.usage_plans[plan.name] = self.rest_api.add_usage_plan(
+                f"{plan.name.title().replace('-', '')}Plan",
+                name=f"{cdk.Stack.of(self).stack_name}-{plan.name}",
+                description=f"{plan.name}: {plan.rate_limit}/s, burst {plan.burst_limit}, {plan.daily_quota}/day",
+                throttle=apigw.ThrottleSettings(rate_limit=plan.rate_limit, burst_limit=plan.burst_limit),
+                quota=apigw.QuotaSettings(limit=plan.daily_quota, period=apigw.Period.DAY),
+                api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.stage)],
+            )
+
+    def _gateway_responses(self) -> None:
+        for response_type, (status, error_type, code, message) in GATEWAY_ERRORS.items():
+            headers = {"Content-Type": "'application/json'"}
+            if status == "429":
+                headers["Retry-After"] = f"'{RETRY_AFTER_SECONDS}'"
+            self.rest_api.add_gateway_response(
+                f"{response_type.title().replace('_', '')}Response",
+                # CloudFormation's DEFAULT_4XX is the CDK enum's DEFAULT_4_XX.
+                type=getattr(apigw.ResponseType, response_type.replace("4XX", "4_XX").replace("5XX", "5_XX")),
+                status_code=status,
+                response_headers=headers,
+                templates={"application/json": json.dumps(error_body(message, error_type, code))},
+            )
+
+    def _acknowledge_stage_and_role(self, config: ApiConfig) -> None:
+        stage = self.stage
+        acknowledge(
+            stage,
+            "Responses are one caller's model output and must never be cached or served to another "
+            "caller, so the stage has no response cache to encrypt.",
+            ["NIST.800.53.R5-APIGWCacheEnabledAndEncrypted", "HIPAA.Security-APIGWCacheEnabledAndEncrypted",
+             "PCI.DSS.321-APIGWCacheEnabledAndEncrypted"],
+        )  # fmt: skip
+        acknowledge(
+            stage,
+            "Backend client certificates authenticate API Gateway to HTTP backends; the only backend here "
+            "is a Lambda proxy integration, invoked through IAM.",
+            ["NIST.800.53.R5-APIGWSSLEnabled", "HIPAA.Security-APIGWSSLEnabled", "PCI.DSS.321-APIGWSSLEnabled"],
+        )
+        if not config.waf_enabled:
+            acknowledge(
+                stage,
+                "The stage config turns the WAF off for this stage (it is on in prod) to avoid the web ACL's "
+                "fixed monthly cost; the authorizer, usage plans and stage throttling still apply.",
+                ["AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF", "PCI.DSS.321-APIGWAssociatedWithWAF"],
+            )
+        role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if role is not None:
+            acknowledge(
+                role,
+                "API Gateway's account-level logging role uses the AWS managed policy the service maintains "
+                "for exactly that purpose (writing its own execution logs to CloudWatch Logs).",
+                ["AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                 "AmazonAPIGatewayPushToCloudWatchLogs]"],
+            )  # fmt: skip

@@ -1,0 +1,44 @@
+"""API keys: their format, how they are made and how they are stored (a SHA-256 hash, never the key).
+
+API Gateway checks the Authorization header against AUTHORIZATION_HEADER_REGEX before the authorizer
+runs; the authorizer and the admin command use the same definitions, so a key the admin command makes is
+always one the gateway lets through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+KEY_PREFIX = "sk-llm-"
+# secrets.token_urlsafe(32): 256 random bits as 43 URL-safe base64 characters.
+_KEY_BYTES = 32
+KEY_BODY = "[A-Za-z0-9_-]{43}"
+KEY = re.compile(re.escape(KEY_PREFIX) + KEY_BODY)
+BEARER = "Bearer "
+# The same rule for API Gateway (Java regex); the prefix has no character that needs escaping.
+AUTHORIZATION_HEADER_REGEX = f"^{BEARER}{KEY_PREFIX}{KEY_BODY}$"
+KEY_ID = re.compile("key_[0-9a-f]{16}")
+
+
+def new_key() -> str:
+    """A new API key: the prefix and 256 random bits, URL-safe."""
+    return KEY_PREFIX + secrets.token_urlsafe(_KEY_BYTES)
+
+
+def new_key_id() -> str:
+    """The public id of a key, shown in logs and the audit log instead of the key."""
+    return "key_" + secrets.token_hex(8)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_from_header(value: object) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` value, or None when it has any other shape."""
+    if not isinstance(value, str) or not value.startswith(BEARER):
+        return None
+    key = value[len(BEARER) :]
+    return key if KEY.fullmatch(key) else None

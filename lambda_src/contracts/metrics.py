@@ -1,0 +1,19 @@
+"""CloudWatch metric names the functions emit (EMF) and dashboards and alarms read."""
+
+from __future__ import annotations
+
+NAMESPACE = "LlmPlatform"
+ROUTE_DIMENSION = "route"
+# The route dimension of requests that matched no route.
+UNKNOWN_ROUTE = "unknown"
+
+LATENCY = "Latency"
+REQUESTS = "Requests"
+PROMPT_TOKENS = "PromptTokens"
+COMPLETION_TOKENS = "CompletionTokens"
+AUDIT_WRITE_FAILED = "AuditWriteFailed"
+
+
+def error_metric(code: str) -> str:
+    """One count per error code, e.g. ``Error_rate_limit_exceeded``."""
+    return f"Error_{code}"

@@ -1,0 +1,15 @@
+"""How the platform names what it deploys: stacks and the root of each stage's parameter tree."""
+
+from __future__ import annotations
+
+APP_NAME = "llm-platform"
+
+
+def stack_name(stage: str, component: str) -> str:
+    """CloudFormation stack name of one component, e.g. ``llm-platform-dev-data``."""
+    return f"{APP_NAME}-{stage}-{component}"
+
+
+def parameter_root(stage: str) -> str:
+    """Root of a stage's Parameter Store hierarchy, e.g. ``/llm-platform/dev``."""
+    return f"/{APP_NAME}/{stage}"

@@ -1,0 +1,62 @@
+"""The stage's Parameter Store tree: names, meanings and bounds of the model settings, and where the
+secrets and the API's tooling parameters live.
+
+ConfigStack writes these parameters, ModelConfig validates the values at synth, the inference function
+reads and re-checks them at run time, and the admin and local tools find the API's tables through them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lambda_src.contracts.bounds import Range
+from lambda_src.contracts.naming import parameter_root
+
+PROVIDERS = ("bedrock", "openai-compatible")
+TEMPERATURE = Range(0, 1)
+TOP_P = Range(0, 1, low_inclusive=False)
+MAX_OUTPUT_TOKENS = Range(1, 65_536, integer=True)
+# A model call must finish before API Gateway's 29-second integration timeout.
+REQUEST_TIMEOUT_SECONDS = Range(1, 28, integer=True)
+LEARNING_RATE = Range(0, 1, low_inclusive=False)
+# SSM Standard-tier parameters hold at most 4 KB.
+MAX_SYSTEM_PROMPT_CHARS = 4_000
+
+MODEL_PATH = "model"
+
+
+@dataclass(frozen=True)
+class ModelParameter:
+    """One String parameter under ``<root>/model``: its leaf name, the settings field it holds, its meaning."""
+
+    leaf: str
+    field: str
+    description: str
+
+
+MODEL_PARAMETERS: tuple[ModelParameter, ...] = (
+    ModelParameter("id", "model_id", "Bedrock model id or inference-profile id (or the upstream's model name)"),
+    ModelParameter("provider", "provider", "bedrock or openai-compatible"),
+    ModelParameter("temperature", "temperature", "Sampling temperature, 0 to 1"),
+    ModelParameter("top-p", "top_p", "Nucleus sampling, greater than 0 and at most 1"),
+    ModelParameter("max-output-tokens", "max_output_tokens", "Upper bound on generated tokens per request"),
+    ModelParameter("request-timeout-seconds", "request_timeout_seconds", "Timeout of one model call"),
+    ModelParameter("system-prompt", "system_prompt", "System prompt sent with every conversation"),
+    ModelParameter("learning-rate", "learning_rate", "Training learning rate"),
+    ModelParameter("upstream-base-url", "upstream_base_url", "Base URL of the openai-compatible upstream"),
+)
+
+DATA_SOURCES = "data/sources"
+UPSTREAM_API_KEY = "secrets/upstream-api-key"
+DATABASE_PASSWORD = "secrets/database-password"  # noqa: S105 - a parameter's name, not a password
+# A SecureString holding a placeholder reads as unset; the random tail keeps it unguessable.
+PLACEHOLDER_PREFIX = "UNSET-REPLACE-ME-"
+
+# Where the admin command finds the API's key table and usage plans.
+KEY_TABLE = "api/key-table"
+USAGE_PLANS = "api/usage-plans"
+
+
+def parameter_name(stage: str, relative: str) -> str:
+    """Absolute name of a parameter of the stage, e.g. ``/llm-platform/dev/secrets/upstream-api-key``."""
+    return f"{parameter_root(stage)}/{relative}"

@@ -1,0 +1,139 @@
+"""Writes one audit record per inference attempt to Kinesis Data Firehose, with privacy controls.
+
+- ``audit_mode``: ``required`` - a record that cannot be written (after bounded retries) turns the
+  response into a 5xx and the model output is not released; ``best_effort`` - log, count, continue.
+- ``audit_content``: ``full`` | ``redacted`` (emails, phone numbers, card numbers, AWS keys and similar
+  secrets masked before the record leaves the function) | ``metadata_only`` (no text at all).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambda_src.contracts.audit import AUDIT_COLUMNS, CONTENTS, MODES, TIMESTAMP_FORMAT
+
+LOGGER = logging.getLogger(__name__)
+# Keeps one record well under Firehose's 1,000 KiB record limit.
+MAX_TEXT_CHARS = 200_000
+
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[PRIVATE_KEY]"),
+    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[A-Z0-9]{16}\b"), "[AWS_ACCESS_KEY_ID]"),
+    (re.compile(r"(?i)(aws_secret_access_key|secret_access_key|secretaccesskey)(\s*[:=]\s*)[A-Za-z0-9/+=]{40}"),
+     r"\1\2[AWS_SECRET_KEY]"),
+    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}\b"), "[API_KEY]"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), "[TOKEN]"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), "[TOKEN]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), "[JWT]"),
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
+    (re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), "[CARD_NUMBER]"),
+    # Grouped like a phone number (separators between groups), so order numbers and ids are kept.
+    (re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}\b"), "[PHONE]"),
+)  # fmt: skip
+
+
+def redact(text: str) -> str:
+    """Mask personal data and secrets; card-like digit runs are masked only when they pass the Luhn check."""
+    for pattern, replacement in _REDACTIONS:
+        if replacement == "[CARD_NUMBER]":
+            text = pattern.sub(lambda m: "[CARD_NUMBER]" if _luhn(m.group()) else m.group(), text)
+        else:
+            text = pattern.sub(replacement, text)
+    return text
+
+
+def _luhn(candidate: str) -> bool:
+    digits = [int(c) for c in candidate if c.isdigit()]
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for index, digit in enumerate(reversed(digits)):
+        doubled = digit * 2 if index % 2 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened in one request, before privacy rules apply."""
+
+    request_id: str
+    api_key_id: str
+    user_id: str
+    session_id: str | None
+    model_id: str | None
+    provider: str | None
+    input_text: str
+    output_text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+    status_code: int
+    error_type: str | None
+
+
+class AuditFailedError(Exception):
+    """The record could not be written in required mode."""
+
+
+class AuditWriter:
+    def __init__(self, firehose: Any, stream_name: str, *, mode: str, content: str, stage: str,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:  # fmt: skip
+        if mode not in MODES or content not in CONTENTS:
+            raise ValueError(f"audit mode must be one of {MODES} and content one of {CONTENTS}")
+        self._firehose = firehose
+        self._stream = stream_name
+        self.mode = mode
+        self.content = content
+        self._stage = stage
+        self._clock = clock
+
+    def record(self, event: AuditEvent) -> dict[str, Any]:
+        """The record exactly as it is written: every schema column, nothing else."""
+        input_text, output_text = event.input_text, event.output_text
+        if self.content == "metadata_only":
+            input_text = output_text = ""
+        elif self.content == "redacted":
+            input_text, output_text = redact(input_text), redact(output_text)
+        record: dict[str, Any] = {
+            "timestamp": self._clock().strftime(TIMESTAMP_FORMAT)[:-3],
+            "input_text": input_text[:MAX_TEXT_CHARS],
+            "output_text": output_text[:MAX_TEXT_CHARS],
+            "user_id": event.user_id,
+            "session_id": event.session_id or "",
+            "request_id": event.request_id,
+            "api_key_id": event.api_key_id,
+            "model_id": event.model_id or "",
+            "provider": event.provider or "",
+            "prompt_tokens": event.prompt_tokens,
+            "completion_tokens": event.completion_tokens,
+            "latency_ms": event.latency_ms,
+            "status_code": event.status_code,
+            "error_type": event.error_type or "",
+            "stage": self._stage,
+        }
+        assert list(record) == [name for name, _type, _doc in AUDIT_COLUMNS]  # noqa: S101 - schema drift is a bug
+        return record
+
+    def write(self, event: AuditEvent) -> bool:
+        """True when the record was accepted. In required mode a failure raises AuditFailedError."""
+        data = (json.dumps(self.record(event), ensure_ascii=False) + "\n").encode()
+        try:
+            self._firehose.put_record(DeliveryStreamName=self._stream, Record={"Data": data})
+            return True
+        except (ClientError, BotoCoreError) as error:
+            code = (
+                error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else type(error).__name__
+            )
+            LOGGER.error("Audit record for %s not written: %s", event.request_id, code)
+            if self.mode == "required":
+                raise AuditFailedError(str(code)) from None
+            return False

@@ -1,0 +1,92 @@
+"""Model settings read from Parameter Store at run time, cached with a TTL (Powertools parameters).
+
+A changed model id or temperature takes effect within the cache TTL, without a deploy. Names and bounds
+come from lambda_src/contracts/parameters.py, the same ones ModelConfig checks at synth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from lambda_src.contracts.parameters import (
+    MAX_OUTPUT_TOKENS,
+    MODEL_PARAMETERS,
+    PLACEHOLDER_PREFIX,
+    PROVIDERS,
+    REQUEST_TIMEOUT_SECONDS,
+    TEMPERATURE,
+    TOP_P,
+)
+from lambda_src.shared.errors import server_error
+
+# The parameters a function serving requests needs (the learning rate is for training jobs).
+_SERVING_FIELDS = ("provider", "model_id", "temperature", "top_p", "max_output_tokens", "request_timeout_seconds",
+                   "system_prompt", "upstream_base_url")  # fmt: skip
+_LEAF = {parameter.field: parameter.leaf for parameter in MODEL_PARAMETERS}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    provider: str
+    model_id: str
+    temperature: float
+    top_p: float
+    max_output_tokens: int
+    request_timeout_seconds: int
+    system_prompt: str
+    upstream_base_url: str
+
+    @classmethod
+    def parse(cls, raw: dict[str, str]) -> ModelSettings:
+        """From the leaf names under the model path; a broken parameter is a server error, not a client one."""
+        try:
+            values = {name: raw[_LEAF[name]] for name in _SERVING_FIELDS}
+            settings = cls(
+                provider=values["provider"],
+                model_id=values["model_id"],
+                temperature=float(values["temperature"]),
+                top_p=float(values["top_p"]),
+                max_output_tokens=int(values["max_output_tokens"]),
+                request_timeout_seconds=int(values["request_timeout_seconds"]),
+                system_prompt=values["system_prompt"],
+                upstream_base_url=values["upstream_base_url"].rstrip("/"),
+            )
+        except (KeyError, ValueError) as error:
+            raise server_error("The model configuration is incomplete or invalid.") from error
+        if not (
+            settings.provider in PROVIDERS
+            and TEMPERATURE.contains(settings.temperature)
+            and TOP_P.contains(settings.top_p)
+            and MAX_OUTPUT_TOKENS.contains(settings.max_output_tokens)
+            and REQUEST_TIMEOUT_SECONDS.contains(settings.request_timeout_seconds)
+        ):
+            raise server_error("The model configuration is incomplete or invalid.")
+        return settings
+
+
+class ConfigSource:
+    """Reads the stage's model parameters and the upstream key; values live in Powertools' TTL cache."""
+
+    def __init__(self, model_path: str, api_key_name: str, max_age: int, provider: Any = None) -> None:
+        self.model_path = model_path
+        self.api_key_name = api_key_name
+        self.max_age = max_age
+        self._provider = provider or parameters.SSMProvider()
+
+    @staticmethod
+    def ssm_provider(ssm_client: Any) -> Any:
+        """Powertools' SSM provider on the function's own client (a second boto3 session costs ~50 ms)."""
+        return parameters.SSMProvider(boto3_client=ssm_client)
+
+    def settings(self) -> ModelSettings:
+        raw = self._provider.get_multiple(self.model_path, max_age=self.max_age)
+        return ModelSettings.parse({str(k).rsplit("/", 1)[-1]: str(v) for k, v in raw.items()})
+
+    def upstream_api_key(self) -> str:
+        value = str(self._provider.get(self.api_key_name, decrypt=True, max_age=self.max_age))
+        if value.startswith(PLACEHOLDER_PREFIX):
+            raise server_error("The upstream API key has not been set; an operator must set it in Parameter Store.")
+        return value

@@ -1,0 +1,45 @@
+"""Errors in OpenAI's shape: {"error": {"message", "type", "code", "param"}}, with the HTTP status to send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambda_src.contracts.api import error_body
+
+
+@dataclass
+class ApiError(Exception):
+    status: int
+    message: str
+    type: str
+    code: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.code)
+
+
+def invalid_request(message: str, code: str = "invalid_request") -> ApiError:
+    return ApiError(400, message, "invalid_request_error", code)
+
+
+def not_found(message: str, code: str = "not_found") -> ApiError:
+    return ApiError(404, message, "invalid_request_error", code)
+
+
+def rate_limited(message: str, retry_after: int | None = None) -> ApiError:
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return ApiError(429, message, "rate_limit_error", "rate_limit_exceeded", headers)
+
+
+def upstream_error(message: str = "The model returned an error; try again later.") -> ApiError:
+    return ApiError(502, message, "upstream_error", "upstream_error")
+
+
+def upstream_timeout(message: str = "The model did not answer in time; try again or ask for fewer tokens.") -> ApiError:
+    return ApiError(504, message, "upstream_error", "upstream_timeout")
+
+
+def server_error(message: str = "The server could not handle the request.") -> ApiError:
+    return ApiError(500, message, "server_error", "internal_error")

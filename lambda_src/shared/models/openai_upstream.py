@@ -1,0 +1,75 @@
+"""OpenAI-compatible upstream adapter: POST {base_url}/chat/completions with the key from Parameter Store."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from lambda_src.shared.errors import invalid_request, rate_limited, upstream_error, upstream_timeout
+from lambda_src.shared.models import Completion, CompletionRequest
+
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
+
+class OpenAICompatibleModel:
+    def __init__(self, base_url: str, api_key: Callable[[], str]) -> None:
+        if not (base_url.startswith("https://") or base_url.startswith(("http://127.0.0.1", "http://localhost"))):
+            raise upstream_error("The upstream base URL is not allowed.")
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        messages = [{"role": "system", "content": text} for text in request.system]
+        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        payload: dict[str, Any] = {
+            "model": request.model_id,
+            "messages": messages,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "stream": False,
+        }
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        http_request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            self._url,
+            data=json.dumps(payload).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key()}"},
+        )
+        try:
+            with urllib.request.urlopen(http_request, timeout=request.timeout_seconds) as reply:  # noqa: S310
+                body = json.loads(reply.read(MAX_RESPONSE_BYTES))
+        except urllib.error.HTTPError as error:
+            raise _map_status(error) from None
+        except TimeoutError:
+            raise upstream_timeout() from None
+        except (urllib.error.URLError, OSError, ValueError):
+            raise upstream_error("The model endpoint could not be reached or answered garbage.") from None
+        try:
+            choice = body["choices"][0]
+            usage = body.get("usage") or {}
+            return Completion(
+                text=str(choice["message"].get("content") or ""),
+                finish_reason=str(choice.get("finish_reason") or "stop"),
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+            )
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise upstream_error("The model answered in an unexpected shape.") from None
+
+
+def _map_status(error: urllib.error.HTTPError) -> Exception:
+    if error.code == 429:
+        retry = error.headers.get("Retry-After", "") if error.headers else ""
+        return rate_limited("The model is receiving too many requests; retry after a short wait.",
+                            retry_after=int(retry) if retry.isdigit() else None)  # fmt: skip
+    if error.code in (400, 422):
+        return invalid_request("The model rejected the request as invalid.")
+    if error.code in (408, 504):
+        return upstream_timeout()
+    # 401/403 mean our upstream key is wrong: the caller cannot fix that.
+    return upstream_error()

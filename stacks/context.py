@@ -1,0 +1,53 @@
+"""What app.py reads from CDK context, resolved into a Deployment (CDK-free, validated).
+
+cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1] [-c cfn_validation=true]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from constructs_lib.foundation.settings import ConfigError
+from stacks.stages import STAGES, StageConfig
+
+CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What app.py resolved from context: the stage plus an optional target environment."""
+
+    stage: StageConfig
+    account: str | None = None
+    region: str | None = None
+    # `-c cfn_validation=true`: also run aws-cdk-lib's built-in CloudFormation validation (slow).
+    cfn_validation: bool = False
+
+
+def resolve_deployment(context: dict[str, Any]) -> Deployment:
+    """Turn raw context values into a Deployment. Raises ConfigError naming the key and the valid values."""
+    raw_stage = context.get("stage") or "dev"
+    if not isinstance(raw_stage, str) or raw_stage not in STAGES:
+        raise ConfigError(f"Context key 'stage' must be one of {', '.join(sorted(STAGES))} (got {raw_stage!r}).")
+    account = _optional_context(context, "account", _ACCOUNT, "a 12-digit AWS account id")
+    region = _optional_context(context, "region", _REGION, "an AWS region name such as 'eu-west-1'")
+    raw_validation = context.get("cfn_validation")
+    if raw_validation not in (None, "", True, False, "true", "false"):
+        raise ConfigError(f"Context key 'cfn_validation' must be true or false (got {raw_validation!r}).")
+    cfn_validation = raw_validation in (True, "true")
+    return Deployment(stage=STAGES[raw_stage], account=account, region=region, cfn_validation=cfn_validation)
+
+
+def _optional_context(context: dict[str, Any], key: str, pattern: re.Pattern[str], what: str) -> str | None:
+    value = context.get(key)
+    if value is None or value == "":
+        return None
+    # `-c account=123...` arrives as a string, but cdk.json may hold a number.
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not pattern.match(text):
+        raise ConfigError(f"Context key '{key}' must be {what} (got {value!r}).")
+    return text

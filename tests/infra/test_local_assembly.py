@@ -1,0 +1,37 @@
+"""`make local-check` and `make e2e` expect what the cloud assembly says (tools/local/assembly.py): read from the
+dev synth here, it names every stack, Python function, route, parameter, bucket and stream of the templates."""
+
+from __future__ import annotations
+
+from lambda_src.contracts import parameters
+from lambda_src.contracts.api import ROUTES
+from stacks.stages import DEV
+from tests.infra.conftest import Synth
+from tests.infra.templates import by_type
+from tools.local.assembly import Assembly
+
+
+def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
+    assembly = Assembly.read(dev.outdir)
+    assert sorted(assembly.stacks) == sorted(dev.templates)
+    assert {(route.method, route.path) for route in assembly.routes} == {(r.method, r.path) for r in ROUTES}
+    assert all(route.authorization == "CUSTOM" and route.integration == "AWS_PROXY" for route in assembly.routes)
+    python_functions = [
+        function
+        for template in dev.templates.values()
+        for function in by_type(template, "AWS::Lambda::Function").values()
+        if function["Properties"]["Runtime"].startswith("python")
+    ]
+    assert len(assembly.functions) == len(python_functions) > 0
+    assert {f.handler for f in assembly.functions} >= {"lambda_src.inference.handler.lambda_handler"}
+    model = parameters.parameter_name("dev", parameters.MODEL_PATH)
+    assert sum(name.startswith(f"{model}/") for name in assembly.parameters) == len(parameters.MODEL_PARAMETERS)
+    assert set(assembly.secure_strings) == {
+        parameters.parameter_name("dev", parameters.UPSTREAM_API_KEY),
+        parameters.parameter_name("dev", parameters.DATABASE_PASSWORD),
+    }
+    assert all(assembly.parameters[name] == "SecureString" for name in assembly.secure_strings)
+    assert sorted(assembly.usage_plans) == sorted(f"llm-platform-dev-api-{p.name}" for p in DEV.api.usage_plans)
+    buckets = [b for t in dev.templates.values() for b in by_type(t, "AWS::S3::Bucket")]
+    assert len(assembly.buckets) == len(buckets) and any(b.kms_encrypted for b in assembly.buckets)
+    assert len(assembly.streams) == 1

