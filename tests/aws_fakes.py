@@ -8,11 +8,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from constructs_lib.config.settings import ModelConfig
+from lambda_src.contracts import parameters
 from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
 
 REGION = "us-east-1"
-MODEL_PATH = "/llm-platform/dev/model"
-UPSTREAM_KEY = "/llm-platform/dev/secrets/upstream-api-key"
+MODEL_PATH = parameters.parameter_name("dev", parameters.MODEL_PATH)
+UPSTREAM_KEY = parameters.parameter_name("dev", parameters.UPSTREAM_API_KEY)
 # The environment the stack gives the functions (through the same contracts); no audit stream in unit tests.
 INFERENCE_ENVIRONMENT = InferenceEnvironment(
     model_parameter_path=MODEL_PATH,
@@ -34,16 +36,10 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
+# The model parameters as ConfigStack writes them, leaf name -> value.
 MODEL_VALUES = {
-    "id": "anthropic.claude-3-haiku-20240307-v1:0",
-    "provider": "bedrock",
-    "temperature": "0.2",
-    "top-p": "0.9",
-    "max-output-tokens": "1024",
-    "request-timeout-seconds": "25",
-    "system-prompt": "You are a helpful assistant.",
-    "learning-rate": "0.01",
-    "upstream-base-url": "https://api.openai.com/v1",
+    parameters.MODEL_LEAVES[field]: value
+    for field, value in ModelConfig(system_prompt="You are a helpful assistant.").parameter_values().items()
 }
 
 

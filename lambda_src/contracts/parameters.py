@@ -46,6 +46,9 @@ MODEL_PARAMETERS: tuple[ModelParameter, ...] = (
     ModelParameter("upstream-base-url", "upstream_base_url", "Base URL of the openai-compatible upstream"),
 )
 
+# Settings field -> leaf name, e.g. "top_p" -> "top-p".
+MODEL_LEAVES = {parameter.field: parameter.leaf for parameter in MODEL_PARAMETERS}
+
 DATA_SOURCES = "data/sources"
 UPSTREAM_API_KEY = "secrets/upstream-api-key"
 DATABASE_PASSWORD = "secrets/database-password"  # noqa: S105 - a parameter's name, not a password

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from lambda_src.contracts.parameters import (
     MAX_OUTPUT_TOKENS,
-    MODEL_PARAMETERS,
+    MODEL_LEAVES,
     PLACEHOLDER_PREFIX,
     PROVIDERS,
     REQUEST_TIMEOUT_SECONDS,
@@ -25,7 +25,6 @@ from lambda_src.shared.errors import server_error
 # The parameters a function serving requests needs (the learning rate is for training jobs).
 _SERVING_FIELDS = ("provider", "model_id", "temperature", "top_p", "max_output_tokens", "request_timeout_seconds",
                    "system_prompt", "upstream_base_url")  # fmt: skip
-_LEAF = {parameter.field: parameter.leaf for parameter in MODEL_PARAMETERS}
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class ModelSettings:
     def parse(cls, raw: dict[str, str]) -> ModelSettings:
         """From the leaf names under the model path; a broken parameter is a server error, not a client one."""
         try:
-            values = {name: raw[_LEAF[name]] for name in _SERVING_FIELDS}
+            values = {name: raw[MODEL_LEAVES[name]] for name in _SERVING_FIELDS}
             settings = cls(
                 provider=values["provider"],
                 model_id=values["model_id"],

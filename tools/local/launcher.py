@@ -65,8 +65,9 @@ def configure_model(client: Any, model_port: int, upstream_key: str) -> None:
     """Point the stage's model parameters at the local model server, as an operator would."""
     ssm = client("ssm")
     model = parameters.parameter_name(STAGE, parameters.MODEL_PATH)
-    for leaf, value in (("provider", "openai-compatible"), ("id", MODEL_ALIAS),
-                        ("upstream-base-url", f"http://127.0.0.1:{model_port}/v1")):  # fmt: skip
+    for setting, value in (("provider", "openai-compatible"), ("model_id", MODEL_ALIAS),
+                           ("upstream_base_url", f"http://127.0.0.1:{model_port}/v1")):  # fmt: skip
+        leaf = parameters.MODEL_LEAVES[setting]
         ssm.put_parameter(Name=f"{model}/{leaf}", Value=value, Type="String", Overwrite=True)
     name = parameters.parameter_name(STAGE, parameters.UPSTREAM_API_KEY)
     key = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]["KeyId"]
