@@ -6,11 +6,8 @@ no cross-account dependency, and the function package itself stays only the proj
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from constructs_lib.foundation.python_function import PYTHON_RUNTIME
+from constructs_lib.foundation.staging import package_files, staged
 
 # Powertools and what it needs beyond the Lambda runtime's boto3 (which brings jmespath).
 PACKAGES = ("aws_lambda_powertools", "typing_extensions")
@@ -49,30 +47,15 @@ def build_layer_zip() -> Path:
 
 def build_layer_dir() -> Path:
     """``python/<packages>`` in a content-addressed folder, so the asset hash only changes with the code."""
-    sources = [_source(m) for m in PACKAGES]
-    digest = hashlib.sha256()
-    files = sorted(f for src in sources for f in ([src] if src.is_file() else src.rglob("*")) if f.is_file())
-    for file in files:
-        digest.update(file.name.encode())
-        digest.update(file.read_bytes())
-    target = Path(tempfile.gettempdir()) / f"llm-platform-powertools-{digest.hexdigest()[:16]}"
-    if not (target / "python").is_dir():
-        staging = Path(tempfile.mkdtemp(prefix="powertools-layer-"))
-        for src in sources:
-            dest = staging / "python" / src.name
-            if src.is_dir():
-                # The Swagger UI bundle (event_handler's OpenAPI pages) is not used by these functions.
-                shutil.copytree(
-                    src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "py.typed", "swagger_ui")
-                )
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest)
-        try:
-            staging.rename(target)
-        except OSError:  # another synth built it first
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    files: dict[str, Path] = {}
+    for source in (_source(m) for m in PACKAGES):
+        if source.is_file():
+            files[f"python/{source.name}"] = source
+        else:
+            # The Swagger UI bundle (event_handler's OpenAPI pages) is not used by these functions.
+            found = package_files(source.parent, source, skip=("py.typed", "swagger_ui"))
+            files.update({f"python/{relative}": path for relative, path in found.items()})
+    return staged(files, "llm-platform-powertools")
 
 
 class PowertoolsLayer(Construct):

@@ -23,6 +23,7 @@ from constructs import Construct
 
 from constructs_lib.foundation.logs import encrypted_log_group, retention
 from constructs_lib.foundation.nag import LAMBDA_DLQ_RULES, LAMBDA_VPC_RULES, acknowledge
+from constructs_lib.foundation.staging import package_files, staged
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_SRC = ROOT / "lambda_src"
@@ -109,7 +110,7 @@ class PythonFunction(Construct):
             description=props.description,
             runtime=PYTHON_RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
-            code=lambda_.Code.from_asset(str(ROOT), exclude=asset_excludes(props.package)),
+            code=lambda_.Code.from_asset(str(stage_package(props.package))),
             handler=f"lambda_src.{props.package}.handler.lambda_handler",
             role=self.role,
             log_group=self.log_group,
@@ -143,9 +144,9 @@ class PythonFunction(Construct):
         acknowledge(self.function, vpc_reason, LAMBDA_VPC_RULES)
 
 
-def asset_excludes(package: str) -> list[str]:
-    """Everything of the project but lambda_src/__init__.py, the function's package and the shared packages."""
-    keep = [package, *SHARED_PACKAGES]
-    return ["*", ".*", "!lambda_src", "!lambda_src/__init__.py",
-            *(f"!lambda_src/{name}" for name in keep), *(f"!lambda_src/{name}/**" for name in keep),
-            "**/__pycache__", "**/*.pyc"]  # fmt: skip
+def stage_package(package: str) -> Path:
+    """The function's asset: lambda_src/__init__.py, its own package and the shared packages, nothing else."""
+    files = {"lambda_src/__init__.py": LAMBDA_SRC / "__init__.py"}
+    for name in (package, *SHARED_PACKAGES):
+        files.update(package_files(ROOT, LAMBDA_SRC / name))
+    return staged(files, f"llm-platform-function-{package.replace('_', '-')}")

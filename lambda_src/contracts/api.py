@@ -8,8 +8,7 @@ derive their expectations from it. Adding a route is one entry here plus its ope
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, PROMPT_REQUEST, REQUEST_SCHEMAS
 
@@ -18,8 +17,7 @@ STAGE_NAME = "v1"
 SESSION_HEADER = "X-Session-Id"
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     method: str
     path: str
     # The function package under lambda_src/ that serves it, and the operation in that function.

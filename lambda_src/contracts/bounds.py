@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Range:
+# Contract records are NamedTuples: immutable like frozen dataclasses, and about a tenth of the cost to define,
+# which every function pays at each cold start.
+class Range(NamedTuple):
     """``low..high``; ``integer`` ranges hold whole numbers only (never booleans)."""
 
     low: float

@@ -7,7 +7,7 @@ reads and re-checks them at run time, and the admin and local tools find the API
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lambda_src.contracts.bounds import Range
 from lambda_src.contracts.naming import parameter_root
@@ -25,8 +25,7 @@ MAX_SYSTEM_PROMPT_CHARS = 4_000
 MODEL_PATH = "model"
 
 
-@dataclass(frozen=True)
-class ModelParameter:
+class ModelParameter(NamedTuple):
     """One String parameter under ``<root>/model``: its leaf name, the settings field it holds, its meaning."""
 
     leaf: str

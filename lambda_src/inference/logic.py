@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from lambda_src.contracts.api import SESSION_HEADER, Route, request_schema, routes_of
 from lambda_src.contracts.schemas import MAX_USER_CHARS
@@ -67,8 +67,7 @@ class Outcome:
 Operation = Callable[[dict[str, Any], dict[str, Any], Outcome], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class _Endpoint:
+class _Endpoint(NamedTuple):
     route: Route
     operation: Operation
     schema: Schema | None

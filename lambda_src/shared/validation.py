@@ -11,8 +11,7 @@ Draft4Validator on generated documents.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lambda_src.shared.errors import ApiError, invalid_request
 
@@ -32,8 +31,7 @@ _ARTICLE = {"object": "an object", "array": "a list", "string": "a string", "int
             "number": "a number", "boolean": "true or false", "null": "null"}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(NamedTuple):
     """The first rule a document breaks: where (``messages[0].role``), which keyword, and a sentence."""
 
     path: str

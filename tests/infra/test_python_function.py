@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 
-from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps, asset_excludes
+from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps, stage_package
 from tests.infra.conftest import CDK_JSON_CONTEXT
 from tests.infra.templates import by_type, logical_id_at
 
@@ -73,10 +73,10 @@ def test_package_must_be_a_function_folder():
             PythonFunctionProps(package=package, description="x", log_key=key, log_retention_days=7, retain_logs=False)
 
 
-def test_asset_keeps_only_the_package_and_the_shared_code():
-    excludes = asset_excludes("inference")
-    assert excludes[:2] == ["*", ".*"]  # everything else of the repository, dotfiles included
-    kept = {e[1:] for e in excludes if e.startswith("!")}
-    packages = ("inference", "shared", "contracts")
-    assert kept == {"lambda_src", "lambda_src/__init__.py", *(f"lambda_src/{p}" for p in packages),
-                    *(f"lambda_src/{p}/**" for p in packages)}  # fmt: skip
+def test_the_asset_is_the_package_and_the_shared_code_only():
+    folder = stage_package("inference")
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert "lambda_src/__init__.py" in files and "lambda_src/inference/handler.py" in files
+    assert {f.split("/")[1] for f in files if f.count("/") > 1} == {"inference", "shared", "contracts"}
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    assert stage_package("inference") == folder  # staged once per content

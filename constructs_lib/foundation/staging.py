@@ -1,0 +1,42 @@
+"""Asset folders staged once per content: the files an asset holds, copied into a temporary folder named by
+their hash, so CDK fingerprints a small folder and the asset hash changes only with the code."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+SKIPPED = ("__pycache__", ".pyc")
+
+
+def package_files(root: Path, folder: Path, *, skip: Iterable[str] = ()) -> dict[str, Path]:
+    """Every file under ``folder`` by its path relative to ``root``, without bytecode or ``skip``ped names."""
+    skipped = (*SKIPPED, *skip)
+    return {
+        path.relative_to(root).as_posix(): path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part in skipped or part.endswith(".pyc") for part in path.parts)
+    }
+
+
+def staged(files: Mapping[str, Path], prefix: str) -> Path:
+    """A folder holding ``files`` (relative path -> source file), made once per content and reused."""
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        digest.update(relative.encode() + b"\0")
+        digest.update(files[relative].read_bytes())
+    target = Path(tempfile.gettempdir()) / f"{prefix}-{digest.hexdigest()[:16]}"
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f"{prefix}-staging-"))
+        for relative, source in files.items():
+            destination = staging / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)
+        try:
+            staging.rename(target)
+        except OSError:  # another synth staged the same content first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
