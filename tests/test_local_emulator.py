@@ -1,0 +1,191 @@
+"""The emulator's patches (tools/local/emulator/, one module per service) against moto in-process: a template
+with the resource shapes these stacks use deploys through moto's CloudFormation, and each resource is read
+back through its service's API as AWS would answer."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws, settings
+from moto.apigateway.models import Method
+from moto.awslambda import models as lambda_models
+from moto.kms import models as kms_models
+from moto.ssm import models as ssm_models
+
+from tools.local.emulator import install_patches
+
+REGION = "us-east-1"
+TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Key": {
+            "Type": "AWS::KMS::Key",
+            "Properties": {
+                "KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+                "Tags": [{"Key": "stage", "Value": "dev"}],
+            },
+        },
+        "Parameter": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {"Name": "/app/dev/model/id", "Type": "String", "Value": "m", "Tags": {"stage": "dev"}},
+        },
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "Stream": {
+            "Type": "AWS::KinesisFirehose::DeliveryStream",
+            "Properties": {
+                "DeliveryStreamType": "DirectPut",
+                "ExtendedS3DestinationConfiguration": {
+                    "BucketARN": {"Fn::GetAtt": ["Bucket", "Arn"]},
+                    "RoleARN": "arn:aws:iam::123456789012:role/delivery",
+                    "Prefix": "data/",
+                },
+            },
+        },
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "api"}},
+        "Models": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                "PathPart": "models",
+            },
+        },
+        "Authorizer": {
+            "Type": "AWS::ApiGateway::Authorizer",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "Name": "keys",
+                "Type": "TOKEN",
+                "IdentitySource": "method.request.header.Authorization",
+                "AuthorizerUri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+                "arn:aws:lambda:us-east-1:123456789012:function:auth/invocations",
+            },
+        },
+        "Get": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ResourceId": {"Ref": "Models"},
+                "HttpMethod": "GET",
+                "AuthorizationType": "CUSTOM",
+                "AuthorizerId": {"Ref": "Authorizer"},
+                "Integration": {
+                    "Type": "AWS_PROXY",
+                    "IntegrationHttpMethod": "POST",
+                    "Uri": "arn:aws:apigateway:us-east-1:lambda:path/fn/invocations",
+                },
+            },
+        },
+        "Options": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ResourceId": {"Ref": "Models"},
+                "HttpMethod": "OPTIONS",
+                "AuthorizationType": "NONE",
+                "Integration": {"Type": "MOCK"},
+            },
+        },
+        "Deployment": {
+            "Type": "AWS::ApiGateway::Deployment",
+            "Properties": {"RestApiId": {"Ref": "Api"}},
+            "DependsOn": ["Get", "Options"],
+        },
+        "Stage": {
+            "Type": "AWS::ApiGateway::Stage",
+            "Properties": {"RestApiId": {"Ref": "Api"}, "StageName": "v1", "DeploymentId": {"Ref": "Deployment"}},
+        },
+        "Plan": {
+            "Type": "AWS::ApiGateway::UsagePlan",
+            "DependsOn": ["Stage"],
+            "Properties": {
+                "UsagePlanName": "standard",
+                "ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "v1"}],
+                "Throttle": {"RateLimit": 2, "BurstLimit": 5},
+                "Quota": {"Limit": 100, "Period": "DAY"},
+            },
+        },
+    }
+}
+
+
+@pytest.fixture
+def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto with the emulator's patches, undone afterwards (they replace class attributes of moto's models)."""
+    for target, name in ((kms_models.Key, "create_from_cloudformation_json"),
+                         (ssm_models.Parameter, "create_from_cloudformation_json"),
+                         (Method, "create_from_cloudformation_json"), (lambda_models.LambdaFunction, "invoke"),
+                         (settings, "moto_server_host")):  # fmt: skip
+        monkeypatch.setattr(target, name, getattr(target, name))
+    monkeypatch.setenv("MOTO_PORT", "5000")
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    install_patches(5000)
+    with mock_aws():
+        yield
+
+
+def _resources(cfn: Any) -> dict[str, str]:
+    found = cfn.describe_stack_resources(StackName="emulated")["StackResources"]
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in found if "PhysicalResourceId" in r}
+
+
+def test_the_stacks_resource_shapes_deploy_and_read_back(patched):
+    client = boto3.session.Session(region_name=REGION).client
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="emulated", TemplateBody=json.dumps(TEMPLATE))
+    assert cfn.describe_stacks(StackName="emulated")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    physical = _resources(cfn)
+
+    # kms, ssm: CloudFormation's tag shapes reached the backends in theirs.
+    tags = client("kms").list_resource_tags(KeyId=physical["Key"])["Tags"]
+    assert tags == [{"TagKey": "stage", "TagValue": "dev"}]
+    ssm_tags = client("ssm").list_tags_for_resource(ResourceType="Parameter", ResourceId="/app/dev/model/id")
+    assert ssm_tags["TagList"] == [{"Key": "stage", "Value": "dev"}]
+
+    # firehose: the stream exists with the template's destination.
+    stream = client("firehose").describe_delivery_stream(DeliveryStreamName=physical["Stream"])
+    destination = stream["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+    assert destination["Prefix"] == "data/"
+
+    # apigateway: the authorizer, the method keeps it, MOCK preflight, the stage and the usage plan.
+    apigw = client("apigateway")
+    api_id = physical["Api"]
+    (authorizer,) = apigw.get_authorizers(restApiId=api_id)["items"]
+    assert authorizer["type"] == "TOKEN" and authorizer["authorizerUri"].endswith("function:auth/invocations")
+    method = apigw.get_method(restApiId=api_id, resourceId=physical["Models"], httpMethod="GET")
+    assert method["authorizerId"] == authorizer["id"]
+    assert method["methodIntegration"]["type"] == "AWS_PROXY"
+    preflight = apigw.get_method(restApiId=api_id, resourceId=physical["Models"], httpMethod="OPTIONS")
+    assert preflight["methodIntegration"]["type"] == "MOCK"
+    assert apigw.get_stage(restApiId=api_id, stageName="v1")["stageName"] == "v1"
+    (plan,) = apigw.get_usage_plans()["items"]
+    assert plan["name"] == "standard" and plan["apiStages"] == [{"apiId": api_id, "stage": "v1"}]
+    assert plan["throttle"] == {"burstLimit": 5, "rateLimit": 2.0}
+
+
+def test_custom_resources_answer_on_loopback(patched):
+    assert settings.moto_server_host() == "http://127.0.0.1"
+
+
+def test_python_functions_run_on_the_host_with_their_environment(patched):
+    client = boto3.session.Session(region_name=REGION).client
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "import os\ndef handle(event, context):\n"
+                                   "    return {'echo': event['x'], 'stage': os.environ['STAGE']}\n")  # fmt: skip
+    role = client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client("lambda").create_function(
+        FunctionName="fn", Runtime="python3.14", Role=role, Handler="app.handle", Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": {"STAGE": "dev"}},
+    )  # fmt: skip
+    answer = client("lambda").invoke(FunctionName="fn", Payload=json.dumps({"x": 7}))
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read()) == {"echo": 7, "stage": "dev"}
