@@ -127,5 +127,5 @@ bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## start-up time and chat l
 	$(BIN)/python bench/local_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
-	rm -rf cdk.out $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .build $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache
 	test -n "$$(find .local -name pids 2>/dev/null)" || rm -rf .local  # not while a local run is recorded

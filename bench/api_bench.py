@@ -27,7 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lambda_src.contracts.environment import InferenceEnvironment  # noqa: E402 - after the path set-up
+from lambda_src.contracts import parameters  # noqa: E402 - after the path set-up
+from lambda_src.contracts.environment import InferenceEnvironment  # noqa: E402
 
 ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -36,8 +37,8 @@ ENV = {
     "POWERTOOLS_SERVICE_NAME": "llm-inference",
     # What the stack gives the deployed function: with an audit stream the handler makes a Firehose client too.
     **InferenceEnvironment(
-        model_parameter_path="/llm-platform/dev/model",
-        upstream_api_key_parameter="/llm-platform/dev/secrets/upstream-api-key",
+        model_parameter_path=parameters.parameter_name("dev", parameters.MODEL_PATH),
+        upstream_api_key_parameter=parameters.parameter_name("dev", parameters.UPSTREAM_API_KEY),
         config_cache_seconds=60,
         max_body_bytes=262_144,
         cors_allowed_origins=(),

@@ -11,6 +11,7 @@ import uuid
 import openai
 import pytest
 
+from lambda_src.contracts.keys import KEY_PREFIX
 from tools.local.launcher import MODEL_ALIAS, LocalPlatform
 
 
@@ -49,7 +50,7 @@ def test_chat_completion_is_answered_by_the_model_and_audited(platform):
 
 def test_an_invalid_key_is_an_authentication_error(platform):
     with pytest.raises(openai.AuthenticationError):
-        client(platform, key="sk-llm-" + "x" * 43).models.list()
+        client(platform, key=KEY_PREFIX + "x" * 43).models.list()
 
 
 def test_an_invalid_body_is_a_bad_request_error(platform):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from constructs_lib.config.settings import ModelConfig
 from constructs_lib.foundation.settings import ConfigError
-from lambda_src.contracts import api, keys, parameters
+from lambda_src.contracts import api, gateway, keys, parameters
 from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
 from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, REQUEST_SCHEMAS
 from lambda_src.inference import logic
@@ -85,7 +85,7 @@ def test_a_route_without_an_operation_fails_at_init(monkeypatch):
 
 
 def test_the_unknown_route_answer_lists_the_route_table():
-    message = api.GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"][3]
+    message = gateway.GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"][3]
     assert message == "Unknown route: the API serves GET /models, POST /chat/completions and POST /model."
 
 

@@ -101,3 +101,24 @@ def test_package_init_modules_import_only_the_standard_library():
     outside = {str(p.relative_to(ROOT)): [n for n in _imports(p) if n.split(".")[0] not in sys.stdlib_module_names]
                for p in inits}  # fmt: skip
     assert {path: names for path, names in outside.items() if names} == {}
+
+
+def _project_imports(path: Path) -> list[str]:
+    roots = set(CONFIG["root_packages"]) | {"app", "bench", "e2e"}
+    return [name for name in _imports(path) if name.split(".")[0] in roots]
+
+
+def test_the_local_runtime_imports_nothing_of_the_project():
+    """Any venv (the emulator's included) starts tools/local/runtime.py as a script."""
+    runtime = ROOT / "tools" / "local" / "runtime.py"
+    assert _project_imports(runtime) == []
+    assert all(name.split(".")[0] in sys.stdlib_module_names for name in _imports(runtime))
+
+
+def test_the_emulator_imports_only_moto_itself_and_the_runtime():
+    """It runs in .venv-local, which has moto but none of the platform's packages."""
+    allowed = ("tools.local.emulator", "tools.local.runtime")
+    for path in (ROOT / "tools" / "local" / "emulator").glob("*.py"):
+        assert [n for n in _project_imports(path) if not n.startswith(allowed)] == [], path.name
+        outside = [n for n in _imports(path) if n.split(".")[0] not in (*sys.stdlib_module_names, "moto", "tools")]
+        assert outside == [], path.name

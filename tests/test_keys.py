@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_src.contracts.keys import key_hash
+from lambda_src.contracts.keys import KEY, KEY_ID, key_hash
 from tools.keys import Clients, KeyAdmin, main
 
 REGION = "us-east-1"
@@ -40,8 +39,8 @@ def items(clients: Clients) -> list[dict[str, Any]]:
 def test_create_registers_hash_api_key_and_plan_and_prints_the_key_once(clients, capsys):
     assert main(["create", "--stage", "dev", "--owner", "alice", "--plan", "premium"], clients=clients) == 0
     out = capsys.readouterr().out
-    key = re.search(r"sk-llm-[A-Za-z0-9_-]{43}", out).group()  # type: ignore[union-attr]
-    key_id = re.search(r"key_[0-9a-f]{16}", out).group()  # type: ignore[union-attr]
+    key = KEY.search(out).group()  # type: ignore[union-attr]
+    key_id = KEY_ID.search(out).group()  # type: ignore[union-attr]
     (item,) = items(clients)
     assert item["key_hash"]["S"] == key_hash(key)
     assert {k: v["S"] for k, v in item.items() if k in ("key_id", "owner", "plan", "status")} == {

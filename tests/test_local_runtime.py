@@ -1,4 +1,4 @@
-"""The host-Python Lambda environment `make local` runs deployed functions in (tools/local_runtime.py)."""
+"""The host-Python Lambda environment `make local` runs deployed functions in (tools/local/runtime.py)."""
 
 from __future__ import annotations
 

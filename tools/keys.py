@@ -23,7 +23,18 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src.contracts import parameters
-from lambda_src.contracts.keys import KEY_ID, key_hash, new_key, new_key_id
+from lambda_src.contracts.keys import (
+    ACTIVE,
+    HASH_ATTRIBUTE,
+    KEY_ID,
+    REVOKED,
+    KeyRecord,
+    item_key,
+    key_hash,
+    new_key,
+    new_key_id,
+    record_item,
+)
 from lambda_src.contracts.naming import APP_NAME
 from stacks.stages import STAGES
 
@@ -87,15 +98,11 @@ class KeyAdmin:
             self.clients.dynamodb.put_item(
                 TableName=table,
                 Item={
-                    "key_hash": {"S": key_hash(key)},
-                    "key_id": {"S": key_id},
-                    "owner": {"S": owner},
-                    "plan": {"S": plan},
-                    "status": {"S": "active"},
+                    **record_item(key_hash(key), KeyRecord(key_id=key_id, owner=owner, plan=plan, status=ACTIVE)),
                     "apigw_key_id": {"S": api_key["id"]},
                     "created_at": {"S": _now()},
                 },
-                ConditionExpression="attribute_not_exists(key_hash)",
+                ConditionExpression=f"attribute_not_exists({HASH_ATTRIBUTE})",
             )
         except (ClientError, BotoCoreError):
             # Leave nothing half-registered behind.
@@ -107,7 +114,7 @@ class KeyAdmin:
         table = self._parameter(parameters.KEY_TABLE, "The key table")
         rows: list[dict[str, str]] = []
         paginator = self.clients.dynamodb.get_paginator("scan")
-        fields = ["key_id", "owner", "plan", "status", "created_at", "revoked_at"]
+        fields = [*KeyRecord._fields, "created_at", "revoked_at"]
         for page in paginator.paginate(TableName=table, ProjectionExpression=", ".join(f"#{f}" for f in fields),
                                        ExpressionAttributeNames={f"#{f}": f for f in fields}):  # fmt: skip
             rows += [{f: item.get(f, {}).get("S", "") for f in fields} for item in page["Items"]]
@@ -127,10 +134,10 @@ class KeyAdmin:
         item = items[0]
         self.clients.dynamodb.update_item(
             TableName=table,
-            Key={"key_hash": item["key_hash"]},
+            Key=item_key(item[HASH_ATTRIBUTE]["S"]),
             UpdateExpression="SET #s = :revoked, revoked_at = :now",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":revoked": {"S": "revoked"}, ":now": {"S": _now()}},
+            ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":now": {"S": _now()}},
         )
         apigw_key = item.get("apigw_key_id", {}).get("S")
         if apigw_key:
@@ -166,7 +173,7 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
             print(f"key id: {key_id}\nAPI key (shown once, store it now): {key}")
         elif args.command == "list":
             for row in admin.list():
-                print("\t".join(row[f] for f in ("key_id", "owner", "plan", "status", "created_at", "revoked_at")))
+                print("\t".join(row[f] for f in (*KeyRecord._fields, "created_at", "revoked_at")))
         else:
             admin.revoke(args.key_id)
             print(f"revoked {args.key_id} (cached authorizations expire within the stage's authorizer cache TTL)")

@@ -1,5 +1,7 @@
-"""Asset folders staged once per content: the files an asset holds, copied into a temporary folder named by
-their hash, so CDK fingerprints a small folder and the asset hash changes only with the code."""
+"""Asset folders staged once per content: the files an asset holds, copied into a folder of the project's
+.build/assets/ named by their hash, so CDK fingerprints a small folder and the asset hash changes only with
+the code. (Inside the project rather than the shared temporary folder, which other users of the machine
+could write to first and cleaners could empty.)"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+BUILD = Path(__file__).resolve().parents[2] / ".build" / "assets"
 SKIPPED = ("__pycache__", ".pyc")
 
 
@@ -28,9 +31,10 @@ def staged(files: Mapping[str, Path], prefix: str) -> Path:
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0")
         digest.update(files[relative].read_bytes())
-    target = Path(tempfile.gettempdir()) / f"{prefix}-{digest.hexdigest()[:16]}"
+    BUILD.mkdir(parents=True, exist_ok=True)
+    target = BUILD / f"{prefix}-{digest.hexdigest()[:16]}"
     if not target.is_dir():
-        staging = Path(tempfile.mkdtemp(prefix=f"{prefix}-staging-"))
+        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-staging-", dir=BUILD))
         for relative, source in files.items():
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from constructs_lib.foundation.keys import removal_policy
 from constructs_lib.foundation.nag import acknowledge
+from lambda_src.contracts.keys import HASH_ATTRIBUTE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,7 +22,7 @@ class ApiKeyTableProps:
 
 
 class ApiKeyTable(Construct):
-    """Attributes: ``table``. Items: key_hash (partition key), key_id, owner, plan, status, created_at."""
+    """Attributes: ``table``. Items as lambda_src/contracts/keys.py lays them out (key hash as partition key)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: ApiKeyTableProps) -> None:
         super().__init__(scope, construct_id)
@@ -30,7 +31,7 @@ class ApiKeyTable(Construct):
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name="key_hash", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=HASH_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=props.key,

@@ -19,14 +19,8 @@ from constructs import Construct
 from constructs_lib.foundation.logs import encrypted_log_group
 from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.inference.settings import ApiConfig
-from lambda_src.contracts.api import (
-    GATEWAY_ERRORS,
-    RETRY_AFTER_SECONDS,
-    ROUTES,
-    SESSION_HEADER,
-    STAGE_NAME,
-    error_body,
-)
+from lambda_src.contracts.api import CONTEXT_KEY_ID, ROUTES, SESSION_HEADER, STAGE_NAME, error_body
+from lambda_src.contracts.gateway import GATEWAY_ERRORS, RETRY_AFTER_SECONDS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX
 from lambda_src.contracts.schemas import REQUEST_SCHEMAS
 
@@ -34,7 +28,7 @@ from lambda_src.contracts.schemas import REQUEST_SCHEMAS
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTime",
-    "keyId": "$context.authorizer.keyId",
+    "keyId": f"$context.authorizer.{CONTEXT_KEY_ID}",
     "sourceIp": "$context.identity.sourceIp",
     "method": "$context.httpMethod",
     "resource": "$context.resourcePath",

@@ -8,8 +8,9 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
-from lambda_src.authorizer.logic import KeyRecord, UnauthorizedError, authorize, record_from_item
+from lambda_src.authorizer.logic import UnauthorizedError, authorize
 from lambda_src.contracts.environment import AuthorizerEnvironment
+from lambda_src.contracts.keys import KeyRecord, item_key, record_from_item
 
 ENV = AuthorizerEnvironment.from_environment()
 LOGGER = Logger()
@@ -21,7 +22,7 @@ DYNAMODB = boto3.client(
 
 
 def lookup(hashed: str) -> KeyRecord | None:
-    item = DYNAMODB.get_item(TableName=TABLE, Key={"key_hash": {"S": hashed}}).get("Item")
+    item = DYNAMODB.get_item(TableName=TABLE, Key=item_key(hashed)).get("Item")
     return record_from_item(item)
 
 

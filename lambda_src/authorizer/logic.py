@@ -7,10 +7,10 @@ The authorizer returns the key as ``usageIdentifierKey`` so API Gateway applies 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from lambda_src.contracts.keys import key_from_header, key_hash
+from lambda_src.contracts.api import CONTEXT_KEY_ID, CONTEXT_OWNER, CONTEXT_PLAN
+from lambda_src.contracts.keys import ACTIVE, KeyRecord, key_from_header, key_hash
 
 
 class UnauthorizedError(Exception):
@@ -20,21 +20,13 @@ class UnauthorizedError(Exception):
         super().__init__("Unauthorized")
 
 
-@dataclass(frozen=True)
-class KeyRecord:
-    key_id: str
-    owner: str
-    plan: str
-    status: str
-
-
 def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | None]) -> dict[str, Any]:
     """An Allow policy for the whole API stage, or UnauthorizedError for anything but an active key."""
     key = key_from_header(token)
     if key is None or not isinstance(method_arn, str):
         raise UnauthorizedError()
     record = lookup(key_hash(key))
-    if record is None or record.status != "active":
+    if record is None or record.status != ACTIVE:
         raise UnauthorizedError()
     return {
         "principalId": record.key_id,
@@ -44,7 +36,7 @@ def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | N
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": stage_arn(method_arn)}],
         },
         "usageIdentifierKey": key,
-        "context": {"keyId": record.key_id, "owner": record.owner, "plan": record.plan},
+        "context": {CONTEXT_KEY_ID: record.key_id, CONTEXT_OWNER: record.owner, CONTEXT_PLAN: record.plan},
     }
 
 
@@ -55,15 +47,3 @@ def stage_arn(method_arn: str) -> str:
     if not prefix.startswith("arn:") or len(parts) < 2 or not parts[0] or not parts[1]:
         raise UnauthorizedError()
     return f"{prefix}:execute-api:{parts[0]}/{parts[1]}/*/*"
-
-
-def record_from_item(item: dict[str, Any] | None) -> KeyRecord | None:
-    """A DynamoDB item (low-level attribute-value form) as a KeyRecord."""
-    if not item:
-        return None
-    try:
-        return KeyRecord(
-            key_id=item["key_id"]["S"], owner=item["owner"]["S"], plan=item["plan"]["S"], status=item["status"]["S"]
-        )
-    except (KeyError, TypeError):
-        return None

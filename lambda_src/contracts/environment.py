@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import typing
 from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -58,7 +57,7 @@ def variables(contract: tuple[Any, ...]) -> dict[str, str]:
 def read(kind: type[Contract], environ: Mapping[str, str] | None = None) -> Contract:
     """Parse the contract from the environment (the process's own by default)."""
     source = os.environ if environ is None else environ
-    hints = typing.get_type_hints(kind)
+    hints = kind.__annotations__
     values: dict[str, Any] = {}
     for field in kind._fields:  # type: ignore[attr-defined]
         name = field.upper()
@@ -71,10 +70,13 @@ def read(kind: type[Contract], environ: Mapping[str, str] | None = None) -> Cont
     return kind(**values)
 
 
-def _parse(raw: str, kind: Any) -> Any:
-    if kind is int:
+def _parse(raw: str, annotation: Any) -> Any:
+    # NamedTuple keeps a postponed annotation as a ForwardRef: its text is "str", "int" or "tuple[str, ...]".
+    kind = getattr(annotation, "__forward_arg__", annotation)
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind == "int":
         return int(raw)
-    if kind is str:
+    if kind == "str":
         return raw
     items = json.loads(raw)
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):

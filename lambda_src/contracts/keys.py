@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import Any, NamedTuple
 
 KEY_PREFIX = "sk-llm-"
 # secrets.token_urlsafe(32): 256 random bits as 43 URL-safe base64 characters.
@@ -42,3 +43,38 @@ def key_from_header(value: object) -> str | None:
         return None
     key = value[len(BEARER) :]
     return key if KEY.fullmatch(key) else None
+
+
+# The key table: one item per key, addressed by the SHA-256 of the key (HASH_ATTRIBUTE), never the key.
+HASH_ATTRIBUTE = "key_hash"
+ACTIVE = "active"
+REVOKED = "revoked"
+
+
+class KeyRecord(NamedTuple):
+    """What the table knows of a key (each field is a string attribute of its item)."""
+
+    key_id: str
+    owner: str
+    plan: str
+    status: str
+
+
+def item_key(hashed: str) -> dict[str, dict[str, str]]:
+    """The DynamoDB key (low-level attribute-value form) of the item of the key with this hash."""
+    return {HASH_ATTRIBUTE: {"S": hashed}}
+
+
+def record_item(hashed: str, record: KeyRecord) -> dict[str, dict[str, str]]:
+    """The item the admin command writes for a key (it may add attributes of its own)."""
+    return {**item_key(hashed), **{field: {"S": value} for field, value in record._asdict().items()}}
+
+
+def record_from_item(item: dict[str, Any] | None) -> KeyRecord | None:
+    """A DynamoDB item as a KeyRecord; None when there is none or it is malformed."""
+    if not item:
+        return None
+    try:
+        return KeyRecord(**{field: item[field]["S"] for field in KeyRecord._fields})
+    except (KeyError, TypeError):
+        return None

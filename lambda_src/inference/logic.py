@@ -16,7 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from lambda_src.contracts.api import SESSION_HEADER, Route, request_schema, routes_of
+from lambda_src.contracts.api import (
+    CONTEXT_KEY_ID,
+    CONTEXT_OWNER,
+    SESSION_HEADER,
+    STAGE_NAME,
+    Route,
+    request_schema,
+    routes_of,
+)
 from lambda_src.contracts.schemas import MAX_USER_CHARS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.config_source import ModelSettings
@@ -139,7 +147,7 @@ class Api:
     def _handle(self, event: dict[str, Any]) -> Outcome:
         context = _mapping(event.get("requestContext"))
         authorizer = _mapping(context.get("authorizer"))
-        caller = Caller(key_id=_text(authorizer.get("keyId")), owner=_text(authorizer.get("owner")))
+        caller = Caller(key_id=_text(authorizer.get(CONTEXT_KEY_ID)), owner=_text(authorizer.get(CONTEXT_OWNER)))
         path = _route(event)
         outcome = Outcome(response={}, status=0, route=path, caller=caller,
                           request_id=_text(context.get("requestId")) or "local")  # fmt: skip
@@ -147,11 +155,12 @@ class Api:
             methods = self._endpoints.get(path)
             if methods is None:
                 raise not_found(f"Unknown route {path[:100]!r}.", "unknown_route")
+            # Every request to a model route is recorded, a wrong method too.
+            outcome.audited = any(endpoint.route.audited for endpoint in methods.values())
             endpoint = methods.get(_text(event.get("httpMethod")).upper())
             if endpoint is None:
                 raise ApiError(405, f"Use {', '.join(methods)} on {path}.", "invalid_request_error",
                                "method_not_allowed", {"Allow": ", ".join(methods)})  # fmt: skip
-            outcome.audited = endpoint.route.audited
             body: dict[str, Any] = {}
             if endpoint.schema is not None:
                 body = json_body(event, self._max_body_bytes)
@@ -270,8 +279,8 @@ def _route(event: dict[str, Any]) -> str:
     # API Gateway gives the matched resource; fall back to the path without the stage prefix.
     route = event.get("resource") or event.get("path") or ""
     route = route if isinstance(route, str) else ""
-    if route.startswith("/v1/"):
-        route = route[3:]
+    if route.startswith(f"/{STAGE_NAME}/"):
+        route = route[len(STAGE_NAME) + 1 :]
     return route.rstrip("/") or "/"
 
 

@@ -3,7 +3,7 @@
 - ``audit_mode``: ``required`` - a record that cannot be written (after bounded retries) turns the
   response into a 5xx and the model output is not released; ``best_effort`` - log, count, continue.
 - ``audit_content``: ``full`` | ``redacted`` (emails, phone numbers, card numbers, AWS keys and similar
-  secrets masked before the record leaves the function) | ``metadata_only`` (no text at all).
+  secrets masked before the record leaves the function: redaction.py) | ``metadata_only`` (no text at all).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,42 +22,6 @@ from lambda_src.contracts.audit import AUDIT_COLUMNS, CONTENTS, MODES, TIMESTAMP
 LOGGER = logging.getLogger(__name__)
 # Keeps one record well under Firehose's 1,000 KiB record limit.
 MAX_TEXT_CHARS = 200_000
-
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[PRIVATE_KEY]"),
-    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[A-Z0-9]{16}\b"), "[AWS_ACCESS_KEY_ID]"),
-    (re.compile(r"(?i)(aws_secret_access_key|secret_access_key|secretaccesskey)(\s*[:=]\s*)[A-Za-z0-9/+=]{40}"),
-     r"\1\2[AWS_SECRET_KEY]"),
-    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}\b"), "[API_KEY]"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), "[TOKEN]"),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), "[TOKEN]"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), "[JWT]"),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
-    (re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), "[CARD_NUMBER]"),
-    # Grouped like a phone number (separators between groups), so order numbers and ids are kept.
-    (re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}\b"), "[PHONE]"),
-)  # fmt: skip
-
-
-def redact(text: str) -> str:
-    """Mask personal data and secrets; card-like digit runs are masked only when they pass the Luhn check."""
-    for pattern, replacement in _REDACTIONS:
-        if replacement == "[CARD_NUMBER]":
-            text = pattern.sub(lambda m: "[CARD_NUMBER]" if _luhn(m.group()) else m.group(), text)
-        else:
-            text = pattern.sub(replacement, text)
-    return text
-
-
-def _luhn(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
-    if not 13 <= len(digits) <= 19:
-        return False
-    total = 0
-    for index, digit in enumerate(reversed(digits)):
-        doubled = digit * 2 if index % 2 else digit
-        total += doubled - 9 if doubled > 9 else doubled
-    return total % 10 == 0
 
 
 @dataclass(frozen=True)
@@ -95,14 +58,20 @@ class AuditWriter:
         self.content = content
         self._stage = stage
         self._clock = clock
+        self._redact: Callable[[str], str] | None = None
+        if content == "redacted":
+            # Imported (and its patterns compiled) only where records are redacted.
+            from lambda_src.shared.redaction import redact  # noqa: PLC0415
+
+            self._redact = redact
 
     def record(self, event: AuditEvent) -> dict[str, Any]:
         """The record exactly as it is written: every schema column, nothing else."""
         input_text, output_text = event.input_text, event.output_text
         if self.content == "metadata_only":
             input_text = output_text = ""
-        elif self.content == "redacted":
-            input_text, output_text = redact(input_text), redact(output_text)
+        elif self._redact is not None:
+            input_text, output_text = self._redact(input_text), self._redact(output_text)
         record: dict[str, Any] = {
             "timestamp": self._clock().strftime(TIMESTAMP_FORMAT)[:-3],
             "input_text": input_text[:MAX_TEXT_CHARS],

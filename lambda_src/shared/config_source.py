@@ -6,6 +6,7 @@ come from lambda_src/contracts/parameters.py, the same ones ModelConfig checks a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,6 @@ from lambda_src.contracts.parameters import (
     TOP_P,
 )
 from lambda_src.shared.errors import server_error
-
-# The parameters a function serving requests needs (the learning rate is for training jobs).
-_SERVING_FIELDS = ("provider", "model_id", "temperature", "top_p", "max_output_tokens", "request_timeout_seconds",
-                   "system_prompt", "upstream_base_url")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,8 @@ class ModelSettings:
     def parse(cls, raw: dict[str, str]) -> ModelSettings:
         """From the leaf names under the model path; a broken parameter is a server error, not a client one."""
         try:
-            values = {name: raw[MODEL_LEAVES[name]] for name in _SERVING_FIELDS}
+            # The fields of this class: what serving needs (the learning rate is for training jobs).
+            values = {field.name: raw[MODEL_LEAVES[field.name]] for field in dataclasses.fields(cls)}
             settings = cls(
                 provider=values["provider"],
                 model_id=values["model_id"],

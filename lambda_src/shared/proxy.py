@@ -42,12 +42,17 @@ def json_body(event: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     if len(data) > max_bytes:
         raise too_large(max_bytes)
     try:
-        body = json.loads(data)
+        body = json.loads(data, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise invalid_request("The request body is not valid JSON.", "invalid_json") from None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
     return body
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), though Python's parser accepts them."""
+    raise ValueError(constant)
 
 
 def too_large(limit: int) -> ApiError:

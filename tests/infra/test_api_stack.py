@@ -11,7 +11,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
-from lambda_src.contracts.api import GATEWAY_ERRORS, ROUTES
+from lambda_src.contracts.api import ROUTES
+from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_PREFIX, new_key
 from lambda_src.contracts.parameters import MODEL_PARAMETERS
 from lambda_src.contracts.schemas import REQUEST_SCHEMAS
@@ -205,8 +206,9 @@ def test_cors_only_for_configured_origins(dev, prod):
     assert options_origins(prod) == set()
 
 
-@pytest.mark.parametrize(("variant", "concurrency"), [("dev", 5), ("prod", 50)])
-def test_functions_runtime_layer_and_environment(variant, concurrency, variants):
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_functions_runtime_layer_and_environment(variant, variants):
+    concurrency = STAGES[variant].api.reserved_concurrency
     template = Template.from_json(variants[variant].raw("api"))
     template.has_resource_properties(
         "AWS::Lambda::Function",

@@ -3,6 +3,8 @@ and no Resource `*`, except what quality/iam-allowlist.json allows with a reason
 
 from __future__ import annotations
 
+import json
+
 from tests.infra.conftest import Synth
 from tools.gates.iam_scan import ALLOWLIST, policy_documents, violations
 
@@ -40,3 +42,18 @@ def test_the_scan_finds_what_it_should():
 def test_every_allowlist_entry_has_a_reason():
     for entry in ALLOWLIST:
         assert len(entry["reason"].split()) >= 8, entry
+
+
+# IAM's limit on a customer-managed policy document (whitespace excluded); CDK splits no managed policy.
+MANAGED_POLICY_MAX_CHARS = 6_144
+
+
+def test_every_managed_policy_fits_iams_size_limit(variants: dict[str, Synth]):
+    """Grants all land in one managed policy per function: it must stay deployable. The template form
+    (Fn::Join of ARNs) is longer than the resolved document, so this errs on the safe side."""
+    for synth in variants.values():
+        for stack, template in synth.templates.items():
+            for logical_id, resource in template["Resources"].items():
+                if resource["Type"] == "AWS::IAM::ManagedPolicy":
+                    size = len(json.dumps(resource["Properties"]["PolicyDocument"], separators=(",", ":")))
+                    assert size < MANAGED_POLICY_MAX_CHARS, f"{stack}/{logical_id}: {size} characters"

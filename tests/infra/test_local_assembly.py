@@ -16,6 +16,7 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assert sorted(assembly.stacks) == sorted(dev.templates)
     assert {(route.method, route.path) for route in assembly.routes} == {(r.method, r.path) for r in ROUTES}
     assert all(route.authorization == "CUSTOM" and route.integration == "AWS_PROXY" for route in assembly.routes)
+    assert assembly.authorizers == 1
     python_functions = [
         function
         for template in dev.templates.values()
@@ -34,4 +35,5 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assert sorted(assembly.usage_plans) == sorted(f"llm-platform-dev-api-{p.name}" for p in DEV.api.usage_plans)
     buckets = [b for t in dev.templates.values() for b in by_type(t, "AWS::S3::Bucket")]
     assert len(assembly.buckets) == len(buckets) and any(b.kms_encrypted for b in assembly.buckets)
-    assert len(assembly.streams) == 1
+    streams = [s for t in dev.templates.values() for s in by_type(t, "AWS::KinesisFirehose::DeliveryStream")]
+    assert len(assembly.streams) == len(streams) > 0

@@ -33,6 +33,8 @@ def granted() -> dict[str, Any]:
     )
     secret = secretsmanager.Secret(stack, "Secret")
     stream = firehose.DeliveryStream(stack, "Stream", destination=firehose.S3Bucket(s3.Bucket(stack, "Bucket")))
+    data = s3.Bucket(stack, "Data", encryption=s3.BucketEncryption.KMS, encryption_key=kms.Key(stack, "DataKey"))
+    data.grant_read(fn)
     table.grant_read_write_data(fn)
     secret.grant_read(fn.function)
     stream.grant_put_records(fn)
@@ -49,6 +51,9 @@ def test_l2_grants_land_in_the_functions_managed_policy(granted):
     assert "dynamodb:PutItem" in policy and table in policy  # table.grant_read_write_data(fn)
     assert "secretsmanager:GetSecretValue" in policy and logical_id_at(granted, "grants/Secret") in policy
     assert "firehose:PutRecordBatch" in policy and logical_id_at(granted, "grants/Stream") in policy
+    # bucket.grant_read(fn) on a KMS-encrypted bucket: the objects, and decrypting with the bucket's key.
+    assert "s3:GetObject*" in policy and logical_id_at(granted, "grants/Data") in policy
+    assert "kms:Decrypt" in policy and logical_id_at(granted, "grants/DataKey") in policy
     # X-Ray and its own log group, added by CDK and by the construct, land there too.
     assert "xray:PutTraceSegments" in policy and logical_id_at(granted, "grants/Fn/Logs") in policy
 

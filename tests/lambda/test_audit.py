@@ -18,9 +18,10 @@ from lambda_src.contracts import metrics as metric_names
 from lambda_src.contracts.audit import AUDIT_COLUMNS
 from lambda_src.inference import handler as inference_handler
 from lambda_src.inference.logic import Api
-from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter, redact
+from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.redaction import redact
 
 REGION = "us-east-1"
 SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
@@ -103,6 +104,14 @@ def test_failed_attempts_are_recorded_too(stream):
     assert outcome.status == 400
     (record,) = records(stream["s3"])
     assert (record["status_code"], record["error_type"], record["output_text"]) == (400, "invalid_messages", "")
+
+
+def test_a_wrong_method_on_a_model_route_is_recorded(stream):
+    writer = AuditWriter(stream["firehose"], "audit-stream", mode="required", content="full", stage="dev")
+    outcome = api(writer).handle({**chat_event(), "httpMethod": "GET"})
+    assert outcome.status == 405
+    (record,) = records(stream["s3"])
+    assert (record["status_code"], record["error_type"]) == (405, "method_not_allowed")
 
 
 def test_models_listing_is_not_an_inference(stream):

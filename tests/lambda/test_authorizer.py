@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from lambda_src.authorizer import handler
-from lambda_src.authorizer.logic import KeyRecord, UnauthorizedError, authorize, stage_arn
-from lambda_src.contracts.keys import key_hash, new_key
+from lambda_src.authorizer.logic import UnauthorizedError, authorize, stage_arn
+from lambda_src.contracts.keys import KEY_PREFIX, KeyRecord, key_hash, new_key
 
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/chat/completions"
 
@@ -42,8 +42,9 @@ def test_an_active_key_is_allowed_on_the_whole_stage_with_its_identity():
 
 @pytest.mark.parametrize(
     "token",
-    [None, "", "Bearer", "Bearer ", "bearer sk-llm-" + "a" * 43, "Basic abc", "Bearer sk-llm-short",
-     "Bearer sk-llm-" + "a" * 43 + " extra", "Bearer " + "a" * 50, 12345, "Bearer sk-llm-" + "é" * 43],
+    [None, "", "Bearer", "Bearer ", f"bearer {KEY_PREFIX}" + "a" * 43, "Basic abc", f"Bearer {KEY_PREFIX}short",
+     f"Bearer {KEY_PREFIX}" + "a" * 43 + " extra", "Bearer " + "a" * 50, 12345, f"Bearer {KEY_PREFIX}" + "é" * 43,
+     f"Bearer {KEY_PREFIX}" + "a" * 43 + "\n"],
 )  # fmt: skip
 def test_malformed_tokens_are_unauthorized(token):
     with pytest.raises(UnauthorizedError, match=r"^Unauthorized$"):
@@ -73,7 +74,7 @@ def test_keys_are_random_and_only_their_hash_is_stored():
     keys = {new_key() for _ in range(100)}
     assert len(keys) == 100
     key = keys.pop()
-    assert key.startswith("sk-llm-") and len(key) == 50
+    assert key.startswith(KEY_PREFIX) and len(key) == len(KEY_PREFIX) + 43
     assert key_hash(key) != key and len(key_hash(key)) == 64
 
 

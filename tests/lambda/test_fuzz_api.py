@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lambda_src.contracts.api import routes_of
 from lambda_src.inference.logic import Api
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import upstream_error
@@ -102,7 +103,7 @@ raw_bodies = st.one_of(
     st.just('{"prompt": "\\ud800"}'),
     st.just("\ufeff{}"),
 )
-ROUTES = st.sampled_from(["/chat/completions", "/model", "/models", "/", ""])
+ROUTES = st.sampled_from([*(route.path for route in routes_of("inference")), "/", "", "/v1/models"])
 events = st.fixed_dictionaries(
     {},
     optional={

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
 from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, PROMPT_REQUEST, REQUEST_SCHEMAS, ROLES
+from lambda_src.shared.errors import ApiError
+from lambda_src.shared.proxy import json_body
 from lambda_src.shared.validation import Schema, request_error
 
 scalars = st.none() | st.booleans() | st.integers(-3, 70_000) | st.floats(-2, 2, allow_nan=False) | st.text(max_size=8)
@@ -77,3 +79,18 @@ def test_violations_name_the_field_and_map_to_the_apis_codes(document, path, cod
     assert violation is not None and violation.path == path
     error = request_error(violation)
     assert (error.status, error.code) == (400, code) and f"'{path}'" in error.message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_numbers_must_be_finite(value):
+    body = {"messages": [{"role": "user", "content": "x"}], "temperature": value}
+    violation = Schema(REQUEST_SCHEMAS[CHAT_COMPLETION_REQUEST]).first_violation(body)
+    assert violation is not None and violation.path == "temperature"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant):
+    text = '{"messages": [{"role": "user", "content": "x"}], "top_p": ' + constant + "}"
+    with pytest.raises(ApiError) as error:
+        json_body({"body": text}, 4096)
+    assert (error.value.status, error.value.code) == (400, "invalid_json")

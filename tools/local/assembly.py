@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambda_src.contracts.secure_string import RESOURCE_TYPE as SECURE_STRING
+from lambda_src.contracts import secure_string
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Assembly:
     functions: list[Function] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     usage_plans: list[str] = field(default_factory=list)
+    authorizers: int = 0
     buckets: list[Bucket] = field(default_factory=list)
     # (stack, logical id) of each Firehose delivery stream.
     streams: list[tuple[str, str]] = field(default_factory=list)
@@ -69,9 +70,10 @@ class Assembly:
             kind, props = resource["Type"], resource.get("Properties", {})
             if kind == "AWS::SSM::Parameter":
                 self.parameters[props["Name"]] = props["Type"]
-            elif kind == SECURE_STRING:
-                self.parameters[props["ParameterName"]] = "SecureString"
-                self.secure_strings[props["ParameterName"]] = (stack, props["KeyId"]["Fn::GetAtt"][0])
+            elif kind == secure_string.RESOURCE_TYPE:
+                name = props[secure_string.PARAMETER_NAME]
+                self.parameters[name] = "SecureString"
+                self.secure_strings[name] = (stack, props[secure_string.KEY_ID]["Fn::GetAtt"][0])
             elif kind == "AWS::Lambda::Function" and str(props.get("Runtime", "")).startswith("python"):
                 variables = props.get("Environment", {}).get("Variables", {})
                 literal = {k: v for k, v in variables.items() if isinstance(v, str)}
@@ -80,6 +82,8 @@ class Assembly:
                 path = _path(resources, props["ResourceId"])
                 self.routes.append(Route(stack, props["HttpMethod"], path, props.get("AuthorizationType", "NONE"),
                                          props.get("Integration", {}).get("Type", "")))  # fmt: skip
+            elif kind == "AWS::ApiGateway::Authorizer":
+                self.authorizers += 1
             elif kind == "AWS::ApiGateway::UsagePlan":
                 self.usage_plans.append(props["UsagePlanName"])
             elif kind == "AWS::S3::Bucket":

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from lambda_src.contracts.api import GATEWAY_ERRORS, ROUTES, STAGE_NAME, error_body
+from lambda_src.contracts.api import ROUTES, STAGE_NAME, error_body
+from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from tools.local.runtime import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -26,7 +26,7 @@ def checks(client: Callable[[str], Any], expected: Assembly, stage_prefix: str) 
         _buckets(client("s3"), expected, physical),
         _functions(client("lambda"), expected, physical),
         _routes(client("apigateway"), expected, physical),
-        _usage_plans(client("apigateway"), expected),
+        _usage_plans(client("apigateway"), expected, stage_prefix),
         _streams(client("firehose"), expected, physical),
     ]
 
@@ -120,25 +120,29 @@ def _functions(lam: Any, expected: Assembly, physical: dict[tuple[str, str], str
 
 def _routes(apigw: Any, expected: Assembly, physical: dict[tuple[str, str], str]) -> Row:
     deployed: dict[tuple[str, str], bool] = {}
+    authorizers = 0
     for api in apigw.get_rest_apis()["items"]:
         if api["id"] not in physical.values():
             continue
+        authorizers += len(apigw.get_authorizers(restApiId=api["id"])["items"])
         for resource in apigw.get_resources(restApiId=api["id"])["items"]:
             for verb in resource.get("resourceMethods", {}):
+                if verb == "OPTIONS":  # CORS preflight
+                    continue
                 method = apigw.get_method(restApiId=api["id"], resourceId=resource["id"], httpMethod=verb)
                 proxy = method.get("methodIntegration", {}).get("type") == "AWS_PROXY"
                 deployed[(verb, resource["path"])] = bool(method.get("authorizerId")) and proxy
     wanted = {(r.method, r.path): r.authorization == "CUSTOM" and r.integration == "AWS_PROXY"
               for r in expected.routes}  # fmt: skip
-    ok = all(deployed.get(route) == secured for route, secured in wanted.items())
+    ok = deployed == wanted and authorizers == expected.authorizers
     names = ", ".join(f"{m} {p}" for m, p in sorted(wanted))
-    return ("API routes", f"{names} (authorizer, Lambda proxy)", ok and bool(wanted))
+    return ("API routes", f"{names} ({authorizers} authorizer, Lambda proxy)", ok)
 
 
-def _usage_plans(apigw: Any, expected: Assembly) -> Row:
-    deployed = {p["name"] for p in apigw.get_usage_plans()["items"]}
-    names = ", ".join(sorted(name.rsplit("-", 1)[1] for name in expected.usage_plans))
-    return ("usage plans", names, set(expected.usage_plans) <= deployed)
+def _usage_plans(apigw: Any, expected: Assembly, stage_prefix: str) -> Row:
+    deployed = {p["name"] for p in apigw.get_usage_plans()["items"] if p["name"].startswith(stage_prefix)}
+    names = ", ".join(sorted(name.rsplit("-", 1)[1] for name in deployed))
+    return ("usage plans", names, deployed == set(expected.usage_plans))
 
 
 def _streams(firehose: Any, expected: Assembly, physical: dict[tuple[str, str], str]) -> Row:

@@ -74,7 +74,7 @@ def _load(handler: str, code_dir: str, layers: list[str]) -> Any:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: local_runtime.py HANDLER CODE_DIR [LAYER_DIR ...]", file=sys.stderr)
+        print("usage: runtime.py HANDLER CODE_DIR [LAYER_DIR ...]", file=sys.stderr)
         return 2
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # the function's prints and logs

@@ -1,0 +1,37 @@
+"""API Gateway's own answers, in the API's error shape: the API construct renders them as gateway responses and
+the local gateway gives them. (Not imported by the functions: they answer with lambda_src/shared/errors.py.)"""
+
+from __future__ import annotations
+
+from lambda_src.contracts.api import describe_routes
+
+# API Gateway's own errors (by CloudFormation response type), in OpenAI's error shape: (status, type, code, message).
+GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
+    "UNAUTHORIZED": ("401", "invalid_request_error", "invalid_api_key",
+                     "Missing or invalid API key: send Authorization: Bearer <key>."),
+    "ACCESS_DENIED": ("403", "invalid_request_error", "forbidden", "This key may not use this API."),
+    "INVALID_API_KEY": ("403", "invalid_request_error", "forbidden", "This key has no usage plan on this API."),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "invalid_request_error", "unknown_route",
+                                     f"Unknown route: the API serves {describe_routes()}."),
+    "THROTTLED": ("429", "rate_limit_error", "rate_limit_exceeded",
+                  "Too many requests for this key; retry after a short wait."),
+    "QUOTA_EXCEEDED": ("429", "rate_limit_error", "insufficient_quota",
+                       "This key has used its daily request quota."),
+    "BAD_REQUEST_BODY": ("400", "invalid_request_error", "invalid_request",
+                         "The request body does not match the API's JSON schema."),
+    "BAD_REQUEST_PARAMETERS": ("400", "invalid_request_error", "invalid_request",
+                               "The request is missing a required parameter."),
+    "REQUEST_TOO_LARGE": ("413", "invalid_request_error", "request_too_large",
+                          "The request body is too large."),
+    "UNSUPPORTED_MEDIA_TYPE": ("415", "invalid_request_error", "unsupported_media_type",
+                               "Send the body as application/json."),
+    "INTEGRATION_FAILURE": ("502", "upstream_error", "upstream_error", "The inference function failed; try again."),
+    "INTEGRATION_TIMEOUT": ("504", "upstream_error", "upstream_timeout",
+                            "The model did not answer in time; try again or ask for fewer tokens."),
+    "AUTHORIZER_FAILURE": ("500", "server_error", "internal_error", "The API could not check the key."),
+    "AUTHORIZER_CONFIGURATION_ERROR": ("500", "server_error", "internal_error", "The API could not check the key."),
+    "WAF_FILTERED": ("403", "invalid_request_error", "forbidden", "The request was blocked by the firewall."),
+    "DEFAULT_4XX": ("400", "invalid_request_error", "invalid_request", "The request could not be processed."),
+    "DEFAULT_5XX": ("500", "server_error", "internal_error", "The server could not handle the request."),
+}  # fmt: skip
+RETRY_AFTER_SECONDS = "1"
