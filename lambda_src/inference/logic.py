@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from lambda_src.contracts.api import (
@@ -43,33 +42,35 @@ class SettingsSource(Protocol):
     def settings(self) -> ModelSettings: ...
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     """Who called, from the authorizer: the key's id and owner (never the key itself)."""
 
     key_id: str
     owner: str
 
 
-@dataclass
 class Outcome:
-    """The proxy response plus what the handler logs and measures."""
+    """The proxy response plus what the handler logs and measures (filled in as the request goes)."""
 
-    response: dict[str, Any]
-    status: int
-    route: str
-    caller: Caller
-    request_id: str
-    audited: bool = False
-    error_type: str | None = None
-    model_id: str | None = None
-    usage: Completion | None = field(default=None, repr=False)
-    session_id: str | None = None
-    provider: str | None = None
-    # What the audit log may keep (the writer applies the stage's privacy setting).
-    input_text: str = field(default="", repr=False)
-    output_text: str = field(default="", repr=False)
-    audit_failed: bool = False
+    __slots__ = ("audit_failed", "audited", "caller", "error_type", "input_text", "model_id", "output_text",
+                 "provider", "request_id", "response", "route", "session_id", "status", "usage")  # fmt: skip
+
+    def __init__(self, *, route: str, caller: Caller, request_id: str) -> None:
+        self.response: dict[str, Any] = {}
+        self.status = 0
+        self.route = route
+        self.caller = caller
+        self.request_id = request_id
+        self.audited = False
+        self.error_type: str | None = None
+        self.model_id: str | None = None
+        self.usage: Completion | None = None
+        self.session_id: str | None = None
+        self.provider: str | None = None
+        # What the audit log may keep (the writer applies the stage's privacy setting).
+        self.input_text = ""
+        self.output_text = ""
+        self.audit_failed = False
 
 
 Operation = Callable[[dict[str, Any], dict[str, Any], Outcome], dict[str, Any]]
@@ -149,8 +150,7 @@ class Api:
         authorizer = _mapping(context.get("authorizer"))
         caller = Caller(key_id=_text(authorizer.get(CONTEXT_KEY_ID)), owner=_text(authorizer.get(CONTEXT_OWNER)))
         path = _route(event)
-        outcome = Outcome(response={}, status=0, route=path, caller=caller,
-                          request_id=_text(context.get("requestId")) or "local")  # fmt: skip
+        outcome = Outcome(route=path, caller=caller, request_id=_text(context.get("requestId")) or "local")
         try:
             methods = self._endpoints.get(path)
             if methods is None:

@@ -12,8 +12,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,8 +23,7 @@ LOGGER = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 200_000
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):
     """What happened in one request, before privacy rules apply."""
 
     request_id: str

@@ -6,9 +6,7 @@ come from lambda_src/contracts/parameters.py, the same ones ModelConfig checks a
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -24,8 +22,7 @@ from lambda_src.contracts.parameters import (
 from lambda_src.shared.errors import server_error
 
 
-@dataclass(frozen=True)
-class ModelSettings:
+class ModelSettings(NamedTuple):
     provider: str
     model_id: str
     temperature: float
@@ -40,7 +37,7 @@ class ModelSettings:
         """From the leaf names under the model path; a broken parameter is a server error, not a client one."""
         try:
             # The fields of this class: what serving needs (the learning rate is for training jobs).
-            values = {field.name: raw[MODEL_LEAVES[field.name]] for field in dataclasses.fields(cls)}
+            values = {name: raw[MODEL_LEAVES[name]] for name in cls._fields}
             settings = cls(
                 provider=values["provider"],
                 model_id=values["model_id"],

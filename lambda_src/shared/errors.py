@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from lambda_src.contracts.api import error_body
 
 
-@dataclass
 class ApiError(Exception):
-    status: int
-    message: str
-    type: str
-    code: str
-    headers: dict[str, str] = field(default_factory=dict)
+    """An answer in the API's error shape: HTTP status, message, OpenAI error type and code, extra headers."""
+
+    def __init__(self, status: int, message: str, type: str, code: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, code)  # str(error) never carries the message (it may echo the request)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.code)
