@@ -3,9 +3,11 @@ models are made from, with answers in the API's error shape.
 
 A small draft-4 validator for the keywords those schemas use; a schema using any other keyword is refused
 when the validator is built, so it can never silently skip a rule the gateway enforces. Hand-written
-rather than fastjsonschema (its import pulls urllib.request into every cold start) or jsonschema (a
-compiled dependency for arm64); tests/lambda/test_validation.py checks it against jsonschema's
-Draft4Validator on generated documents.
+rather than a library, measured in instructions at a cold start (Lambda compiles source each time):
+fastjsonschema generates and compiles code per schema, +148M for these two schemas against +18M for this
+module, most of the cold-start budget (docs/PERFORMANCE.md); jsonschema needs compiled extensions
+(rpds-py) the x86_64 build machine cannot package for arm64 Lambda. tests/lambda/test_validation.py checks
+this validator against jsonschema's Draft4Validator on generated documents.
 """
 
 from __future__ import annotations
