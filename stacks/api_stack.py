@@ -166,7 +166,7 @@ class ApiStack(PlatformStack):
                 retain_logs=stage.retain_data,
                 reserved_concurrency=stage.api.reserved_concurrency,
                 layers=(layer,),
-                environment=environment,
+                environment={"LOG_LEVEL": "INFO", **environment},
             ),
         )
         function.acknowledge_dlq_and_vpc(

@@ -119,7 +119,7 @@ class PythonFunction(Construct):
             reserved_concurrent_executions=props.reserved_concurrency,
             # X-Ray: CDK grants the role the trace permissions (they land in the managed policy too).
             tracing=lambda_.Tracing.ACTIVE,
-            environment={"LOG_LEVEL": "INFO", **props.environment},
+            environment=props.environment,
             layers=list(props.layers),
         )
         self.function.node.add_dependency(self.policy)
