@@ -9,6 +9,7 @@ stage, the field and the rule.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class StageConfig:
         return parameter_root(self.name)
 
 
+@functools.cache
 def _sections() -> dict[str, type[Settings]]:
     """The StageConfig fields that are a capability's settings, by name."""
     hints = typing.get_type_hints(StageConfig)

@@ -74,12 +74,9 @@ class ManagedPolicyRole(iam.Role):
         self.policy = iam.ManagedPolicy(scope, policy_id, roles=[self])
 
     def add_to_principal_policy(self, statement: iam.PolicyStatement) -> iam.AddToPrincipalPolicyResult:
+        # CDK's Role.addToPolicy and every grant call this (jsii dispatches to the Python override).
         self.policy.add_statements(statement)
         return iam.AddToPrincipalPolicyResult(statement_added=True, policy_dependable=self.policy)
-
-    def add_to_policy(self, statement: iam.PolicyStatement) -> bool:
-        self.policy.add_statements(statement)
-        return True
 
 
 @jsii.implements(iam.IGrantable)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 BUILD = Path(__file__).resolve().parents[2] / ".build" / "assets"
-SKIPPED = ("__pycache__", ".pyc")
+SKIPPED = ("__pycache__",)
 
 
 def package_files(root: Path, folder: Path, *, skip: Iterable[str] = ()) -> dict[str, Path]:
@@ -21,7 +21,7 @@ def package_files(root: Path, folder: Path, *, skip: Iterable[str] = ()) -> dict
     return {
         path.relative_to(root).as_posix(): path
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and not any(part in skipped or part.endswith(".pyc") for part in path.parts)
+        if path.is_file() and path.suffix != ".pyc" and not any(part in skipped for part in path.parts)
     }
 
 

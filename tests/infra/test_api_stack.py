@@ -20,6 +20,7 @@ from stacks.context import Deployment
 from stacks.stages import DEV, PROD
 from tests.infra.conftest import Synth, arn_of, ref, synth_deployment
 from tests.infra.templates import by_type, only
+from tools.local.assembly import route_path
 
 STAGES = {"dev": DEV, "prod": PROD}
 
@@ -31,16 +32,6 @@ def _statements(synth: Synth, path: str) -> list[dict[str, Any]]:
 
 def _with_action(statements: list[dict[str, Any]], action: str | list[str]) -> list[dict[str, Any]]:
     return [s for s in statements if s["Action"] == action]
-
-
-def _path_of(template: dict[str, Any], resource_id: str) -> str:
-    parts: list[str] = []
-    while resource_id:
-        props = template["Resources"][resource_id]["Properties"]
-        parts.insert(0, props["PathPart"])
-        parent = props["ParentId"]
-        resource_id = parent.get("Ref", "") if isinstance(parent, dict) and "Ref" in parent else ""
-    return "/" + "/".join(parts)
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
@@ -59,9 +50,7 @@ def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(vari
         props = method["Properties"]
         if props["HttpMethod"] == "OPTIONS":
             continue
-        resource = props["ResourceId"]
-        path = _path_of(template, resource["Ref"]) if "Ref" in resource else "/"
-        methods[(props["HttpMethod"], path)] = props
+        methods[(props["HttpMethod"], route_path(template["Resources"], props["ResourceId"]))] = props
     assert set(methods) == {(route.method, route.path) for route in ROUTES}
     function = synth.logical_id("api", "Inference/Function")
     for route in ROUTES:

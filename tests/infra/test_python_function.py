@@ -8,6 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -35,6 +36,7 @@ def granted() -> dict[str, Any]:
     stream = firehose.DeliveryStream(stack, "Stream", destination=firehose.S3Bucket(s3.Bucket(stack, "Bucket")))
     data = s3.Bucket(stack, "Data", encryption=s3.BucketEncryption.KMS, encryption_key=kms.Key(stack, "DataKey"))
     data.grant_read(fn)
+    fn.role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=["arn:aws:sqs:us-east-1:1:q"]))
     table.grant_read_write_data(fn)
     secret.grant_read(fn.function)
     stream.grant_put_records(fn)
@@ -54,6 +56,7 @@ def test_l2_grants_land_in_the_functions_managed_policy(granted):
     # bucket.grant_read(fn) on a KMS-encrypted bucket: the objects, and decrypting with the bucket's key.
     assert "s3:GetObject*" in policy and logical_id_at(granted, "grants/Data") in policy
     assert "kms:Decrypt" in policy and logical_id_at(granted, "grants/DataKey") in policy
+    assert "sqs:SendMessage" in policy  # role.add_to_policy(...)
     # X-Ray and its own log group, added by CDK and by the construct, land there too.
     assert "xray:PutTraceSegments" in policy and logical_id_at(granted, "grants/Fn/Logs") in policy
 

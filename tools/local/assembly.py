@@ -79,7 +79,7 @@ class Assembly:
                 literal = {k: v for k, v in variables.items() if isinstance(v, str)}
                 self.functions.append(Function(stack, logical_id, props["Handler"], props["Runtime"], literal))
             elif kind == "AWS::ApiGateway::Method" and props["HttpMethod"] != "OPTIONS":
-                path = _path(resources, props["ResourceId"])
+                path = route_path(resources, props["ResourceId"])
                 self.routes.append(Route(stack, props["HttpMethod"], path, props.get("AuthorizationType", "NONE"),
                                          props.get("Integration", {}).get("Type", "")))  # fmt: skip
             elif kind == "AWS::ApiGateway::Authorizer":
@@ -94,7 +94,7 @@ class Assembly:
                 self.streams.append((stack, logical_id))
 
 
-def _path(resources: dict[str, Any], resource_id: Any) -> str:
+def route_path(resources: dict[str, Any], resource_id: Any) -> str:
     """The route path of an API Gateway resource, from its chain of PathParts (the root has none)."""
     parts: list[str] = []
     while isinstance(resource_id, dict) and "Ref" in resource_id:

@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,16 +95,16 @@ class LocalPlatform:
     gateway: LocalGateway | None = None
     key_id: str = ""
     key: str = ""
+    client: Callable[[str], Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.processes = Processes(self.state)
+        # One boto3 session for every client of the emulator (each session loads botocore's data again).
+        self.client = clients(self.ports.emulator)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.api}/{STAGE_NAME}"
-
-    def client(self, service: str) -> Any:
-        return clients(self.ports.emulator)(service)
 
     def start(self) -> None:
         if self.processes.pids.exists():
