@@ -7,19 +7,23 @@ import json
 import re
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from constructs_lib.inference import rest_api
 from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
-from lambda_src.contracts.api import ROUTES
+from lambda_src.contracts.api import ROUTES, Route
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_PREFIX, new_key
 from lambda_src.contracts.parameters import MODEL_PARAMETERS
-from lambda_src.contracts.schemas import REQUEST_SCHEMAS
+from lambda_src.contracts.schemas import PROMPT_REQUEST, REQUEST_SCHEMAS
 from stacks.context import Deployment
 from stacks.stages import DEV, PROD
-from tests.infra.conftest import Synth, arn_of, ref, synth_deployment
-from tests.infra.templates import by_type, only
+from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, arn_of, ref, synth_deployment
+from tests.infra.templates import by_type, logical_id_at, only
 from tools.local.assembly import route_path
 
 STAGES = {"dev": DEV, "prod": PROD}
@@ -353,3 +357,29 @@ def test_admin_tooling_parameters_and_outputs(dev):
 def test_no_key_material_in_the_api_template(dev, prod):
     for synth in (dev, prod):
         assert KEY_PREFIX not in json.dumps(synth.raw("api")).replace(AUTHORIZATION_HEADER_REGEX, "")
+
+
+def test_a_new_route_table_entry_becomes_a_method_with_its_model(monkeypatch):
+    """Adding a route is one entry in the route table: the API construct builds its method, authorizer and
+    request model from it (the function's side: tests/test_contracts.py)."""
+    extra = Route("POST", "/embeddings", function="inference", operation="embeddings", body=PROMPT_REQUEST)
+    monkeypatch.setattr(rest_api, "ROUTES", (*ROUTES, extra))
+    stack = cdk.Stack(cdk.App(context=CDK_JSON_CONTEXT, builtin_cloud_formation_validation=False), "routes")
+    code = lambda_.Code.from_inline("def handler(event, context): pass")
+
+    def function(name: str) -> lambda_.Function:
+        return lambda_.Function(stack, name, runtime=lambda_.Runtime.PYTHON_3_14, handler="index.handler", code=code)
+
+    rest_api.InferenceApi(stack, "Api", props=rest_api.InferenceApiProps(
+        stage_name="dev", api=DEV.api, functions={"inference": function("Inference")},
+        authorizer=function("Authorizer"), log_key=kms.Key(stack, "Key"), log_retention_days=14, retain_logs=False,
+    ))  # fmt: skip
+    template = dict(Template.from_stack(stack).to_json())
+    methods = {
+        (m["Properties"]["HttpMethod"], route_path(template["Resources"], m["Properties"]["ResourceId"])): m
+        for m in by_type(template, "AWS::ApiGateway::Method").values()
+    }
+    added = methods[("POST", "/embeddings")]["Properties"]
+    assert added["AuthorizationType"] == "CUSTOM" and added["ApiKeyRequired"] is True
+    model = logical_id_at(template, "routes/Api/Api/PromptRequest")
+    assert added["RequestModels"] == {"application/json": {"Ref": model}}
