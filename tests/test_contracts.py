@@ -120,3 +120,43 @@ class _NoConfig:
 class _NoModel:
     def complete(self, request: CompletionRequest) -> Completion:
         raise AssertionError("not called")
+
+
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(
+            lambda scheme, host, tail: f"{scheme}://{host}{tail}",
+            st.sampled_from(["http", "https", "ftp", "HTTP"]),
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "127.0.0.1",
+                        "localhost",
+                        "api.openai.com",
+                        "localhost.evil.example",
+                        "u:p@api.openai.com",
+                        "localhost@evil",
+                        "[::1]",
+                        "",
+                    ]
+                ),
+                st.from_regex(r"[a-z0-9.@:-]{1,20}", fullmatch=True),
+            ),
+            st.sampled_from(["", "/v1", ":8080/v1", ":0", ":99999", "/v1?x=1", "/v1#f", " /v1"]),
+        ),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_upstream_url_rule_is_the_same_at_synth_and_before_every_call(url):
+    from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
+
+    problem = ModelConfig(provider="openai-compatible", model_id="m", upstream_base_url=url).problem()
+    synth_accepts = problem is None
+    try:
+        OpenAICompatibleModel(url, lambda: "k")
+        runtime_accepts = True
+    except ApiError:
+        runtime_accepts = False
+    assert synth_accepts == runtime_accepts
+    assert runtime_accepts == parameters.upstream_url_allowed(url)

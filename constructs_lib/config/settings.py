@@ -15,6 +15,8 @@ from lambda_src.contracts.parameters import (
     REQUEST_TIMEOUT_SECONDS,
     TEMPERATURE,
     TOP_P,
+    UPSTREAM_URL_RULE,
+    upstream_url_allowed,
 )
 
 _BEDROCK_GEO = r"(?:us|eu|apac|us-gov|jp|au|ca|global)"
@@ -28,9 +30,6 @@ BEDROCK_MODEL_ID = re.compile(
 # A cross-region inference profile id: the geography, then the foundation model it routes to.
 GEO_PROFILE = re.compile(rf"^{_BEDROCK_GEO}\.(?P<model>[a-z][a-z0-9-]*\..+)$")
 _OPENAI_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-_BASE_URL = re.compile(
-    r"^https://[A-Za-z0-9.-]+(?::\d+)?(?:/[^\s]*)?$|^http://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:/[^\s]*)?$"
-)
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,7 @@ class ModelConfig(Settings):
              and len(self.system_prompt) <= MAX_SYSTEM_PROMPT_CHARS, "system_prompt",
              f"must be non-empty text of at most {MAX_SYSTEM_PROMPT_CHARS} characters"),
             (LEARNING_RATE.contains(self.learning_rate), "learning_rate", f"must be {LEARNING_RATE.describe()}"),
-            (isinstance(self.upstream_base_url, str) and bool(_BASE_URL.match(self.upstream_base_url)),
-             "upstream_base_url", "must be an https:// URL (or http:// on 127.0.0.1 or localhost)"),
+            (upstream_url_allowed(self.upstream_base_url), "upstream_base_url", UPSTREAM_URL_RULE),
         ]  # fmt: skip
         if self.provider == "bedrock":
             checks.append((isinstance(self.model_id, str) and bool(BEDROCK_MODEL_ID.match(self.model_id)),

@@ -7,7 +7,9 @@ reads and re-checks them at run time, and the admin and local tools find the API
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from lambda_src.contracts.bounds import Range
 from lambda_src.contracts.naming import parameter_root
@@ -47,6 +49,33 @@ MODEL_PARAMETERS: tuple[ModelParameter, ...] = (
 
 # Settings field -> leaf name, e.g. "top_p" -> "top-p".
 MODEL_LEAVES = {parameter.field: parameter.leaf for parameter in MODEL_PARAMETERS}
+
+# An openai-compatible upstream is reached over https, or over plain http on this machine only (local runs).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+UPSTREAM_URL_RULE = "must be an https:// URL (or http:// on 127.0.0.1 or localhost), without credentials or query"
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def upstream_url_allowed(url: object) -> bool:
+    """The one rule for the upstream base URL, at synth (ModelConfig) and before every call (the adapter).
+
+    Parsed, not matched by prefix: ``http://localhost.attacker.example`` and ``http://localhost@evil`` are
+    refused because the host must be exactly a loopback name for http, and userinfo is never allowed.
+    """
+    if not isinstance(url, str) or url != url.strip() or any(c.isspace() or ord(c) < 32 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        return False
+    if parts.scheme == "https":
+        return bool(_HOST.fullmatch(host))
+    return parts.scheme == "http" and host in LOOPBACK_HOSTS
+
 
 DATA_SOURCES = "data/sources"
 UPSTREAM_API_KEY = "secrets/upstream-api-key"

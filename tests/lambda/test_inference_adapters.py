@@ -132,9 +132,29 @@ def test_upstream_timeout_is_a_504(upstream):
     assert error.value.status == 504
 
 
-def test_only_https_or_loopback_upstreams():
-    with pytest.raises(ApiError):
-        OpenAICompatibleModel("http://example.com/v1", lambda: "k")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/v1",
+        # Each of these passed the old prefix check (startswith "http://localhost" / "http://127.0.0.1").
+        "http://localhost.attacker.example/v1",
+        "http://localhost@attacker.example/v1",
+        "http://127.0.0.1.attacker.example/v1",
+        "http://127.0.0.1:8080@attacker.example/v1",
+        "https://user:secret@api.example.com/v1",
+        "https://api.example.com/v1?redirect=http://x",
+        "https://api.example.com:99999/v1",
+    ],
+)
+def test_only_https_or_exactly_loopback_upstreams(url):
+    with pytest.raises(ApiError) as error:
+        OpenAICompatibleModel(url, lambda: "k")
+    assert error.value.status == 502
+
+
+@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "http://127.0.0.1:8080/v1", "http://localhost/v1"])
+def test_https_and_loopback_upstreams_are_accepted(url):
+    OpenAICompatibleModel(url, lambda: "k")
 
 
 def test_the_placeholder_the_provider_writes_is_the_one_the_api_refuses():

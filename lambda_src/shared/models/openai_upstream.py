@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from lambda_src.contracts.parameters import upstream_url_allowed
 from lambda_src.shared.errors import invalid_request, rate_limited, upstream_error, upstream_timeout
 from lambda_src.shared.models import Completion, CompletionRequest
 
@@ -16,7 +17,8 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 class OpenAICompatibleModel:
     def __init__(self, base_url: str, api_key: Callable[[], str]) -> None:
-        if not (base_url.startswith("https://") or base_url.startswith(("http://127.0.0.1", "http://localhost"))):
+        # Parameter Store can be changed without a synth: the same rule ModelConfig applies, before every use.
+        if not upstream_url_allowed(base_url):
             raise upstream_error("The upstream base URL is not allowed.")
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
@@ -34,7 +36,7 @@ class OpenAICompatibleModel:
         }
         if request.stop:
             payload["stop"] = list(request.stop)
-        http_request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+        http_request = urllib.request.Request(  # noqa: S310 - scheme and host checked in __init__
             self._url,
             data=json.dumps(payload).encode(),
             method="POST",
