@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,16 @@ if (_VENV_BIN / "node").exists():
 # Every new botocore session (moto's per-test mock, each boto3.Session() the handlers make) would parse
 # the same service-model JSON again: ~3 s per 30 moto tests. One loader per data path serves them all.
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
+
+
+@pytest.fixture(autouse=True)
+def _module_logs_reach_caplog() -> None:
+    """Importing an inference handler routes the lambda_src module loggers through its Powertools Logger (not to
+    the root logger, where caplog listens), for the rest of the process: each test starts from the default."""
+    package = logging.getLogger("lambda_src")
+    package.handlers.clear()
+    package.propagate = True
+    package.setLevel(logging.NOTSET)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

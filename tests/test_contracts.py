@@ -19,7 +19,7 @@ from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnv
 from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, REQUEST_SCHEMAS
 from lambda_src.inference import logic
 from lambda_src.shared.config_source import ModelSettings
-from lambda_src.shared.errors import ApiError
+from lambda_src.shared.errors import ApiError, unauthorized
 from lambda_src.shared.models import Completion, CompletionRequest
 from lambda_src.shared.validation import Schema
 from stacks.stages import DEV
@@ -110,6 +110,20 @@ def test_function_environments_round_trip_and_name_what_is_missing():
     with pytest.raises(ValueError, match="MAX_BODY_BYTES is malformed"):
         InferenceEnvironment.from_environment({**inference.variables(), "MAX_BODY_BYTES": "lots"})
     assert AuthorizerEnvironment.from_environment({"KEY_TABLE_NAME": "t"}).key_table_name == "t"
+
+
+def test_an_environment_that_cannot_keep_the_audit_promise_fails_the_init():
+    inference = InferenceEnvironment("/p/model", "/p/secrets/k", 60, 1024, (), "", "best_effort", "full", "dev")
+    assert InferenceEnvironment.from_environment(inference.variables()) == inference  # no stream: local tests only
+    with pytest.raises(ValueError, match="AUDIT_MODE is required but AUDIT_STREAM_NAME is empty"):
+        InferenceEnvironment.from_environment(inference._replace(audit_mode="required").variables())
+    with pytest.raises(ValueError, match="AUDIT_MODE must be one of"):
+        InferenceEnvironment.from_environment(inference._replace(audit_mode="sometimes").variables())
+
+
+def test_the_function_refuses_a_request_without_a_key_as_the_gateway_does():
+    status, error_type, code, message = gateway.GATEWAY_ERRORS["UNAUTHORIZED"]
+    assert (unauthorized().status, unauthorized().body()) == (int(status), api.error_body(message, error_type, code))
 
 
 class _NoConfig:

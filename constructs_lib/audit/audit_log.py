@@ -15,12 +15,13 @@ from constructs import Construct
 from constructs_lib.foundation.logs import encrypted_log_group
 from constructs_lib.foundation.nag import acknowledge, nag_ref
 from constructs_lib.foundation.secure_bucket import SecureBucket
-from lambda_src.contracts.audit import AUDIT_COLUMNS, PARTITION_KEY
+from lambda_src.contracts.audit import AUDIT_COLUMNS, PARTITION_KEY, session_key
 from lambda_src.contracts.naming import APP_NAME
 
 DATA_PREFIX = "data/"
 ERROR_PREFIX = "errors/"
 
+_KEY = "REPLACE-WITH-KEY-ID"
 NAMED_QUERIES: dict[str, tuple[str, str]] = {
     "inferences-per-user-per-day": (
         "Inference requests per user and day",
@@ -38,10 +39,12 @@ NAMED_QUERIES: dict[str, tuple[str, str]] = {
         "WHERE dt >= date_format(current_date - interval '1' day, '%Y-%m-%d')\n"
         "  AND timestamp >= current_timestamp - interval '24' hour AND status_code >= 400\nORDER BY timestamp DESC",
     ),
+    # Sessions are named by their callers: one is only ever the pair (key, session id) (contracts/audit.py).
     "session-transcript": (
-        "One session's transcript in order (replace the session id)",
+        "One session of one API key, in order (replace the key id and the session id)",
         "SELECT timestamp, user_id, input_text, output_text, status_code\nFROM {table}\n"
-        "WHERE session_id = 'REPLACE-WITH-SESSION-ID'\nORDER BY timestamp",
+        f"WHERE api_key_id = '{_KEY}' AND session_id = '{session_key(_KEY, 'REPLACE-WITH-SESSION-ID')}'\n"
+        "ORDER BY timestamp",
     ),
 }
 

@@ -16,7 +16,7 @@ AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("input_text", "string", "The conversation sent to the model (per audit_content)"),
     ("output_text", "string", "The model's answer (per audit_content); empty when none was released"),
     ("user_id", "string", "Owner of the API key"),
-    ("session_id", "string", "X-Session-Id header or the OpenAI user field"),
+    ("session_id", "string", "<api_key_id>:<X-Session-Id header or the OpenAI user field> (session_key)"),
     ("request_id", "string", "API Gateway request id"),
     ("api_key_id", "string", "Id of the API key (never the key)"),
     ("model_id", "string", "Model or inference profile that answered"),
@@ -28,6 +28,14 @@ AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("error_type", "string", "Error code when the request failed"),
     ("stage", "string", "Deployment stage"),
 )
+
+
+def session_key(api_key_id: str, session_id: str) -> str:
+    """A session as the audit log records and queries it: the caller's own id inside its key's namespace, so two
+    keys that both say session "1" never share a transcript."""
+    return f"{api_key_id}:{session_id}"
+
+
 PARTITION_KEY = ("dt", "string", "UTC day, yyyy-MM-dd (partition projection)")
 # Firehose's OpenX JSON SerDe reads timestamps in this form.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeVar
 
+from lambda_src.contracts.audit import CONTENTS, MODES
+
 Contract = TypeVar("Contract", bound=tuple[Any, ...])
 
 
@@ -34,7 +36,14 @@ class InferenceEnvironment(NamedTuple):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> InferenceEnvironment:
-        return read(cls, environ)
+        env = read(cls, environ)
+        if env.audit_mode not in MODES or env.audit_content not in CONTENTS:
+            raise ValueError(f"The function's AUDIT_MODE must be one of {', '.join(MODES)} and AUDIT_CONTENT one of "
+                             f"{', '.join(CONTENTS)}.")  # fmt: skip
+        if env.audit_mode == "required" and not env.audit_stream_name:
+            # Serving unaudited would silently break the promise of required mode: fail the init instead.
+            raise ValueError("The function's AUDIT_MODE is required but AUDIT_STREAM_NAME is empty.")
+        return env
 
 
 class AuthorizerEnvironment(NamedTuple):

@@ -19,11 +19,13 @@ from lambda_src.contracts.environment import InferenceEnvironment
 from lambda_src.inference.logic import Api
 from lambda_src.shared.audit_writer import AuditWriter
 from lambda_src.shared.config_source import ConfigSource, ModelSettings
+from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient
 from lambda_src.shared.models.bedrock import BedrockModel
 
 ENV = InferenceEnvironment.from_environment()
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
+route_module_logs(LOGGER)  # logic, the model adapters and the audit writer log through it too
 METRICS = Metrics(namespace=metrics.NAMESPACE)  # EMF lines, no API calls
 # One boto3 session for every client: a second session would load botocore's data files again (~50 ms).
 SSM = boto3.client(

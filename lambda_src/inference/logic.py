@@ -24,10 +24,12 @@ from lambda_src.contracts.api import (
     request_schema,
     routes_of,
 )
+from lambda_src.contracts.audit import session_key
 from lambda_src.contracts.schemas import MAX_USER_CHARS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.config_source import ModelSettings
-from lambda_src.shared.errors import ApiError, invalid_request, not_found, server_error
+from lambda_src.shared.errors import ApiError, invalid_request, not_found, server_error, unauthorized
+from lambda_src.shared.logs import frames
 from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
 from lambda_src.shared.proxy import header, json_body, json_response
 from lambda_src.shared.validation import Schema, request_error
@@ -152,6 +154,9 @@ class Api:
         path = _route(event)
         outcome = Outcome(route=path, caller=caller, request_id=_text(context.get("requestId")) or "local")
         try:
+            if not caller.key_id:
+                # Only a misconfigured method (no authorizer) or a direct invoke gets here: never serve anonymously.
+                raise unauthorized()
             methods = self._endpoints.get(path)
             if methods is None:
                 raise not_found(f"Unknown route {path[:100]!r}.", "unknown_route")
@@ -172,7 +177,10 @@ class Api:
             outcome.error_type = error.code
             return self._finish(outcome, error.status, error.body(), event, error.headers)
         except Exception as error:  # a bug must still answer in the documented shape
-            LOGGER.error("Unhandled %s on %s", type(error).__name__, path)
+            # Where it failed, never what it said: the message may quote the request or a secret.
+            LOGGER.error("unhandled error", extra={"error_type": type(error).__name__, "frames": frames(error),
+                                                   "api_request_id": outcome.request_id, "key_id": caller.key_id,
+                                                   "route": path[:200]})  # fmt: skip
             failure = server_error()
             outcome.error_type = failure.code
             return self._finish(outcome, failure.status, failure.body(), event)
@@ -205,7 +213,7 @@ class Api:
             + [{"role": m.role, "content": m.content} for m in messages],
             ensure_ascii=False,
         )
-        outcome.session_id = _session_id(event, body.get("user"))
+        outcome.session_id = _session_id(event, outcome.caller, body.get("user"))
         request = CompletionRequest(
             model_id=settings.model_id,
             system=(settings.system_prompt, *system),
@@ -238,7 +246,7 @@ class Api:
             raise invalid_request("'prompt' must not be blank.")
         outcome.input_text = prompt
         settings = self._config.settings()
-        outcome.session_id = _session_id(event, None)
+        outcome.session_id = _session_id(event, outcome.caller, None)
         request = CompletionRequest(
             model_id=settings.model_id,
             system=(settings.system_prompt,),
@@ -302,9 +310,9 @@ def _given(body: dict[str, Any], name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _session_id(event: dict[str, Any], user: str | None) -> str | None:
-    session = header(event, SESSION_HEADER)[:MAX_USER_CHARS]
-    return session or user or None
+def _session_id(event: dict[str, Any], caller: Caller, user: str | None) -> str | None:
+    session = header(event, SESSION_HEADER)[:MAX_USER_CHARS] or user
+    return session_key(caller.key_id, session) if session else None
 
 
 def _messages(raw: list[dict[str, Any]]) -> tuple[tuple[str, ...], tuple[Message, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -12,6 +13,7 @@ from botocore.config import Config
 from lambda_src.contracts.secure_string import PARAMETER_NAME
 from lambda_src.secure_parameter.cfn_response import Responder
 from lambda_src.secure_parameter.logic import ProviderError, handle
+from lambda_src.shared.logs import frames
 
 logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 # botocore logs request parameters (the value of PutParameter) at DEBUG: never let it, whatever LOG_LEVEL says.
@@ -42,7 +44,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
         responder.failed(str(error))
         return
     except Exception as error:  # any bug still answers CloudFormation, without a trace of values
-        LOGGER.error("Unexpected %s", type(error).__name__)
+        # Where it failed (file, line, function), never the message: it could quote the value.
+        LOGGER.error("Unexpected %s at %s", type(error).__name__, json.dumps(frames(error)))
         responder.failed(f"Unexpected {type(error).__name__} in the provider; see its log group.")
         return
     responder.success(outcome.physical_id, outcome.data)

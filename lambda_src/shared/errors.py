@@ -26,6 +26,12 @@ def invalid_request(message: str, code: str = "invalid_request") -> ApiError:
     return ApiError(400, message, "invalid_request_error", code)
 
 
+def unauthorized() -> ApiError:
+    """What API Gateway's authorizer answers without a valid key (contracts/gateway.py UNAUTHORIZED)."""
+    return ApiError(401, "Missing or invalid API key: send Authorization: Bearer <key>.", "invalid_request_error",
+                    "invalid_api_key")  # fmt: skip
+
+
 def not_found(message: str, code: str = "not_found") -> ApiError:
     return ApiError(404, message, "invalid_request_error", code)
 

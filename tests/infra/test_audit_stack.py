@@ -130,7 +130,13 @@ def test_named_queries_exist(dev):
     for query in queries.values():
         assert query["Database"] == "llm_platform_dev_audit"
         assert '"llm_platform_dev_audit"."inferences"' in query["QueryString"]
-    assert "ORDER BY timestamp" in queries["session-transcript"]["QueryString"]
+    transcript = queries["session-transcript"]["QueryString"]
+    assert "ORDER BY timestamp" in transcript
+    # A session is only ever one key's: the query names the key and the namespaced session id.
+    assert (
+        "WHERE api_key_id = 'REPLACE-WITH-KEY-ID' AND session_id = 'REPLACE-WITH-KEY-ID:REPLACE-WITH-SESSION-ID'"
+        in (transcript)
+    )
 
 
 def test_auditor_policy_is_exact(dev):

@@ -88,7 +88,7 @@ def test_a_request_lands_one_record_with_exactly_the_schema(stream):
     assert record["output_text"].startswith("The capital of France is Paris.")
     assert (record["user_id"], record["session_id"], record["api_key_id"]) == (
         "alice",
-        "sess-42",
+        "key_00000000000000aa:sess-42",
         "key_00000000000000aa",
     )
     assert (record["request_id"], record["provider"], record["model_id"]) == ("req-7", "bedrock", SETTINGS.model_id)
@@ -192,11 +192,25 @@ def test_redaction_masks_personal_data_and_secrets_but_keeps_the_rest():
     assert masked.startswith("Hi, I'm Jane")
 
 
+def test_two_keys_naming_the_same_session_get_two_sessions(stream):
+    """Session ids are chosen by callers: the record keeps each inside its key's namespace."""
+    writer = AuditWriter(stream["firehose"], "audit-stream", mode="required", content="full", stage="dev")
+    for key_id, owner in (("key_00000000000000aa", "alice"), ("key_00000000000000bb", "mallory")):
+        event = chat_event(session="1")
+        event["requestContext"]["authorizer"] = {"keyId": key_id, "owner": owner}
+        assert api(writer).handle(event).status == 200
+    sessions = {(r["api_key_id"], r["session_id"]) for r in records(stream["s3"])}
+    assert sessions == {
+        ("key_00000000000000aa", "key_00000000000000aa:1"),
+        ("key_00000000000000bb", "key_00000000000000bb:1"),
+    }
+
+
 def test_redacted_and_metadata_only_records(stream):
     for content in ("redacted", "metadata_only"):
         writer = AuditWriter(stream["firehose"], "audit-stream", mode="required", content=content, stage="prod")
         api(writer).handle(chat_event(content=PROMPT, session=content))
-    by_session = {r["session_id"]: r for r in records(stream["s3"])}
+    by_session = {r["session_id"].split(":", 1)[1]: r for r in records(stream["s3"])}
     redacted = by_session["redacted"]
     assert "[EMAIL]" in redacted["input_text"] and "jane.doe" not in redacted["input_text"]
     assert "[EMAIL]" in redacted["output_text"] and "Paris" in redacted["output_text"]

@@ -33,7 +33,8 @@ SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-
                          top_p=0.9, max_output_tokens=1024, request_timeout_seconds=25,
                          system_prompt=f"Be brief. {SYSTEM_CANARY}",
                          upstream_base_url="https://api.openai.com/v1")  # fmt: skip
-ALLOWED_STATUSES = {200, 400, 404, 405, 413}
+# 401: an event without the authorizer's key id (never served anonymously).
+ALLOWED_STATUSES = {200, 400, 401, 404, 405, 413}
 
 
 class Config:
@@ -104,9 +105,8 @@ raw_bodies = st.one_of(
     st.just("\ufeff{}"),
 )
 ROUTES = st.sampled_from([*(route.path for route in routes_of("inference")), "/", "", "/v1/models"])
-events = st.fixed_dictionaries(
-    {},
-    optional={
+AUTHORIZED = {"requestId": "fuzz", "authorizer": {"keyId": "key_1", "owner": "o"}}
+_FIELDS = {
         "resource": st.one_of(ROUTES, st.text(max_size=40), json_values),
         "path": st.one_of(st.text(max_size=40), json_values),
         "httpMethod": st.one_of(st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "post"]), json_values),
@@ -116,7 +116,12 @@ events = st.fixed_dictionaries(
         "requestContext": st.one_of(json_values, st.fixed_dictionaries(
             {"requestId": st.text(max_size=20), "authorizer": st.one_of(json_values, st.fixed_dictionaries(
                 {"keyId": json_values, "owner": json_values}))})),
-    },
+}  # fmt: skip
+# Half the events carry what API Gateway passes after the authorizer (else nearly all would stop at the 401).
+events = st.one_of(
+    st.fixed_dictionaries({}, optional=_FIELDS),
+    st.fixed_dictionaries({"requestContext": st.just(AUTHORIZED)},
+                          optional={k: v for k, v in _FIELDS.items() if k != "requestContext"}),
 )  # fmt: skip
 
 
@@ -152,7 +157,7 @@ def test_any_chat_body_gets_a_well_formed_answer(body, encode):
     text = json.dumps(body)
     event = {"resource": "/chat/completions", "httpMethod": "POST", "headers": {}, "isBase64Encoded": encode,
              "body": base64.b64encode(text.encode()).decode() if encode else text,
-             "requestContext": {"requestId": "fuzz", "authorizer": {"keyId": "key_1", "owner": "o"}}}  # fmt: skip
+             "requestContext": AUTHORIZED}  # fmt: skip
     _check(handle(event))
 
 
@@ -160,14 +165,19 @@ def test_any_chat_body_gets_a_well_formed_answer(body, encode):
 @given(st.binary(max_size=2000))
 def test_any_bytes_as_base64_body(data):
     event = {"resource": "/model", "httpMethod": "POST", "isBase64Encoded": True,
-             "body": base64.b64encode(data).decode()}  # fmt: skip
+             "body": base64.b64encode(data).decode(), "requestContext": AUTHORIZED}  # fmt: skip
     _check(handle(event))
 
 
 def test_the_planted_leaks_are_reachable_and_the_check_catches_them():
     """The model really fails with the secrets in its exception, and the check fails on any canary."""
     body = {"messages": [{"role": "user", "content": "x"}]}  # len 1: the planted exception
-    event = {"resource": "/chat/completions", "httpMethod": "POST", "body": json.dumps(body)}
+    event = {
+        "resource": "/chat/completions",
+        "httpMethod": "POST",
+        "body": json.dumps(body),
+        "requestContext": AUTHORIZED,
+    }
     response = handle(event)
     assert Model.failed and response["statusCode"] == 500
     _check(response)

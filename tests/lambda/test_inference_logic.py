@@ -116,7 +116,7 @@ def test_chat_completion_calls_converse_and_answers_in_openai_shape(bedrock):
         "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
     }
     assert outcome.caller.key_id == "key_0001" and outcome.caller.owner == "alice"
-    assert outcome.session_id == "session-9"
+    assert outcome.session_id == "key_0001:session-9"
 
 
 def test_models_lists_the_configured_model(bedrock):
@@ -140,7 +140,7 @@ def test_simple_model_route(bedrock):
     assert status == 200
     assert data == {"completion": "Paris.", "model": MODEL,
                     "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}  # fmt: skip
-    assert outcome.session_id == "s-1"
+    assert outcome.session_id == "key_0001:s-1"
 
 
 def test_consecutive_turns_of_one_role_are_merged_and_text_parts_joined(bedrock):
@@ -218,7 +218,7 @@ def test_cors_header_only_for_listed_origins(bedrock):
         (event("/model", body={"prompt": ["x"]}), 400, "invalid_request"),
         (event("/nope", "GET"), 404, "unknown_route"),
         (event("/models", "DELETE"), 405, "method_not_allowed"),
-        ({}, 404, "unknown_route"),
+        ({"requestContext": {"authorizer": {"keyId": "key_0001"}}}, 404, "unknown_route"),
     ],
 )
 def test_client_faults_get_4xx_in_openai_shape(request_event, status, code, bedrock):
@@ -270,15 +270,47 @@ def test_read_timeout_is_a_504():
     assert error_of(api.handle(event("/chat/completions", body=chat()))) == (504, "upstream_timeout")
 
 
-def test_a_bug_is_a_500_without_details(caplog):
-    class Broken:
-        def complete(self, request: CompletionRequest) -> Completion:
-            raise KeyError("secret-internal-state")
+class Broken:
+    def complete(self, request: CompletionRequest) -> Completion:
+        raise KeyError("secret-internal-state")
 
+
+def test_a_bug_is_a_500_without_details(caplog):
     api = Api(FixedConfig(), lambda _s: Broken(), max_body_bytes=4096)
     outcome = api.handle(event("/chat/completions", body=chat()))
     assert error_of(outcome) == (500, "internal_error")
     assert "secret-internal-state" not in outcome.response["body"] + caplog.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert (record.error_type, record.api_request_id, record.key_id) == ("KeyError", "req-123", "key_0001")
+    # Where it failed and how it got there (was: only the exception's type).
+    assert record.frames[0] == {"file": "lambda_src/inference/logic.py", "line": record.frames[0]["line"],
+                                "function": "_handle"}  # fmt: skip
+    assert record.frames[-1]["function"] == "complete" and record.frames[-1]["file"].endswith("test_inference_logic.py")
+    assert record.exc_info is None
+
+
+def test_a_request_without_authorizer_context_is_refused(bedrock):
+    """API Gateway always passes the authorizer's context; a method without one (or a direct invoke) must not
+    be served anonymously (it was: a 200 with an empty key id)."""
+    client, _ = bedrock
+    for context in ({"requestId": "r"}, {"requestId": "r", "authorizer": {"keyId": "", "owner": "x"}}, None):
+        request = event("/models", "GET")
+        request["requestContext"] = context
+        outcome = api_with(client).handle(request)
+        assert error_of(outcome) == (401, "invalid_api_key")
+        assert not outcome.audited
+
+
+def test_bedrock_validation_text_stays_in_the_log(bedrock, caplog):
+    client, stubber = bedrock
+    detail = "Malformed input request: account 123456789012 model arn:aws:bedrock:... quota"
+    stubber.add_client_error("converse", service_error_code="ValidationException", service_message=detail,
+                             http_status_code=400)  # fmt: skip
+    outcome = api_with(client).handle(event("/chat/completions", body=chat()))
+    assert error_of(outcome) == (400, "invalid_request")
+    assert "123456789012" not in outcome.response["body"] and "Malformed" not in outcome.response["body"]
+    (record,) = [r for r in caplog.records if r.getMessage() == "Bedrock rejected the request"]
+    assert record.bedrock_message == detail
 
 
 def test_broken_configuration_is_a_500():

@@ -166,7 +166,12 @@ def test_an_unexpected_error_still_answers_cloudformation(key_arn, endpoint, mon
     response = run(event("Create", key_arn), Broken(), endpoint, monkeypatch)
     assert response["Status"] == "FAILED"
     assert response["Reason"] == "Unexpected RuntimeError in the provider; see its log group."
-    assert "boom" not in caplog.text  # the exception text could carry the value: only its type is logged
+    assert "boom" not in caplog.text  # the exception text could carry the value: never logged
+    # ... but where it failed is (was: the type only).
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("Unexpected RuntimeError at ")]
+    where = json.loads(record.getMessage().removeprefix("Unexpected RuntimeError at "))
+    assert where[0]["file"] == "lambda_src/secure_parameter/handler.py"
+    assert where[-1]["function"] == "put_parameter" and where[-1]["file"].endswith("test_secure_parameter.py")
 
 
 # --- update ---------------------------------------------------------------------------------------

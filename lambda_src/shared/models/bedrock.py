@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from botocore.exceptions import (
@@ -15,6 +16,7 @@ from botocore.exceptions import (
 from lambda_src.shared.errors import ApiError, invalid_request, rate_limited, upstream_error, upstream_timeout
 from lambda_src.shared.models import Completion, CompletionRequest
 
+LOGGER = logging.getLogger(__name__)
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "content_filtered": "content_filter",
            "guardrail_intervened": "content_filter", "tool_use": "tool_calls"}  # fmt: skip
 
@@ -64,9 +66,11 @@ def _map_client_error(error: ClientError) -> ApiError:
     if code in ("ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"):
         return rate_limited("The model is receiving too many requests; retry after a short wait.", retry_after=2)
     if code == "ValidationException":
-        # Bedrock's message describes the request (never other callers' data): pass its first line on.
-        message = str(error.response.get("Error", {}).get("Message", "")).splitlines()[0:1]
-        return invalid_request(f"The model rejected the request: {message[0] if message else 'invalid input'}"[:500])
+        # Bedrock's text can name the model, the account's configuration or quote the input: it stays in the
+        # function's log; the caller gets a fixed sentence.
+        LOGGER.warning("Bedrock rejected the request", extra={"bedrock_error": code,
+                       "bedrock_message": str(error.response.get("Error", {}).get("Message", ""))[:1000]})  # fmt: skip
+        return invalid_request("The model rejected the request as invalid (for example too long for the model).")
     if code in ("ModelTimeoutException",):
         return upstream_timeout()
     if code in (
