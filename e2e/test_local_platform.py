@@ -11,6 +11,7 @@ import uuid
 import openai
 import pytest
 
+from lambda_src.contracts.audit import session_key
 from lambda_src.contracts.keys import KEY_PREFIX
 from tools.local.launcher import MODEL_ALIAS, LocalPlatform
 
@@ -40,7 +41,8 @@ def test_chat_completion_is_answered_by_the_model_and_audited(platform):
     assert "Paris" in text, text
     assert reply.usage is not None and reply.usage.completion_tokens > 0
 
-    records = [r for r in platform.audit_records() if r.get("session_id") == session_id]
+    # The record keeps the caller's session inside its key's namespace.
+    records = [r for r in platform.audit_records() if r.get("session_id") == session_key(platform.key_id, session_id)]
     assert len(records) == 1, records
     (record,) = records
     assert record["user_id"] == "local-user"  # the key's owner, from the authorizer's context
