@@ -23,7 +23,8 @@ from openai.types.chat import ChatCompletionUserMessageParam
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.local.launcher import MODEL_ALIAS, STATE, LocalPlatform  # noqa: E402 - after the path set-up
+from stacks.stages import STAGES  # noqa: E402 - after the path set-up
+from tools.local.launcher import MODEL_ALIAS, STAGE, STATE, LocalPlatform  # noqa: E402
 from tools.local.processes import Ports  # noqa: E402
 
 
@@ -39,10 +40,13 @@ def main() -> int:
         client = openai.OpenAI(base_url=platform.base_url, api_key=platform.key, max_retries=0, timeout=60)
         question = [ChatCompletionUserMessageParam(role="user", content="What is the capital of France?")]
         latencies = []
+        # The key's usage plan throttles it as API Gateway would: one request per token of its rate.
+        interval = 1 / STAGES[STAGE].api.usage_plans[0].rate_limit
         for _ in range(args.requests):
             begin = time.perf_counter()
             client.chat.completions.create(model=MODEL_ALIAS, temperature=0, max_tokens=30, messages=question)
             latencies.append((time.perf_counter() - begin) * 1000)
+            time.sleep(max(0.0, interval - (time.perf_counter() - begin)))
         story = [ChatCompletionUserMessageParam(role="user", content="Write a short story about a lighthouse keeper.")]
         begin = time.perf_counter()
         long_reply = client.chat.completions.create(model=MODEL_ALIAS, temperature=0, max_tokens=200, messages=story)

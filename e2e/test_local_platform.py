@@ -7,13 +7,15 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from typing import Any
 
 import openai
 import pytest
 
 from lambda_src.contracts.audit import session_key
 from lambda_src.contracts.keys import KEY_PREFIX
-from tools.local.launcher import MODEL_ALIAS, LocalPlatform
+from stacks.stages import STAGES
+from tools.local.launcher import MODEL_ALIAS, STAGE, LocalPlatform, create_key
 
 
 def client(platform: LocalPlatform, key: str | None = None) -> openai.OpenAI:
@@ -76,3 +78,37 @@ def test_every_route_of_the_cloud_assembly_is_served_by_its_function(platform):
             status, body = error.code, json.loads(error.read())
         assert status in (200, 400), (route, status, body)
         assert status == 200 or body["error"]["type"] == "invalid_request_error", (route, body)
+
+
+def send(platform: LocalPlatform, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+    request = urllib.request.Request(platform.base_url + path, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 - the local gateway on 127.0.0.1
+            return reply.status, reply.headers, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_a_browser_preflight_gets_the_stages_cors_answer_and_patch_the_error_shape(platform):
+    (origin,) = STAGES[STAGE].api.cors_allowed_origins
+    status, headers, body = send(platform, "OPTIONS", "/chat/completions",
+                                 {"Origin": origin, "Access-Control-Request-Method": "POST"})  # fmt: skip
+    assert status == 204 and body == b""
+    assert headers["Access-Control-Allow-Origin"] == origin and "POST" in headers["Access-Control-Allow-Methods"]
+    status, _, body = send(platform, "PATCH", "/models", {"Authorization": f"Bearer {platform.key}"})
+    assert status == 404 and json.loads(body)["error"]["code"] == "unknown_route"
+
+
+def test_a_burst_beyond_the_keys_usage_plan_is_a_429_with_retry_after(platform):
+    """A fresh key on the first plan (its own token bucket): the burst passes, then API Gateway's 429. Each
+    request would have to take longer than 1/rate seconds for the bucket never to run dry."""
+    _, key = create_key(platform.client)
+    plan = STAGES[STAGE].api.usage_plans[0]
+    statuses = []
+    for _ in range(plan.burst_limit * 10):
+        status, headers, body = send(platform, "GET", "/models", {"Authorization": f"Bearer {key}"})
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[-1] == 429 and statuses[: plan.burst_limit] == [200] * plan.burst_limit, statuses
+    assert headers["Retry-After"] and json.loads(body)["error"]["code"] == "rate_limit_exceeded"

@@ -20,7 +20,7 @@ from constructs_lib.foundation.logs import encrypted_log_group
 from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.inference.settings import ApiConfig
 from lambda_src.contracts.api import CONTEXT_KEY_ID, ROUTES, SESSION_HEADER, STAGE_NAME, error_body
-from lambda_src.contracts.gateway import GATEWAY_ERRORS, RETRY_AFTER_SECONDS
+from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX
 from lambda_src.contracts.schemas import REQUEST_SCHEMAS
 
@@ -181,15 +181,12 @@ class InferenceApi(Construct):
 
     def _gateway_responses(self) -> None:
         for response_type, (status, error_type, code, message) in GATEWAY_ERRORS.items():
-            headers = {"Content-Type": "'application/json'"}
-            if status == "429":
-                headers["Retry-After"] = f"'{RETRY_AFTER_SECONDS}'"
             self.rest_api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
                 # CloudFormation's DEFAULT_4XX is the CDK enum's DEFAULT_4_XX.
                 type=getattr(apigw.ResponseType, response_type.replace("4XX", "4_XX").replace("5XX", "5_XX")),
                 status_code=status,
-                response_headers=headers,
+                response_headers={name: f"'{value}'" for name, value in response_headers(status).items()},
                 templates={"application/json": json.dumps(error_body(message, error_type, code))},
             )
 

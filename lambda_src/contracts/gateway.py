@@ -35,3 +35,11 @@ GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
     "DEFAULT_5XX": ("500", "server_error", "internal_error", "The server could not handle the request."),
 }  # fmt: skip
 RETRY_AFTER_SECONDS = "1"
+
+
+def response_headers(status: str) -> dict[str, str]:
+    """The headers of a gateway response: JSON, and on a 429 when to retry."""
+    headers = {"Content-Type": "application/json"}
+    if status == "429":
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return headers

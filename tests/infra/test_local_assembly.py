@@ -4,11 +4,12 @@ dev synth here, it names every stack, Python function, route, parameter, bucket 
 from __future__ import annotations
 
 from lambda_src.contracts import parameters
-from lambda_src.contracts.api import ROUTES
-from stacks.stages import DEV
+from lambda_src.contracts.api import ROUTES, SESSION_HEADER, STAGE_NAME
+from stacks.stages import DEV, PROD
 from tests.infra.conftest import Synth
 from tests.infra.templates import by_type
-from tools.local.assembly import Assembly
+from tools.local.assembly import Assembly, gateway_responses, preflights, stage_throttle
+from tools.local.gateway import Throttle, contract_responses
 
 
 def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
@@ -37,3 +38,28 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assert len(assembly.buckets) == len(buckets) and any(b.kms_encrypted for b in assembly.buckets)
     streams = [s for t in dev.templates.values() for s in by_type(t, "AWS::KinesisFirehose::DeliveryStream")]
     assert len(assembly.streams) == len(streams) > 0
+
+
+def test_the_local_gateway_answers_what_the_dev_api_template_defines(dev: Synth):
+    """The preflights, stage throttle and gateway responses `make local` serves come from the deployed template
+    (tools/local/deployed_api.py); read from the dev synth here, they are the stage's CORS settings and limits."""
+    resources = dev.raw("api")["Resources"]
+    found = preflights(resources)
+    # default_cors_preflight_options puts a preflight on every resource, the root and /chat included.
+    assert set(found) >= {"/", "/chat"} | {route.path for route in ROUTES}
+    (origin,) = DEV.api.cors_allowed_origins
+    for preflight in found.values():
+        assert preflight.status == 204 and preflight.echo_origins == frozenset()
+        assert preflight.headers == {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": ",".join([*sorted({route.method for route in ROUTES}), "OPTIONS"]),
+            "Access-Control-Allow-Headers": f"Authorization,Content-Type,{SESSION_HEADER}",
+            "Access-Control-Max-Age": "3600",
+            "Vary": "Origin",
+        }
+    assert stage_throttle(resources, STAGE_NAME) == Throttle(DEV.api.throttle_rate_limit, DEV.api.throttle_burst_limit)
+    assert gateway_responses(resources) == contract_responses()
+
+
+def test_without_cors_origins_there_is_no_preflight(prod: Synth):
+    assert not PROD.api.cors_allowed_origins and preflights(prod.raw("api")["Resources"]) == {}

@@ -1,14 +1,18 @@
 """What a cloud assembly (cdk.out) says will be deployed: read from the synthesized templates, so the local
-read-back and the end-to-end tests follow every stack, function, route and parameter a capability adds."""
+read-back and the end-to-end tests follow every stack, function, route and parameter a capability adds; and
+what an API's template says API Gateway answers itself (preflights, stage throttle, gateway responses), for
+the local gateway."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lambda_src.contracts import secure_string
+from tools.local.gateway import Answer, Preflight, Throttle
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,65 @@ def route_path(resources: dict[str, Any], resource_id: Any) -> str:
         parts.insert(0, props["PathPart"])
         resource_id = props["ParentId"]
     return "/" + "/".join(parts)
+
+
+# CDK's CORS response template for several origins: `#if($origin == "https://b" || $origin == "https://c")`.
+_ECHOED_ORIGIN = re.compile(r'\$origin == "([^"]+)"')
+
+
+def _literal(value: Any) -> str:
+    """A response parameter's static value ('value'); mappings from the request are not emulated."""
+    if not (isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == "'"):
+        raise ValueError(f"The local gateway only answers static response parameters, not {value!r}.")
+    return value[1:-1]
+
+
+def preflights(resources: dict[str, Any]) -> dict[str, Preflight]:
+    """Resource path -> the MOCK answer of its OPTIONS method (CDK's CORS preflight)."""
+    found: dict[str, Preflight] = {}
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::ApiGateway::Method" or props.get("HttpMethod") != "OPTIONS":
+            continue
+        integration = props.get("Integration", {})
+        responses = integration.get("IntegrationResponses", [])
+        if integration.get("Type") != "MOCK" or len(responses) != 1:
+            raise ValueError("The local gateway only answers OPTIONS methods that are CDK's CORS preflight.")
+        (response,) = responses
+        template = response.get("ResponseTemplates", {}).get("application/json", "")
+        echoed = _ECHOED_ORIGIN.findall(template)
+        if template and not echoed:
+            raise ValueError(f"The local gateway does not render this response template: {template!r}.")
+        headers = {name.removeprefix("method.response.header."): _literal(value)
+                   for name, value in response.get("ResponseParameters", {}).items()}  # fmt: skip
+        found[route_path(resources, props["ResourceId"])] = Preflight(
+            int(response["StatusCode"]), headers, frozenset(echoed)
+        )
+    return found
+
+
+def stage_throttle(resources: dict[str, Any], stage_name: str) -> Throttle | None:
+    """The default method throttle of the stage (its `*` `/*` method setting), if it sets one."""
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::ApiGateway::Stage" or props.get("StageName") != stage_name:
+            continue
+        for setting in props.get("MethodSettings", []):
+            if (setting.get("HttpMethod"), setting.get("ResourcePath")) == ("*", "/*") and (
+                "ThrottlingRateLimit" in setting
+            ):
+                return Throttle(float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"]))
+    return None
+
+
+def gateway_responses(resources: dict[str, Any]) -> dict[str, Answer]:
+    """Response type -> the gateway response's status, headers and JSON body."""
+    found: dict[str, Answer] = {}
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::ApiGateway::GatewayResponse":
+            headers = {name.removeprefix("gatewayresponse.header."): _literal(value)
+                       for name, value in props.get("ResponseParameters", {}).items()}  # fmt: skip
+            body = props.get("ResponseTemplates", {}).get("application/json", "")
+            found[props["ResponseType"]] = (int(props["StatusCode"]), headers, body.encode())
+    return found

@@ -1,16 +1,21 @@
 """The REST API as deployed in the emulator, served by host-Python Lambda environments: its routes, the
-authorizer and each function's configuration are read from the emulator, the code assets from the
-bootstrap bucket, exactly what `cdk deploy` put there."""
+authorizer, each function's configuration and the usage plans are read from the emulator, the code assets
+from the bootstrap bucket, what API Gateway answers itself (CORS preflights, the stage's throttle, gateway
+responses) from the deployed template: exactly what `cdk deploy` put there."""
 
 from __future__ import annotations
 
 import json
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from lambda_src.contracts.api import STAGE_NAME
+from tools.local.assembly import gateway_responses, preflights, stage_throttle
 from tools.local.deploy import REGION
+from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
 
@@ -22,6 +27,9 @@ class DeployedApi:
     api_id: str
     routes: dict[str, dict[str, str]]  # path -> verb -> function name
     authorizer: str  # function name
+    preflights: dict[str, Preflight] = field(default_factory=dict)  # path -> OPTIONS answer (CORS)
+    stage_throttle: Throttle | None = None
+    responses: dict[str, Answer] = field(default_factory=dict)  # gateway responses by type
     workers: dict[str, Worker] = field(default_factory=dict)
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
@@ -75,7 +83,14 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     found = _FUNCTION_ARN.search(apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id)["authorizerUri"])
     if found is None:
         raise LocalError("The API's authorizer is not a Lambda function.")
-    api = DeployedApi(api_id=api_id, routes=routes, authorizer=found.group(1).rsplit(":", 1)[1])
+    api = DeployedApi(
+        api_id=api_id,
+        routes=routes,
+        authorizer=found.group(1).rsplit(":", 1)[1],
+        preflights=preflights(template["Resources"]),
+        stage_throttle=stage_throttle(template["Resources"], STAGE_NAME),
+        responses=gateway_responses(template["Resources"]),
+    )
 
     def code(key: str) -> bytes:
         return bytes(s3.get_object(Bucket=assets, Key=key)["Body"].read())
@@ -96,16 +111,25 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     return api
 
 
-def usage_key_check(client: Any, api_id: str, stage: str) -> Any:
-    """API Gateway's check of the key an authorizer names: it exists, is enabled, is in a plan of this stage."""
+def usage_plan_of(client: Any, api_id: str, stage: str) -> Callable[[str], UsagePlan | None]:
+    """API Gateway's look-up of the usage identifier an authorizer returns: the enabled API key with that value
+    and its usage plan on this API stage (None: no such key, or no plan of this stage)."""
     apigw = client("apigateway")
 
-    def check(value: str) -> bool:
+    def lookup(value: str) -> UsagePlan | None:
         keys = apigw.get_api_keys(includeValues=True)["items"]
         key = next((k for k in keys if k.get("value") == value and k.get("enabled")), None)
         if key is None:
-            return False
-        plans = apigw.get_usage_plans(keyId=key["id"])["items"]
-        return any(s.get("apiId") == api_id and s.get("stage") == stage for p in plans for s in p.get("apiStages", []))
+            return None
+        for plan in apigw.get_usage_plans(keyId=key["id"])["items"]:
+            if any(s.get("apiId") == api_id and s.get("stage") == stage for s in plan.get("apiStages", [])):
+                throttle, quota = plan.get("throttle") or {}, plan.get("quota") or {}
+                if quota.get("limit") is not None and quota.get("period") != "DAY":
+                    raise LocalError(f"Usage plan {plan['id']}: only DAY quotas are emulated.")
+                limits = None
+                if throttle.get("rateLimit") is not None:
+                    limits = Throttle(float(throttle["rateLimit"]), int(throttle["burstLimit"]))
+                return UsagePlan(plan["id"], key["id"], limits, quota.get("limit"))
+        return None
 
-    return check
+    return lookup

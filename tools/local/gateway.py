@@ -1,14 +1,20 @@
 """A small local stand-in for API Gateway: HTTP requests become REST API proxy events for the project's
 handlers, after the same TOKEN-authorizer call API Gateway makes. Loopback only.
 
-Emulated: the stage prefix (/v1), the known routes, the authorizer's header check and its context, the
-usage-plan key check (when given one: the key the authorizer names must exist, be enabled and belong to a
-usage plan of this API stage), a failing integration as 502, and API Gateway's 401/403/404 answers in the
-API's error shape. Not emulated: usage-plan throttling and quotas, WAF, request validation models (the
-handler validates bodies itself).
+Emulated: the stage prefix (/v1), the known routes; every other method or path (PATCH, HEAD, TRACE, any
+token) as API Gateway's MISSING_AUTHENTICATION_TOKEN answer, HEAD without a body; the CORS preflight (the
+OPTIONS methods' MOCK answers as deployed: status, headers, the request's Origin echoed when listed); the
+stage's default method throttle (a token bucket per method); the authorizer's header check and its context;
+the usage plan of the API key whose value the authorizer returns as usageIdentifierKey (the key must exist,
+be enabled and belong to a plan of this stage; the plan's rate and burst as a token bucket per key and its
+daily quota per UTC day); a failing integration as 502; every one of these answers as the gateway responses
+define it (the API's error shape, Retry-After on a 429). Not emulated: the account-level throttle, quota
+periods other than DAY, the authorizer's result cache, WAF, request validation models (the handler
+validates bodies itself).
 
-Routes default to the route table (lambda_src/contracts/api.py); `make local` passes the routes of the API
-deployed in the emulator instead (tools/local/deployed_api.py).
+Routes default to the route table (lambda_src/contracts/api.py) and gateway responses to the contracts;
+`make local` passes those of the API deployed in the emulator instead (tools/local/deployed_api.py), with
+its preflights, stage throttle and usage plans. Time comes from ``clock`` (seconds since the epoch).
 """
 
 from __future__ import annotations
@@ -16,22 +22,62 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 from lambda_src.contracts.api import ROUTES, STAGE_NAME, error_body
-from lambda_src.contracts.gateway import GATEWAY_ERRORS
+from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
 from tools.local.runtime import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# Status, headers, body.
+Answer = tuple[int, dict[str, str], bytes]
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:local/" + STAGE_NAME
+DAY_SECONDS = 86_400
 
 
-def _gateway_error(kind: str) -> tuple[int, dict[str, str], bytes]:
-    status, error_type, code, message = GATEWAY_ERRORS[kind]
-    return int(status), {"Content-Type": "application/json"}, json.dumps(error_body(message, error_type, code)).encode()
+class Throttle(NamedTuple):
+    """Requests per second and bucket size of a token bucket (a stage's default method throttle, a plan's)."""
+
+    rate_limit: float
+    burst_limit: int
+
+
+class UsagePlan(NamedTuple):
+    """The usage plan API Gateway applies to a request: that of the API key whose value the authorizer
+    returned as usageIdentifierKey."""
+
+    plan_id: str
+    key_id: str
+    throttle: Throttle | None
+    daily_quota: int | None
+
+
+class Preflight(NamedTuple):
+    """An OPTIONS method's MOCK answer (CDK's CORS preflight). With several allowed origins, CDK's response
+    template replaces the static Access-Control-Allow-Origin with the request's Origin when it is one of
+    ``echo_origins``."""
+
+    status: int
+    headers: dict[str, str]
+    echo_origins: frozenset[str] = frozenset()
+
+    def answer(self, origin: str | None) -> Answer:
+        headers = dict(self.headers)
+        if origin in self.echo_origins:
+            headers["Access-Control-Allow-Origin"] = str(origin)
+        return self.status, headers, b""
+
+
+def contract_responses() -> dict[str, Answer]:
+    """The gateway responses the API construct renders from the contracts, by response type."""
+    return {
+        kind: (int(status), response_headers(status), json.dumps(error_body(message, error_type, code)).encode())
+        for kind, (status, error_type, code, message) in GATEWAY_ERRORS.items()
+    }
 
 
 def _route_table() -> dict[str, set[str]]:
@@ -39,6 +85,26 @@ def _route_table() -> dict[str, set[str]]:
     for route in ROUTES:
         table.setdefault(route.path, set()).add(route.method)
     return table
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+class _TokenBucket:
+    """API Gateway's throttle: ``burst_limit`` tokens, refilled at ``rate_limit`` per second; one per request."""
+
+    def __init__(self, limits: Throttle, now: float) -> None:
+        self.limits, self.tokens, self.updated = limits, float(limits.burst_limit), now
+
+    def take(self, now: float) -> bool:
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(float(self.limits.burst_limit), self.tokens + elapsed * self.limits.rate_limit)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class LocalGateway:
@@ -49,29 +115,46 @@ class LocalGateway:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        usage_key_check: Callable[[str], bool] | None = None,
+        usage_plan: Callable[[str], UsagePlan | None] | None = None,
         routes: dict[str, set[str]] | None = None,
+        preflights: dict[str, Preflight] | None = None,
+        stage_throttle: Throttle | None = None,
+        responses: dict[str, Answer] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``usage_plan`` finds the plan of a usage identifier (None: no key of this stage has that value);
+        without it, no key check and no plan limits. ``preflights``: resource path -> its OPTIONS answer."""
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("The local gateway only listens on loopback.")
         self._handler = handler
         self._authorizer = authorizer
-        self._usage_key_check = usage_key_check
+        self._usage_plan = usage_plan
         self._routes = routes if routes is not None else _route_table()
+        self._preflights = preflights or {}
+        self._stage_throttle = stage_throttle
+        self._responses = responses if responses is not None else contract_responses()
+        missing = sorted(set(GATEWAY_ERRORS) - set(self._responses))
+        if missing:
+            raise ValueError(f"The API defines no gateway response for {missing}.")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, ...], _TokenBucket] = {}
+        self._quota_used: dict[tuple[str, str], tuple[int, int]] = {}  # (plan, key) -> (UTC day, requests)
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                gateway._serve(self)
+            def __getattr__(self, name: str) -> Any:
+                # http.server answers a method without a do_<METHOD> with its own HTML 501: serve them all.
+                if name.startswith("do_"):
+                    return lambda: gateway._serve(self)
+                raise AttributeError(name)
 
-            def do_POST(self) -> None:
-                gateway._serve(self)
-
-            def do_PUT(self) -> None:
-                gateway._serve(self)
-
-            def do_DELETE(self) -> None:
-                gateway._serve(self)
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # A request http.server cannot parse: the gateway's default answer, not its HTML page.
+                self.close_connection = True
+                if self.request_version == "HTTP/0.9":  # a request line it could not read: answer with a status
+                    self.request_version = "HTTP/1.0"
+                gateway._write(self, gateway._responses["DEFAULT_5XX" if code >= 500 else "DEFAULT_4XX"])
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -88,30 +171,77 @@ class LocalGateway:
         self.server.shutdown()
         self.server.server_close()
 
-    def respond(  # noqa: PLR0911 - one return per answer API Gateway gives
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        """What API Gateway would answer for one request."""
+    def respond(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Answer:
+        """What API Gateway would answer for one request (a HEAD answer has no body)."""
+        status, answer_headers, data = self._answer(method, raw_path, headers, body)
+        return status, answer_headers, b"" if method == "HEAD" else data
+
+    def _error(self, kind: str) -> Answer:
+        status, headers, data = self._responses[kind]
+        return status, dict(headers), data
+
+    def _resource(self, raw_path: str) -> str | None:
         path = raw_path.split("?", 1)[0]
         prefix = f"/{STAGE_NAME}"
-        route = path[len(prefix) :] if path.startswith(prefix + "/") else None
-        if route is None or method not in self._routes.get(route.rstrip("/"), set()):
-            return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
-        route = route.rstrip("/")
-        token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        if path != prefix and not path.startswith(prefix + "/"):
+            return None
+        resource = path[len(prefix) :].rstrip("/") or "/"
+        return resource if resource in self._routes or resource in self._preflights else None
+
+    def _allowed(self, bucket: tuple[str, ...], limits: Throttle | None) -> bool:
+        if limits is None:
+            return True
+        now = self._clock()
+        with self._lock:
+            return self._buckets.setdefault(bucket, _TokenBucket(limits, now)).take(now)
+
+    def _within_quota(self, plan: UsagePlan) -> bool:
+        if plan.daily_quota is None:
+            return True
+        day = int(self._clock() // DAY_SECONDS)
+        with self._lock:
+            used_day, used = self._quota_used.get((plan.plan_id, plan.key_id), (day, 0))
+            used = used if used_day == day else 0
+            if used >= plan.daily_quota:
+                return False
+            self._quota_used[(plan.plan_id, plan.key_id)] = (day, used + 1)
+            return True
+
+    def _answer(  # noqa: PLR0911 - one return per answer API Gateway gives
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        route = self._resource(raw_path)
+        preflight = self._preflights.get(route or "") if method == "OPTIONS" else None
+        if route is None or (preflight is None and method not in self._routes.get(route, set())):
+            return self._error("MISSING_AUTHENTICATION_TOKEN")
+        # The stage's default method throttle: one bucket per method, whoever calls.
+        if not self._allowed(("stage", method, route), self._stage_throttle):
+            return self._error("THROTTLED")
+        if preflight is not None:  # no authorizer on the preflight's OPTIONS method
+            return preflight.answer(_header(headers, "Origin"))
+        token = _header(headers, "Authorization")
         if token is None:
-            return _gateway_error("UNAUTHORIZED")
+            return self._error("UNAUTHORIZED")
         try:
             policy = self._authorizer(
                 {"type": "TOKEN", "authorizationToken": token, "methodArn": f"{METHOD_ARN}/{method}{route}"},
                 LambdaContext.for_api_gateway(),
             )
         except Exception as error:
-            return _gateway_error("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
+            return self._error("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
         if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
-            return _gateway_error("ACCESS_DENIED")
-        if self._usage_key_check is not None and not self._usage_key_check(str(policy.get("usageIdentifierKey"))):
-            return _gateway_error("INVALID_API_KEY")
+            return self._error("ACCESS_DENIED")
+        if self._usage_plan is not None:
+            plan = self._usage_plan(str(policy.get("usageIdentifierKey")))
+            if plan is None:
+                return self._error("INVALID_API_KEY")
+            if not self._allowed(("plan", plan.plan_id, plan.key_id), plan.throttle):
+                return self._error("THROTTLED")
+            if not self._within_quota(plan):
+                return self._error("QUOTA_EXCEEDED")
+        return self._invoke(method, route, headers, body, policy)
+
+    def _invoke(self, method: str, route: str, headers: dict[str, str], body: bytes, policy: dict[str, Any]) -> Answer:
         text: str | None
         try:
             text, encoded = body.decode("utf-8"), False
@@ -136,18 +266,27 @@ class LocalGateway:
         try:
             result = self._handler(event, LambdaContext.for_api_gateway())
         except Exception:  # API Gateway answers a failed Lambda integration with a 502
-            return _gateway_error("INTEGRATION_FAILURE")
+            return self._error("INTEGRATION_FAILURE")
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         return int(result["statusCode"]), dict(result.get("headers") or {}), data
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
-        status, headers, data = self.respond(request.command, request.path, dict(request.headers.items()), body)
+        length = request.headers.get("Content-Length") or "0"
+        if not length.isdigit():
+            request.send_error(400)
+            return
+        body = request.rfile.read(int(length)) if int(length) else b""
+        self._write(request, self.respond(request.command, request.path, dict(request.headers.items()), body))
+
+    @staticmethod
+    def _write(request: BaseHTTPRequestHandler, answer: Answer) -> None:
+        status, headers, data = answer
         request.send_response(status)
         for name, value in headers.items():
             request.send_header(name, value)
+        if request.command == "HEAD":
+            data = b""
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)

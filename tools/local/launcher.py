@@ -42,7 +42,7 @@ from stacks.stages import STAGES
 from tools.keys import Clients, KeyAdmin
 from tools.local.assembly import Assembly
 from tools.local.deploy import clients, deploy, emulator_environment
-from tools.local.deployed_api import DeployedApi, read_deployed_api, usage_key_check
+from tools.local.deployed_api import DeployedApi, read_deployed_api, usage_plan_of
 from tools.local.gateway import LocalGateway
 from tools.local.processes import ROOT, LocalError, Ports, Processes, down, ensure_free, wait_for
 from tools.local.readback import Row, checks, physical_ids, print_table
@@ -154,8 +154,11 @@ class LocalPlatform:
             lambda event, _context: api.invoke(api.routes[event["resource"]][event["httpMethod"]], event),
             lambda event, _context: api.invoke(api.authorizer, event),
             port=self.ports.api,
-            usage_key_check=usage_key_check(self.client, api.api_id, STAGE_NAME),
+            usage_plan=usage_plan_of(self.client, api.api_id, STAGE_NAME),
             routes={path: set(verbs) for path, verbs in api.routes.items()},
+            preflights=api.preflights,
+            stage_throttle=api.stage_throttle,
+            responses=api.responses,
         ).start()
 
     def audit_records(self) -> list[dict[str, Any]]:
