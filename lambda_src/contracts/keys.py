@@ -45,8 +45,11 @@ def key_from_header(value: object) -> str | None:
     return key if KEY.fullmatch(key) else None
 
 
-# The key table: one item per key, addressed by the SHA-256 of the key (HASH_ATTRIBUTE), never the key.
+# The key table: one item per key, addressed by the SHA-256 of the key (HASH_ATTRIBUTE), never the key,
+# and found by its id through a global secondary index (KEY_ID_INDEX, projecting only the table key).
 HASH_ATTRIBUTE = "key_hash"
+KEY_ID_ATTRIBUTE = "key_id"
+KEY_ID_INDEX = "by-key-id"
 ACTIVE = "active"
 REVOKED = "revoked"
 
