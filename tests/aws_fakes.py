@@ -11,6 +11,7 @@ from typing import Any
 from constructs_lib.config.settings import ModelConfig
 from lambda_src.contracts import parameters
 from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
+from lambda_src.contracts.keys import HASH_ATTRIBUTE, KEY_ID_ATTRIBUTE, KEY_ID_INDEX
 
 REGION = "us-east-1"
 MODEL_PATH = parameters.parameter_name("dev", parameters.MODEL_PATH)
@@ -41,6 +42,18 @@ MODEL_VALUES = {
     parameters.MODEL_LEAVES[field]: value
     for field, value in ModelConfig(system_prompt="You are a helpful assistant.").parameter_values().items()
 }
+
+
+def create_key_table(dynamodb: Any, name: str = "keys") -> None:
+    """The key table as ApiKeyTable deploys it (tests/infra/test_api_stack.py checks the template's side)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": HASH_ATTRIBUTE, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in (HASH_ATTRIBUTE, KEY_ID_ATTRIBUTE)],
+        GlobalSecondaryIndexes=[{"IndexName": KEY_ID_INDEX, "KeySchema": [{"AttributeName": KEY_ID_ATTRIBUTE,
+                                 "KeyType": "HASH"}], "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
 
 
 def put_model_parameters(ssm: Any, **overrides: str) -> None:

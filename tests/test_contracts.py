@@ -98,6 +98,24 @@ def test_keys_made_by_the_admin_code_pass_the_header_rule_and_the_authorizer():
     assert keys.key_from_header(f"Bearer {keys.new_key()}\n") is None  # Python's $ would accept the newline
 
 
+def test_usage_identifiers_are_api_gateway_key_values_that_never_pass_as_keys():
+    header = re.compile(keys.AUTHORIZATION_HEADER_REGEX)
+    made = {keys.new_usage_identifier() for _ in range(100)}
+    assert len(made) == 100
+    for value in made:
+        assert keys.USAGE_IDENTIFIER.fullmatch(value) and 20 <= len(value) <= 128
+        assert not header.fullmatch(f"Bearer {value}") and keys.key_from_header(f"Bearer {value}") is None
+
+
+def test_the_key_items_attributes_are_the_records_fields():
+    assert {keys.KEY_ID_ATTRIBUTE, keys.USAGE_ATTRIBUTE} <= set(keys.KeyRecord._fields)
+    record = keys.KeyRecord("key_0123456789abcdef", "alice", "standard", keys.ACTIVE, keys.new_usage_identifier())
+    item = keys.record_item("ab" * 32, record)
+    assert item[keys.HASH_ATTRIBUTE] == {"S": "ab" * 32} and keys.record_from_item(item) == record
+    # A key issued before usage identifiers is no record: the authorizer refuses it until it is migrated.
+    assert keys.record_from_item({k: v for k, v in item.items() if k != keys.USAGE_ATTRIBUTE}) is None
+
+
 def test_function_environments_round_trip_and_name_what_is_missing():
     inference = InferenceEnvironment("/p/model", "/p/secrets/k", 60, 1024, ("https://a.example",), "s", "required",
                                      "full", "dev")  # fmt: skip

@@ -46,6 +46,29 @@ TEMPLATE: dict[str, Any] = {
                 },
             },
         },
+        "Keys": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "KeySchema": [{"AttributeName": "key_hash", "KeyType": "HASH"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": "key_hash", "AttributeType": "S"},
+                    {"AttributeName": "key_id", "AttributeType": "S"},
+                ],
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": "by-key-id",
+                        "KeySchema": [{"AttributeName": "key_id", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                ],
+                "BillingMode": "PAY_PER_REQUEST",
+                "SSESpecification": {
+                    "KMSMasterKeyId": {"Fn::GetAtt": ["Key", "Arn"]},
+                    "SSEEnabled": True,
+                    "SSEType": "KMS",
+                },
+            },
+        },
         "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "api"}},
         "Models": {
             "Type": "AWS::ApiGateway::Resource",
@@ -154,6 +177,14 @@ def test_the_stacks_resource_shapes_deploy_and_read_back(patched):
     stream = client("firehose").describe_delivery_stream(DeliveryStreamName=physical["Stream"])
     destination = stream["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
     assert destination["Prefix"] == "data/"
+
+    # dynamodb: the key table's index on key_id answers queries (how `tools.keys revoke` finds a key).
+    dynamodb = client("dynamodb")
+    dynamodb.put_item(TableName=physical["Keys"], Item={"key_hash": {"S": "h"}, "key_id": {"S": "key_1"},
+                                                        "owner": {"S": "o"}})  # fmt: skip
+    found = dynamodb.query(TableName=physical["Keys"], IndexName="by-key-id", KeyConditionExpression="key_id = :id",
+                           ExpressionAttributeValues={":id": {"S": "key_1"}})["Items"]  # fmt: skip
+    assert found == [{"key_hash": {"S": "h"}, "key_id": {"S": "key_1"}}]
 
     # apigateway: the authorizer, the method keeps it, MOCK preflight, the stage and the usage plan.
     apigw = client("apigateway")

@@ -1,21 +1,25 @@
-"""Admin command for the inference API's keys: create (printed once), list, revoke.
+"""Admin command for the inference API's keys: create (printed once), list, revoke, migrate.
 
     python -m tools.keys create --stage dev --owner alice --plan standard
     python -m tools.keys list --stage dev
     python -m tools.keys revoke --stage dev --key-id key_0123456789abcdef
+    python -m tools.keys migrate --stage dev
 
-A key is stored only as its SHA-256 in the stage's key table, and registered as an API Gateway API key in
-the chosen usage plan (API Gateway needs the value to apply the plan's throttle and quota). It never
-enters a template. Uses the standard AWS credential chain and region of the shell.
+A key is stored only as its SHA-256 in the stage's key table. API Gateway applies the chosen usage plan to
+an API key whose value is the key's random usage identifier (kept in the key's item), never the key, so
+nothing API Gateway returns reveals a key. `migrate` gives the keys issued before usage identifiers existed
+(their API Gateway key's value was the key) a usage identifier and deletes their old API Gateway key. A key
+never enters a template. Uses the standard AWS credential chain and region of the shell.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,18 +31,27 @@ from lambda_src.contracts.keys import (
     ACTIVE,
     HASH_ATTRIBUTE,
     KEY_ID,
+    KEY_ID_ATTRIBUTE,
+    KEY_ID_INDEX,
     REVOKED,
+    USAGE_ATTRIBUTE,
     KeyRecord,
     item_key,
     key_hash,
     new_key,
     new_key_id,
+    new_usage_identifier,
     record_item,
 )
 from lambda_src.contracts.naming import APP_NAME
 from stacks.stages import STAGES
 
 _OWNER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+# Attributes the admin command adds to a key's item: the id of its API Gateway key; during `migrate`, the id
+# of the API Gateway key registered before usage identifiers (its value is the bearer key) until it is gone.
+APIGW_KEY_ATTRIBUTE = "apigw_key_id"
+LEGACY_APIGW_KEY_ATTRIBUTE = "legacy_apigw_key_id"
+LIST_FIELDS = ("key_id", "owner", "plan", "status", "created_at", "revoked_at")
 
 
 class KeyToolError(Exception):
@@ -88,64 +101,167 @@ class KeyAdmin:
             raise KeyToolError(f"--plan must be one of {', '.join(sorted(plans)) or '(none deployed)'} (got {plan!r}).")
         key = new_key()
         key_id = new_key_id()
-        api_key = self.clients.apigateway.create_api_key(
-            name=f"{APP_NAME}-{self.stage}-{key_id}", description=f"owner {owner}, plan {plan}", enabled=True, value=key
-        )
-        try:
-            self.clients.apigateway.create_usage_plan_key(
-                usagePlanId=plans[plan], keyId=api_key["id"], keyType="API_KEY"
-            )
+        usage_identifier = new_usage_identifier()
+        record = KeyRecord(key_id=key_id, owner=owner, plan=plan, status=ACTIVE, usage_identifier=usage_identifier)
+        with self._registered(key_id, owner, plan, plans[plan], usage_identifier) as apigw_key:
             self.clients.dynamodb.put_item(
                 TableName=table,
                 Item={
-                    **record_item(key_hash(key), KeyRecord(key_id=key_id, owner=owner, plan=plan, status=ACTIVE)),
-                    "apigw_key_id": {"S": api_key["id"]},
+                    **record_item(key_hash(key), record),
+                    APIGW_KEY_ATTRIBUTE: {"S": apigw_key},
                     "created_at": {"S": _now()},
                 },
                 ConditionExpression=f"attribute_not_exists({HASH_ATTRIBUTE})",
             )
-        except (ClientError, BotoCoreError):
-            # Leave nothing half-registered behind.
-            self.clients.apigateway.delete_api_key(apiKey=api_key["id"])
-            raise
         return key_id, key
 
+    @contextlib.contextmanager
+    def _registered(self, key_id: str, owner: str, plan: str, plan_id: str, usage_identifier: str) -> Iterator[str]:
+        """An API Gateway key of value ``usage_identifier`` in the usage plan, deleted again if the body fails."""
+        api_key = self.clients.apigateway.create_api_key(
+            name=f"{APP_NAME}-{self.stage}-{key_id}",
+            description=f"owner {owner}, plan {plan}",
+            enabled=True,
+            value=usage_identifier,
+        )
+        try:
+            self.clients.apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=api_key["id"], keyType="API_KEY")
+            yield str(api_key["id"])
+        except (ClientError, BotoCoreError):
+            # Leave nothing half-registered behind.
+            self._delete_api_key(api_key["id"])
+            raise
+
+    def _delete_api_key(self, apigw_key: str) -> None:
+        try:
+            self.clients.apigateway.delete_api_key(apiKey=apigw_key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NotFoundException":
+                raise
+
+    def _scan(self, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        for page in self.clients.dynamodb.get_paginator("scan").paginate(TableName=table, **kwargs):
+            yield from page["Items"]
+
     def list(self) -> list[dict[str, str]]:
+        """Every key's id, owner, plan, status and dates (a paginated scan: listing reads the whole table)."""
         table = self._parameter(parameters.KEY_TABLE, "The key table")
-        rows: list[dict[str, str]] = []
-        paginator = self.clients.dynamodb.get_paginator("scan")
-        fields = [*KeyRecord._fields, "created_at", "revoked_at"]
-        for page in paginator.paginate(TableName=table, ProjectionExpression=", ".join(f"#{f}" for f in fields),
-                                       ExpressionAttributeNames={f"#{f}": f for f in fields}):  # fmt: skip
-            rows += [{f: item.get(f, {}).get("S", "") for f in fields} for item in page["Items"]]
+        items = self._scan(table, ProjectionExpression=", ".join(f"#{f}" for f in LIST_FIELDS),
+                           ExpressionAttributeNames={f"#{f}": f for f in LIST_FIELDS})  # fmt: skip
+        rows = [{f: item.get(f, {}).get("S", "") for f in LIST_FIELDS} for item in items]
         return sorted(rows, key=lambda r: r["created_at"])
 
     def revoke(self, key_id: str) -> None:
+        """Mark the key revoked (found by id through the table's index) and delete its API Gateway key."""
         if not KEY_ID.fullmatch(key_id):
             raise KeyToolError(f"--key-id must look like key_0123456789abcdef (got {key_id!r}).")
         table = self._parameter(parameters.KEY_TABLE, "The key table")
-        items = self.clients.dynamodb.scan(
+        pages = self.clients.dynamodb.get_paginator("query").paginate(
             TableName=table,
-            FilterExpression="key_id = :id",
+            IndexName=KEY_ID_INDEX,
+            KeyConditionExpression="#id = :id",
+            ExpressionAttributeNames={"#id": KEY_ID_ATTRIBUTE},
             ExpressionAttributeValues={":id": {"S": key_id}},
-        )["Items"]
-        if not items:
-            raise KeyToolError(f"No key {key_id} in the {self.stage} key table.")
-        item = items[0]
+        )
+        hashes = [item[HASH_ATTRIBUTE]["S"] for page in pages for item in page["Items"]]
+        if not hashes:
+            raise KeyToolError(f"No key {key_id} in the {self.stage} key table (a key made seconds ago may not "
+                               "be indexed yet: run revoke again).")  # fmt: skip
+        for hashed in hashes:
+            try:
+                item = self.clients.dynamodb.update_item(
+                    TableName=table,
+                    Key=item_key(hashed),
+                    UpdateExpression="SET #s = :revoked, revoked_at = :now",
+                    ConditionExpression=f"attribute_exists({HASH_ATTRIBUTE})",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":now": {"S": _now()}},
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue  # deleted since the index was read
+                raise
+            for attribute in (APIGW_KEY_ATTRIBUTE, LEGACY_APIGW_KEY_ATTRIBUTE):
+                apigw_key = item.get(attribute, {}).get("S")
+                if apigw_key:
+                    self._delete_api_key(apigw_key)
+
+    def migrate(self) -> dict[str, int]:
+        """Give every key issued before usage identifiers existed one, and delete its old API Gateway key.
+
+        Per key, in an order that is safe to interrupt and re-run: register a new API Gateway key (a fresh
+        usage identifier) in the key's plan; record it in the item together with the old key's id, on
+        condition that the item is still active and unmigrated (otherwise the new key is deleted again);
+        delete the old API Gateway key (whose value is the bearer key); remove the old id from the item.
+        A re-run finds keys without a usage identifier and keys whose old API Gateway key is still recorded.
+        Revoked keys get no usage identifier; their old API Gateway key is deleted.
+        """
+        table = self._parameter(parameters.KEY_TABLE, "The key table")
+        plans = self.plans()
+        counts = {"migrated": 0, "cleaned": 0, "revoked": 0, "skipped": 0}
+        pending = self._scan(
+            table,
+            FilterExpression="attribute_not_exists(#u) OR attribute_exists(#legacy)",
+            ExpressionAttributeNames={"#u": USAGE_ATTRIBUTE, "#legacy": LEGACY_APIGW_KEY_ATTRIBUTE},
+        )
+        for item in pending:
+            hashed = item[HASH_ATTRIBUTE]["S"]
+            old_key = item.get(APIGW_KEY_ATTRIBUTE, {}).get("S", "")
+            if USAGE_ATTRIBUTE in item:
+                # Interrupted after recording: only the old API Gateway key is left to delete.
+                self._drop_legacy_key(table, hashed, item[LEGACY_APIGW_KEY_ATTRIBUTE]["S"])
+                counts["cleaned"] += 1
+            elif item.get("status", {}).get("S") != ACTIVE:
+                if old_key:
+                    self._delete_api_key(old_key)
+                counts["revoked"] += 1
+            elif self._migrate_one(table, item, plans, old_key):
+                if old_key:
+                    self._drop_legacy_key(table, hashed, old_key)
+                counts["migrated"] += 1
+            else:
+                counts["skipped"] += 1
+        return counts
+
+    def _migrate_one(self, table: str, item: dict[str, Any], plans: dict[str, str], old_key: str) -> bool:
+        """Register and record a usage identifier for one unmigrated active key; False if it changed meanwhile."""
+        key_id, plan, owner = (item.get(f, {}).get("S", "") for f in ("key_id", "plan", "owner"))
+        if plan not in plans:
+            raise KeyToolError(f"Key {key_id} is on plan {plan!r}, which the {self.stage} API does not deploy.")
+        usage_identifier = new_usage_identifier()
+        try:
+            with self._registered(key_id, owner, plan, plans[plan], usage_identifier) as apigw_key:
+                legacy = f", {LEGACY_APIGW_KEY_ATTRIBUTE} = :old" if old_key else ""
+                self.clients.dynamodb.update_item(
+                    TableName=table,
+                    Key=item_key(item[HASH_ATTRIBUTE]["S"]),
+                    UpdateExpression=f"SET #u = :u, {APIGW_KEY_ATTRIBUTE} = :new{legacy}",
+                    ConditionExpression="attribute_exists(#h) AND attribute_not_exists(#u) AND #s = :active",
+                    ExpressionAttributeNames={"#u": USAGE_ATTRIBUTE, "#h": HASH_ATTRIBUTE, "#s": "status"},
+                    ExpressionAttributeValues={
+                        ":u": {"S": usage_identifier},
+                        ":new": {"S": apigw_key},
+                        ":active": {"S": ACTIVE},
+                        **({":old": {"S": old_key}} if old_key else {}),
+                    },
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False  # revoked, deleted or migrated by someone else since the scan; the new key is gone
+            raise
+        return True
+
+    def _drop_legacy_key(self, table: str, hashed: str, old_key: str) -> None:
+        """Delete the API Gateway key whose value is the bearer key, then forget its id."""
+        self._delete_api_key(old_key)
         self.clients.dynamodb.update_item(
             TableName=table,
-            Key=item_key(item[HASH_ATTRIBUTE]["S"]),
-            UpdateExpression="SET #s = :revoked, revoked_at = :now",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":now": {"S": _now()}},
+            Key=item_key(hashed),
+            UpdateExpression=f"REMOVE {LEGACY_APIGW_KEY_ATTRIBUTE}",
+            ConditionExpression=f"{LEGACY_APIGW_KEY_ATTRIBUTE} = :old",
+            ExpressionAttributeValues={":old": {"S": old_key}},
         )
-        apigw_key = item.get("apigw_key_id", {}).get("S")
-        if apigw_key:
-            try:
-                self.clients.apigateway.delete_api_key(apiKey=apigw_key)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "NotFoundException":
-                    raise
 
 
 def _now() -> str:
@@ -165,6 +281,8 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
     revoke = commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("--stage", required=True)
     revoke.add_argument("--key-id", required=True)
+    migrate = commands.add_parser("migrate", help="give keys issued before usage identifiers one (idempotent)")
+    migrate.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
     try:
         admin = KeyAdmin(args.stage, clients or Clients.default(args.region))
@@ -173,7 +291,10 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
             print(f"key id: {key_id}\nAPI key (shown once, store it now): {key}")
         elif args.command == "list":
             for row in admin.list():
-                print("\t".join(row[f] for f in (*KeyRecord._fields, "created_at", "revoked_at")))
+                print("\t".join(row[f] for f in LIST_FIELDS))
+        elif args.command == "migrate":
+            counts = admin.migrate()
+            print(", ".join(f"{what}: {n}" for what, n in counts.items()))
         else:
             admin.revoke(args.key_id)
             print(f"revoked {args.key_id} (cached authorizations expire within the stage's authorizer cache TTL)")

@@ -1,4 +1,5 @@
-"""The API key registry: one DynamoDB item per key, addressed by the SHA-256 of the key (never the key)."""
+"""The API key registry: one DynamoDB item per key, addressed by the SHA-256 of the key (never the key)
+and found by its id through a global secondary index (how `python -m tools.keys revoke` finds a key)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from constructs import Construct
 
 from constructs_lib.foundation.keys import removal_policy
 from constructs_lib.foundation.nag import acknowledge
-from lambda_src.contracts.keys import HASH_ATTRIBUTE
+from lambda_src.contracts.keys import HASH_ATTRIBUTE, KEY_ID_ATTRIBUTE, KEY_ID_INDEX
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,13 @@ class ApiKeyTable(Construct):
             ),
             deletion_protection=props.retain,
             removal_policy=removal_policy(props.retain),
+        )
+        # Adding an index is an in-place update (the table keeps its data); revoke reads the table key from
+        # the index and the rest from the item it updates, so the index holds nothing else.
+        self.table.add_global_secondary_index(
+            index_name=KEY_ID_INDEX,
+            partition_key=dynamodb.Attribute(name=KEY_ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         acknowledge(
             self.table,

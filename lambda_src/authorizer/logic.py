@@ -1,7 +1,9 @@
 """How a token is judged: only an active key passes (its format and hash come from lambda_src/contracts/keys.py).
 
-The authorizer returns the key as ``usageIdentifierKey`` so API Gateway applies the key's usage plan
-(throttle and daily quota), and the key's id and owner as context for the API and its audit log.
+The authorizer returns the key's usage identifier (never the key) as ``usageIdentifierKey``, so API Gateway
+applies the key's usage plan (throttle and daily quota) to the API key of that value, and the key's id and
+owner as context for the API and its audit log. A key without a usage identifier is refused: its API
+Gateway key would be the bearer key itself.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lambda_src.contracts.api import CONTEXT_KEY_ID, CONTEXT_OWNER, CONTEXT_PLAN
-from lambda_src.contracts.keys import ACTIVE, KeyRecord, key_from_header, key_hash
+from lambda_src.contracts.keys import ACTIVE, USAGE_IDENTIFIER, KeyRecord, key_from_header, key_hash
 
 
 class UnauthorizedError(Exception):
@@ -26,7 +28,7 @@ def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | N
     if key is None or not isinstance(method_arn, str):
         raise UnauthorizedError()
     record = lookup(key_hash(key))
-    if record is None or record.status != ACTIVE:
+    if record is None or record.status != ACTIVE or not USAGE_IDENTIFIER.fullmatch(record.usage_identifier):
         raise UnauthorizedError()
     return {
         "principalId": record.key_id,
@@ -35,7 +37,7 @@ def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | N
             # The whole stage: API Gateway caches this answer per token and reuses it for every route.
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": stage_arn(method_arn)}],
         },
-        "usageIdentifierKey": key,
+        "usageIdentifierKey": record.usage_identifier,
         "context": {CONTEXT_KEY_ID: record.key_id, CONTEXT_OWNER: record.owner, CONTEXT_PLAN: record.plan},
     }
 

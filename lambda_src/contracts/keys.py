@@ -3,6 +3,11 @@
 API Gateway checks the Authorization header against AUTHORIZATION_HEADER_REGEX before the authorizer
 runs; the authorizer and the admin command use the same definitions, so a key the admin command makes is
 always one the gateway lets through.
+
+API Gateway applies a usage plan to the API key whose value the authorizer names (``usageIdentifierKey``).
+That value is a usage identifier of its own, random and of another shape than a key (it can never pass
+the header rule), kept in the key's item: API Gateway (and anyone with ``apigateway:GET``) never sees the
+bearer key, which exists nowhere but as its hash.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ def new_key_id() -> str:
     return "key_" + secrets.token_hex(8)
 
 
+# A value API Gateway accepts for an API key (20-128 characters); hex, so no character can surprise it.
+USAGE_IDENTIFIER_PREFIX = "usage"
+USAGE_IDENTIFIER = re.compile(USAGE_IDENTIFIER_PREFIX + "[0-9a-f]{64}")
+
+
+def new_usage_identifier() -> str:
+    """The value of a key's API Gateway API key: 256 random bits, unrelated to the key."""
+    return USAGE_IDENTIFIER_PREFIX + secrets.token_hex(32)
+
+
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -45,19 +60,28 @@ def key_from_header(value: object) -> str | None:
     return key if KEY.fullmatch(key) else None
 
 
-# The key table: one item per key, addressed by the SHA-256 of the key (HASH_ATTRIBUTE), never the key.
+# The key table: one item per key, addressed by the SHA-256 of the key (HASH_ATTRIBUTE), never the key,
+# and found by its id through a global secondary index (KEY_ID_INDEX, projecting only the table key).
 HASH_ATTRIBUTE = "key_hash"
+KEY_ID_ATTRIBUTE = "key_id"
+KEY_ID_INDEX = "by-key-id"
+USAGE_ATTRIBUTE = "usage_identifier"
 ACTIVE = "active"
 REVOKED = "revoked"
 
 
 class KeyRecord(NamedTuple):
-    """What the table knows of a key (each field is a string attribute of its item)."""
+    """What the table knows of a key (each field is a string attribute of its item).
+
+    An item without a usage identifier (a key issued before there was one) is no KeyRecord: such a key is
+    refused until ``python -m tools.keys migrate`` gives it one.
+    """
 
     key_id: str
     owner: str
     plan: str
     status: str
+    usage_identifier: str
 
 
 def item_key(hashed: str) -> dict[str, dict[str, str]]:

@@ -17,7 +17,7 @@ from constructs_lib.inference import rest_api
 from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
 from lambda_src.contracts.api import ROUTES, Route
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
-from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_PREFIX, new_key
+from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_ID_INDEX, KEY_PREFIX, new_key
 from lambda_src.contracts.parameters import MODEL_PARAMETERS
 from lambda_src.contracts.schemas import PROMPT_REQUEST, REQUEST_SCHEMAS
 from stacks.context import Deployment
@@ -341,6 +341,17 @@ def test_key_table_is_encrypted_recoverable_and_protected_in_prod(variant, prote
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["DeletionProtectionEnabled"] is protected
     assert table["DeletionPolicy"] == ("Retain" if protected else "Delete")
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_keys_are_found_by_id_through_an_index_of_table_keys_only(variant, variants):
+    """revoke queries this index (tools/keys.py); adding it to a deployed table is an in-place update."""
+    props = variants[variant].resource("api", "Keys/Table")["Properties"]
+    assert props["GlobalSecondaryIndexes"] == [
+        {"IndexName": KEY_ID_INDEX, "KeySchema": [{"AttributeName": "key_id", "KeyType": "HASH"}],
+         "Projection": {"ProjectionType": "KEYS_ONLY"}}
+    ]  # fmt: skip
+    assert {"AttributeName": "key_id", "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
 def test_admin_tooling_parameters_and_outputs(dev):

@@ -1,4 +1,5 @@
-"""The TOKEN authorizer: only active keys pass; the answer carries the key for the usage plan and its identity."""
+"""The TOKEN authorizer: only active keys pass; the answer carries the key's usage identifier (never the key)
+for the usage plan, and its identity."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import pytest
 
 from lambda_src.authorizer import handler
 from lambda_src.authorizer.logic import UnauthorizedError, authorize, stage_arn
-from lambda_src.contracts.keys import KEY_PREFIX, KeyRecord, key_hash, new_key
+from lambda_src.contracts.keys import KEY_PREFIX, KeyRecord, key_hash, new_key, new_usage_identifier
+from tests.aws_fakes import create_key_table
 
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/chat/completions"
 
 
-def lookup_for(key: str, status: str = "active") -> Any:
-    records = {key_hash(key): KeyRecord(key_id="key_00000000000000aa", owner="alice", plan="standard", status=status)}
-    return records.get
+USAGE = "usage" + "ab" * 32
+
+
+def lookup_for(key: str, status: str = "active", usage_identifier: str = USAGE) -> Any:
+    record = KeyRecord(key_id="key_00000000000000aa", owner="alice", plan="standard", status=status,
+                       usage_identifier=usage_identifier)  # fmt: skip
+    return {key_hash(key): record}.get
 
 
 def test_an_active_key_is_allowed_on_the_whole_stage_with_its_identity():
@@ -35,7 +41,7 @@ def test_an_active_key_is_allowed_on_the_whole_stage_with_its_identity():
                 }
             ],
         },
-        "usageIdentifierKey": key,
+        "usageIdentifierKey": USAGE,
         "context": {"keyId": "key_00000000000000aa", "owner": "alice", "plan": "standard"},
     }
 
@@ -57,6 +63,15 @@ def test_unknown_and_revoked_keys_are_unauthorized():
         authorize(f"Bearer {new_key()}", METHOD_ARN, lookup_for(key))
     with pytest.raises(UnauthorizedError):
         authorize(f"Bearer {key}", METHOD_ARN, lookup_for(key, status="revoked"))
+
+
+def test_the_bearer_key_never_reaches_api_gateway():
+    """A usage identifier that is not one (empty, or the key itself, however it got there) is refused."""
+    key = new_key()
+    assert authorize(f"Bearer {key}", METHOD_ARN, lookup_for(key))["usageIdentifierKey"] != key
+    for usage_identifier in ("", key, "usage"):
+        with pytest.raises(UnauthorizedError):
+            authorize(f"Bearer {key}", METHOD_ARN, lookup_for(key, usage_identifier=usage_identifier))
 
 
 @pytest.mark.parametrize("arn", ["", "not-an-arn", "arn:aws:execute-api:eu-west-1:1:abc", 7])
@@ -81,13 +96,13 @@ def test_keys_are_random_and_only_their_hash_is_stored():
 def test_handler_reads_the_key_table_and_never_logs_the_token(aws, monkeypatch, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(TableName="keys", KeySchema=[{"AttributeName": "key_hash", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "key_hash", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")  # fmt: skip
-    key = new_key()
-    dynamodb.put_item(TableName="keys", Item={"key_hash": {"S": key_hash(key)}, "key_id": {"S": "key_1"},
-                                              "owner": {"S": "bob"}, "plan": {"S": "premium"},
-                                              "status": {"S": "active"}})  # fmt: skip
+    create_key_table(dynamodb)
+    key, legacy, usage_identifier = new_key(), new_key(), new_usage_identifier()
+    item = {"key_id": {"S": "key_1"}, "owner": {"S": "bob"}, "plan": {"S": "premium"}, "status": {"S": "active"}}
+    dynamodb.put_item(TableName="keys", Item={**item, "key_hash": {"S": key_hash(key)},
+                                              "usage_identifier": {"S": usage_identifier}})  # fmt: skip
+    # A key issued before usage identifiers (not yet migrated): its API Gateway key's value is the key itself.
+    dynamodb.put_item(TableName="keys", Item={**item, "key_hash": {"S": key_hash(legacy)}})
     monkeypatch.setattr(handler, "DYNAMODB", dynamodb)
     monkeypatch.setattr(handler, "TABLE", "keys")
 
@@ -96,8 +111,10 @@ def test_handler_reads_the_key_table_and_never_logs_the_token(aws, monkeypatch, 
 
     answer = handler.lambda_handler({"authorizationToken": f"Bearer {key}", "methodArn": METHOD_ARN}, Context())
     assert answer["context"] == {"keyId": "key_1", "owner": "bob", "plan": "premium"}
-    with pytest.raises(UnauthorizedError):
-        handler.lambda_handler({"authorizationToken": f"Bearer {new_key()}", "methodArn": METHOD_ARN}, Context())
+    assert answer["usageIdentifierKey"] == usage_identifier
+    for refused in (new_key(), legacy):
+        with pytest.raises(UnauthorizedError):
+            handler.lambda_handler({"authorizationToken": f"Bearer {refused}", "methodArn": METHOD_ARN}, Context())
     captured = capsys.readouterr()
     assert '"allowed"' in captured.out or "allowed" in caplog.text  # Powertools logs JSON to stdout
     assert key not in caplog.text + captured.out + captured.err

@@ -22,7 +22,7 @@ from lambda_src.contracts import metrics
 from lambda_src.inference import handler as inference_handler
 from lambda_src.inference.logic import Api
 from lambda_src.shared.config_source import ConfigSource
-from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, put_model_parameters
+from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, create_key_table, put_model_parameters
 from tools.keys import Clients, KeyAdmin
 from tools.local.gateway import LocalGateway
 
@@ -41,9 +41,7 @@ def deployment(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     apigateway = boto3.client("apigateway", region_name=REGION)
     put_model_parameters(ssm)
-    dynamodb.create_table(TableName="keys", KeySchema=[{"AttributeName": "key_hash", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "key_hash", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    create_key_table(dynamodb)
     plan = apigateway.create_usage_plan(name="llm-platform-dev-api-standard")["id"]
     ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
     ssm.put_parameter(Name="/llm-platform/dev/api/usage-plans/standard", Value=plan, Type="String")
