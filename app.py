@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CDK app entry point: the only place that reads context, picks the stage and builds the stacks.
 
-npx cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1]
+npx cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1] [-c account_stack=false]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import aws_cdk as cdk  # jsii starts Node at import: keep every import below the
 from constructs_lib.foundation.compliance_report import MARKDOWN_REPORT, ComplianceReport, clear_reports, write_reports
 from constructs_lib.foundation.nag import apply_nag_packs
 from constructs_lib.foundation.settings import ConfigError
-from lambda_src.contracts.naming import APP_NAME
+from lambda_src.contracts.naming import APP_NAME, account_stack_name
+from stacks.account_stack import AccountStack
 from stacks.api_stack import ApiStack
 from stacks.audit_stack import AuditStack
 from stacks.config_stack import ConfigStack
@@ -46,17 +47,25 @@ def create_app(**app_props: Any) -> tuple[cdk.App, Deployment]:
 
 
 def build_stacks(app: cdk.App, deployment: Deployment) -> None:
-    """Every stack of the stage, in deployment order."""
+    """The account-wide stack (unless ``account_stack`` is off), then every stack of the stage, in deployment order.
+
+    The account stack is the same whichever stage is synthesized (no stage tag), so deploying it with dev
+    and again with prod changes nothing; the api stack waits for it (its stage logs through its role).
+    """
     stage = deployment.stage
     env = None
     if deployment.account or deployment.region:
         env = cdk.Environment(account=deployment.account, region=deployment.region)
+    account = AccountStack(app, account_stack_name(), env=env) if deployment.account_stack else None
     data = DataStack(app, stage.stack_name("data"), stage=stage, env=env)
     config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
     audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
-    ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
+    api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
+    if account is not None:
+        api.add_stack_dependency(account, "API Gateway needs the account's CloudWatch role before a stage can log")
     cdk.Tags.of(app).add("project", APP_NAME)
-    cdk.Tags.of(app).add("stage", stage.name)
+    for stack in (data, config, audit, api):
+        cdk.Tags.of(stack).add("stage", stage.name)
 
 
 def synthesize(app: cdk.App) -> ComplianceReport:

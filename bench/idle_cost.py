@@ -38,6 +38,7 @@ ZERO_AT_IDLE = {
     "AWS::Glue::Table": "Data Catalog: first million objects free",
     "AWS::Logs::LogGroup": "per GB ingested and stored",
     "AWS::SSM::Parameter": "Standard tier: free",
+    "AWS::ApiGateway::Account": "account setting, in the account-wide stack every stage shares: free",
 }
 
 

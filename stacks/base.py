@@ -4,6 +4,8 @@ stage's lifecycle settings for the buckets it creates."""
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from constructs_lib.foundation.secure_bucket import SecureBucket, SecureBucketProps
@@ -31,8 +33,14 @@ class PlatformStack(cdk.Stack):
         retain: bool | None = None,
         object_lock_days: int | None = None,
         cold_transition_days: int | None = None,
+        encryption_key: kms.IKey | None = None,
+        access_log_bucket: s3.IBucket | None = None,
     ) -> SecureBucket:
-        """A SecureBucket with the stage's lifecycle; kept on deletion per the stage unless ``retain`` says."""
+        """A SecureBucket with the stage's lifecycle; kept on deletion per the stage unless ``retain`` says.
+
+        ``encryption_key`` and ``access_log_bucket`` share what another SecureBucket already made (for example
+        ``other.key`` and ``other.access_log_bucket``) instead of adding a key and a log bucket of its own.
+        """
         stage = self.stage
         keep = stage.retain_data if retain is None else retain
         return SecureBucket(
@@ -49,5 +57,7 @@ class PlatformStack(cdk.Stack):
                 kms_pending_window_days=stage.kms_pending_window_days,
                 object_lock_days=object_lock_days,
                 cold_transition_days=cold_transition_days,
+                encryption_key=encryption_key,
+                access_log_bucket=access_log_bucket,
             ),
         )

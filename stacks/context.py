@@ -1,6 +1,7 @@
 """What app.py reads from CDK context, resolved into a Deployment (CDK-free, validated).
 
 cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1] [-c cfn_validation=true]
+          [-c account_stack=false]
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from constructs_lib.foundation.settings import ConfigError
 from stacks.stages import STAGES, StageConfig
 
-CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation")
+CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
@@ -26,6 +27,9 @@ class Deployment:
     region: str | None = None
     # `-c cfn_validation=true`: also run aws-cdk-lib's built-in CloudFormation validation (slow).
     cfn_validation: bool = False
+    # `-c account_stack=false`: the account's API Gateway CloudWatch role is managed outside this app, so
+    # the account-wide stack (stacks/account_stack.py) is left out and the api stack does not wait for it.
+    account_stack: bool = True
 
 
 def resolve_deployment(context: dict[str, Any]) -> Deployment:
@@ -35,11 +39,22 @@ def resolve_deployment(context: dict[str, Any]) -> Deployment:
         raise ConfigError(f"Context key 'stage' must be one of {', '.join(sorted(STAGES))} (got {raw_stage!r}).")
     account = _optional_context(context, "account", _ACCOUNT, "a 12-digit AWS account id")
     region = _optional_context(context, "region", _REGION, "an AWS region name such as 'eu-west-1'")
-    raw_validation = context.get("cfn_validation")
-    if raw_validation not in (None, "", True, False, "true", "false"):
-        raise ConfigError(f"Context key 'cfn_validation' must be true or false (got {raw_validation!r}).")
-    cfn_validation = raw_validation in (True, "true")
-    return Deployment(stage=STAGES[raw_stage], account=account, region=region, cfn_validation=cfn_validation)
+    return Deployment(
+        stage=STAGES[raw_stage],
+        account=account,
+        region=region,
+        cfn_validation=_flag(context, "cfn_validation", default=False),
+        account_stack=_flag(context, "account_stack", default=True),
+    )
+
+
+def _flag(context: dict[str, Any], key: str, *, default: bool) -> bool:
+    value = context.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, bool) and value not in ("true", "false"):
+        raise ConfigError(f"Context key '{key}' must be true or false (got {value!r}).")
+    return value in (True, "true")
 
 
 def _optional_context(context: dict[str, Any], key: str, pattern: re.Pattern[str], what: str) -> str | None:

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from constructs_lib.foundation.lazy import lazy_list
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
 from lambda_src.contracts import secure_string
 
@@ -44,17 +44,6 @@ def ssm_decrypt_statement(key: kms.IKey, parameter_arns: list[str], actions: lis
             }
         },
     )
-
-
-@jsii.implements(cdk.IStableListProducer)
-class _ListProducer:
-    """Resolves to the list as it is at synthesis, after every parameter has registered."""
-
-    def __init__(self, items: list[str]) -> None:
-        self._items = items
-
-    def produce(self) -> list[str]:
-        return list(self._items)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,13 +81,13 @@ class SecureParameterProvider(Construct):
             iam.PolicyStatement(
                 sid="ManageSecureParameters",
                 actions=["ssm:PutParameter", "ssm:DeleteParameter", "ssm:GetParameter"],
-                resources=cdk.Lazy.list(_ListProducer(self._arns)),
+                resources=lazy_list(self._arns),
             )
         )
         self.handler.add_to_policy(
             ssm_decrypt_statement(
                 props.key,
-                cdk.Lazy.list(_ListProducer(self._arns)),
+                lazy_list(self._arns),
                 # Standard-tier SecureStrings: SSM encrypts and decrypts with the key directly.
                 ["kms:Encrypt", "kms:Decrypt"],
             )

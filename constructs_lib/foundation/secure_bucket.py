@@ -1,6 +1,8 @@
 """A hardened S3 bucket: customer-managed KMS key, TLS only, no public access, versioned, access-logged.
 
 Every data bucket in the platform goes through this construct so the compliant settings live in one place.
+By default each SecureBucket makes its own key and access-log bucket; a later bucket may share a key and an
+access-log bucket that already exist (``encryption_key``, ``access_log_bucket``) instead of adding its own.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -44,6 +47,15 @@ class SecureBucketProps:
     object_lock_days: int | None = None
     # Current objects move to Glacier Instant Retrieval after this many days; None keeps them where they are.
     cold_transition_days: int | None = None
+    # An existing key to encrypt with (e.g. another SecureBucket's ``key``); None makes the bucket its own key
+    # (and only then does ``kms_pending_window_days`` apply).
+    encryption_key: kms.IKey | None = None
+    # An existing bucket of this app to receive the server access logs (e.g. another SecureBucket's
+    # ``access_log_bucket``); None makes the bucket its own (and only then does ``access_log_retention_days``
+    # apply). It gets a bucket-policy statement letting S3 log delivery write this bucket's logs.
+    access_log_bucket: s3.IBucket | None = None
+    # Where this bucket's access logs go in the log bucket; None: "<purpose>/".
+    access_log_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", self.purpose):
@@ -64,12 +76,50 @@ class SecureBucketProps:
             raise ValueError("SecureBucketProps.intelligent_tiering_transition_days must not be negative.")
         if not 7 <= self.kms_pending_window_days <= 30:
             raise ValueError("SecureBucketProps.kms_pending_window_days must be from 7 to 30.")
+        if self.access_log_prefix is not None and not re.fullmatch(
+            r"[a-z0-9][a-z0-9/-]{0,60}/", self.access_log_prefix
+        ):
+            raise ValueError(
+                "SecureBucketProps.access_log_prefix must be a short lowercase key prefix ending in '/', such as "
+                f"'website/', got {self.access_log_prefix!r}."
+            )
+        self._check_shared_key()
+        self._check_shared_log_bucket()
+
+    def _check_shared_key(self) -> None:
+        key = self.encryption_key
+        if key is None or not self.retain:
+            return
+        cfn = key.node.default_child
+        # An imported key is not deleted with any stack; a key of this app must outlive the data it encrypts.
+        if isinstance(cfn, cdk.CfnResource) and cfn.cfn_options.deletion_policy != cdk.CfnDeletionPolicy.RETAIN:
+            raise ValueError(
+                f"SecureBucketProps.encryption_key {key.node.path} must be retained (RemovalPolicy.RETAIN) when "
+                "retain is True: a retained bucket encrypted with a deleted key is unreadable."
+            )
+
+    def _check_shared_log_bucket(self) -> None:
+        target = self.access_log_bucket
+        if target is None:
+            return
+        if not isinstance(target, s3.Bucket):
+            raise ValueError(
+                f"SecureBucketProps.access_log_bucket must be a bucket defined in this app (such as another "
+                f"SecureBucket's access_log_bucket): S3 log delivery needs a statement in its bucket policy, "
+                f"which cannot be added to the imported bucket {target.node.path}."
+            )
+        if target.encryption_key is not None:
+            raise ValueError(
+                f"SecureBucketProps.access_log_bucket {target.node.path} is encrypted with a KMS key; S3 server "
+                "access logging only delivers to buckets encrypted with SSE-S3."
+            )
 
 
 class SecureBucket(Construct):
     """A KMS-encrypted data bucket plus the hardened bucket that receives its server access logs.
 
-    Attributes: ``bucket``, ``key`` (customer-managed, rotated), ``access_log_bucket``.
+    Attributes: ``bucket``, ``key`` (customer-managed, rotated: its own or ``props.encryption_key``),
+    ``access_log_bucket`` (its own or ``props.access_log_bucket``).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: SecureBucketProps) -> None:
@@ -79,46 +129,14 @@ class SecureBucket(Construct):
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         removal = removal_policy(props.retain)
 
-        self.key = customer_managed_key(
+        self.key: kms.IKey = props.encryption_key or customer_managed_key(
             self,
             "Key",
             description=f"Encrypts the {props.purpose} bucket",
             retain=props.retain,
             pending_window_days=props.kms_pending_window_days,
         )
-
-        self.access_log_bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            # S3 server access logging cannot deliver to a bucket whose default encryption is SSE-KMS.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=cdk.Duration.days(props.access_log_retention_days),
-                    noncurrent_version_expiration=cdk.Duration.days(1),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
-            removal_policy=removal,
-            auto_delete_objects=props.auto_delete_objects,
-        )
-        acknowledge(
-            self.access_log_bucket,
-            "S3 server access logging only delivers to buckets encrypted with SSE-S3; SSE-KMS default "
-            "encryption on a log target bucket is not supported by S3.",
-            [
-                "NIST.800.53.R5-S3DefaultEncryptionKMS",
-                "HIPAA.Security-S3DefaultEncryptionKMS",
-                "PCI.DSS.321-S3DefaultEncryptionKMS",
-            ],
-        )
-        acknowledge(self.access_log_bucket, _REPLICATION_REASON, _REPLICATION_RULES)
+        self.access_log_bucket: s3.IBucket = props.access_log_bucket or self._access_log_bucket(props, removal)
 
         self.bucket = s3.Bucket(
             self,
@@ -132,7 +150,7 @@ class SecureBucket(Construct):
             minimum_tls_version=1.2,
             versioned=True,
             server_access_logs_bucket=self.access_log_bucket,
-            server_access_logs_prefix=f"{props.purpose}/",
+            server_access_logs_prefix=props.access_log_prefix or f"{props.purpose}/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="intelligent-tiering",
@@ -171,3 +189,38 @@ class SecureBucket(Construct):
                 ],
             )
         acknowledge(self.bucket, _REPLICATION_REASON, _REPLICATION_RULES)
+
+    def _access_log_bucket(self, props: SecureBucketProps, removal: cdk.RemovalPolicy) -> s3.Bucket:
+        log_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            # S3 server access logging cannot deliver to a bucket whose default encryption is SSE-KMS.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=cdk.Duration.days(props.access_log_retention_days),
+                    noncurrent_version_expiration=cdk.Duration.days(1),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=props.auto_delete_objects,
+        )
+        acknowledge(
+            log_bucket,
+            "S3 server access logging only delivers to buckets encrypted with SSE-S3; SSE-KMS default "
+            "encryption on a log target bucket is not supported by S3.",
+            [
+                "NIST.800.53.R5-S3DefaultEncryptionKMS",
+                "HIPAA.Security-S3DefaultEncryptionKMS",
+                "PCI.DSS.321-S3DefaultEncryptionKMS",
+            ],
+        )
+        acknowledge(log_bucket, _REPLICATION_REASON, _REPLICATION_RULES)
+        return log_bucket

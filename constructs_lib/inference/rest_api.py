@@ -111,9 +111,9 @@ class InferenceApi(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # The authorizer hands API Gateway the caller's key: usage plans throttle and cap each key.
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
-            # Execution logging needs the account-level CloudWatch role; kept when the stack goes.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+            # Execution logging uses the account's API Gateway CloudWatch role, which is one per account and
+            # region: the account stack owns it (stacks/account_stack.py), never a stage's API.
+            cloud_watch_role=False,
             default_cors_preflight_options=cors,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
@@ -212,12 +212,3 @@ class InferenceApi(Construct):
                 "fixed monthly cost; the authorizer, usage plans and stage throttling still apply.",
                 ["AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF", "PCI.DSS.321-APIGWAssociatedWithWAF"],
             )
-        role = self.rest_api.node.try_find_child("CloudWatchRole")
-        if role is not None:
-            acknowledge(
-                role,
-                "API Gateway's account-level logging role uses the AWS managed policy the service maintains "
-                "for exactly that purpose (writing its own execution logs to CloudWatch Logs).",
-                ["AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                 "AmazonAPIGatewayPushToCloudWatchLogs]"],
-            )  # fmt: skip

@@ -10,6 +10,11 @@ def stack_name(stage: str, component: str) -> str:
     return f"{APP_NAME}-{stage}-{component}"
 
 
+def account_stack_name() -> str:
+    """The one stack per account and region that every stage shares: ``llm-platform-account``."""
+    return f"{APP_NAME}-account"
+
+
 def parameter_root(stage: str) -> str:
     """Root of a stage's Parameter Store hierarchy, e.g. ``/llm-platform/dev``."""
     return f"/{APP_NAME}/{stage}"

@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
 from lambda_src.contracts import parameters
+from lambda_src.contracts.naming import APP_NAME
 from lambda_src.contracts.parameters import MODEL_PARAMETERS, PLACEHOLDER_PREFIX
 from lambda_src.contracts.secure_string import RESOURCE_TYPE
 from stacks.config_stack import ConfigStack
@@ -241,9 +242,11 @@ PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX.encode()) + rb"[0-9a-f]{32
 
 def _looks_random(token: bytes) -> bool:
     text = token.decode()
-    # Asset hashes are hex; words and identifiers lack the mix of cases, digits and symbols of random data.
+    # Asset hashes are hex; words and identifiers lack the mix of cases, digits and symbols of random data;
+    # names the platform builds (a log group's "<stack>-<logical id>-" in a key policy) start with its name.
     return (
         not re.fullmatch(r"[0-9a-f]+", text)
+        and not text.startswith(f"{APP_NAME}-")
         and sum(c.isdigit() for c in text) >= 3
         and any(c.isupper() for c in text)
         and any(c.islower() for c in text)
