@@ -75,6 +75,12 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(upstream.body)
 
+            def do_GET(self) -> None:  # where urllib follows a 301/302/303 to
+                upstream.requests.append({"path": self.path, "auth": self.headers["Authorization"], "json": None})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(json.dumps({"choices": [{"message": {"content": "stolen"}}]}).encode())
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -123,6 +129,21 @@ def test_upstream_failures_map_to_api_statuses(upstream, status, headers, body, 
     assert (error.value.status, error.value.code) == (expected, code)
     if status == 429:
         assert error.value.headers == {"Retry-After": "7"}
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_an_upstream_error_and_the_key_goes_nowhere_else(upstream, status):
+    """The base URL passed the rule; where a redirect points did not (urllib followed it with the key before)."""
+    elsewhere = Upstream()
+    try:
+        upstream.status, upstream.headers = status, {"Location": elsewhere.url + "/steal"}
+        with pytest.raises(ApiError) as error:
+            OpenAICompatibleModel(upstream.url, lambda: "sk-up").complete(REQUEST)
+        assert (error.value.status, error.value.code) == (502, "upstream_error")
+        assert len(upstream.requests) == 1 and elsewhere.requests == []
+    finally:
+        elsewhere.server.shutdown()
+        elsewhere.server.server_close()
 
 
 def test_upstream_timeout_is_a_504(upstream):

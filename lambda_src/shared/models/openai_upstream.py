@@ -15,6 +15,17 @@ from lambda_src.shared.models import Completion, CompletionRequest
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urlopen would follow a 3xx to any URL, Authorization header included, past the rule the base URL passed:
+    a redirect is answered as the upstream error it is (urllib raises HTTPError with the 3xx status)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class OpenAICompatibleModel:
     def __init__(self, base_url: str, api_key: Callable[[], str]) -> None:
         # Parameter Store can be changed without a synth: the same rule ModelConfig applies, before every use.
@@ -43,7 +54,7 @@ class OpenAICompatibleModel:
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key()}"},
         )
         try:
-            with urllib.request.urlopen(http_request, timeout=request.timeout_seconds) as reply:  # noqa: S310
+            with _OPENER.open(http_request, timeout=request.timeout_seconds) as reply:
                 body = json.loads(reply.read(MAX_RESPONSE_BYTES))
         except urllib.error.HTTPError as error:
             raise _map_status(error) from None
