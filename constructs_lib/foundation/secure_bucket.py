@@ -108,6 +108,16 @@ class SecureBucketProps:
                 f"SecureBucket's access_log_bucket): S3 log delivery needs a statement in its bucket policy, "
                 f"which cannot be added to the imported bucket {target.node.path}."
             )
+        cfn = target.node.default_child
+        if (
+            self.retain
+            and isinstance(cfn, cdk.CfnResource)
+            and cfn.cfn_options.deletion_policy != (cdk.CfnDeletionPolicy.RETAIN)
+        ):
+            raise ValueError(
+                f"SecureBucketProps.access_log_bucket {target.node.path} must be retained when retain is True: the "
+                "retained bucket's access logs would go to a bucket deleted with its stack."
+            )
         if target.encryption_key is not None:
             raise ValueError(
                 f"SecureBucketProps.access_log_bucket {target.node.path} is encrypted with a KMS key; S3 server "
@@ -124,6 +134,13 @@ class SecureBucket(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: SecureBucketProps) -> None:
         super().__init__(scope, construct_id)
+        shared_logs = props.access_log_bucket
+        if shared_logs is not None and cdk.Stack.of(shared_logs) is not cdk.Stack.of(self):
+            raise ValueError(
+                f"SecureBucketProps.access_log_bucket {shared_logs.node.path} must be in the stack of the bucket "
+                f"logging to it ({cdk.Stack.of(self).node.path}): across stacks CDK writes the log-delivery "
+                "statement without its source-bucket and source-account conditions."
+            )
         # Log delivery through a bucket policy, not the legacy LogDeliveryWrite ACL (which BUCKET_OWNER_ENFORCED
         # forbids), whatever feature flags the enclosing app sets.
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)

@@ -112,6 +112,25 @@ def test_a_retained_bucket_refuses_a_key_deleted_with_the_stack_naming_the_field
     dataclasses.replace(PROPS, retain=False, encryption_key=deleted)
 
 
+def test_a_log_bucket_of_another_stack_is_refused_naming_the_field():
+    """Across stacks CDK drops aws:SourceArn/aws:SourceAccount from the log-delivery statement (any bucket of
+    any account could then write under the prefix): refused rather than weakened."""
+    app = cdk.App(context=CDK_JSON_CONTEXT)
+    first = SecureBucket(cdk.Stack(app, "data"), "First", props=PROPS)
+    with pytest.raises(ValueError, match=r"SecureBucketProps\.access_log_bucket .* must be in the stack of the bucket"):
+        SecureBucket(cdk.Stack(app, "site"), "Site", props=dataclasses.replace(
+            PROPS, purpose="site", access_log_bucket=first.access_log_bucket))  # fmt: skip
+
+
+def test_a_retained_bucket_refuses_a_log_bucket_deleted_with_the_stack_naming_the_field():
+    stack = cdk.Stack(cdk.App(), "logs")
+    deleted = SecureBucket(stack, "Deleted", props=PROPS)
+    kept = SecureBucket(stack, "Kept", props=dataclasses.replace(PROPS, purpose="kept", retain=True))
+    with pytest.raises(ValueError, match=r"SecureBucketProps\.access_log_bucket .* must be retained"):
+        dataclasses.replace(PROPS, retain=True, access_log_bucket=deleted.access_log_bucket)
+    dataclasses.replace(PROPS, retain=True, access_log_bucket=kept.access_log_bucket)
+
+
 @pytest.mark.parametrize("prefix", ["", "Site/", "site", "/site/"])
 def test_a_bad_access_log_prefix_is_refused_naming_the_field(prefix):
     with pytest.raises(ValueError, match=r"SecureBucketProps\.access_log_prefix must be"):
