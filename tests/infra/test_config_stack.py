@@ -246,7 +246,7 @@ def _looks_random(token: bytes) -> bool:
     # names the platform builds (a log group's "<stack>-<logical id>-" in a key policy) start with its name.
     return (
         not re.fullmatch(r"[0-9a-f]+", text)
-        and not text.startswith(f"{APP_NAME}-")
+        and not re.fullmatch(rf"{APP_NAME}-[a-z]+-[a-z]+-[A-Za-z0-9]+-", text)
         and sum(c.isdigit() for c in text) >= 3
         and any(c.isupper() for c in text)
         and any(c.islower() for c in text)
