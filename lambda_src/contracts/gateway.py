@@ -1,5 +1,6 @@
 """API Gateway's own answers, in the API's error shape: the API construct renders them as gateway responses and
-the local gateway gives them. (Not imported by the functions: they answer with lambda_src/shared/errors.py.)"""
+the local gateway gives them. (The functions answer with lambda_src/shared/errors.py; only its 401 for a request
+without the authorizer's context reads UNAUTHORIZED here, so the two can never differ.)"""
 
 from __future__ import annotations
 

@@ -27,9 +27,12 @@ def invalid_request(message: str, code: str = "invalid_request") -> ApiError:
 
 
 def unauthorized() -> ApiError:
-    """What API Gateway's authorizer answers without a valid key (contracts/gateway.py UNAUTHORIZED)."""
-    return ApiError(401, "Missing or invalid API key: send Authorization: Bearer <key>.", "invalid_request_error",
-                    "invalid_api_key")  # fmt: skip
+    """Exactly what API Gateway answers without a valid key (its UNAUTHORIZED gateway response)."""
+    # Imported on this rare path only: the gateway's answers are not needed to serve a request.
+    from lambda_src.contracts.gateway import GATEWAY_ERRORS  # noqa: PLC0415
+
+    status, error_type, code, message = GATEWAY_ERRORS["UNAUTHORIZED"]
+    return ApiError(int(status), message, error_type, code)
 
 
 def not_found(message: str, code: str = "not_found") -> ApiError:
