@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,18 @@ def _literal(value: Any) -> str:
     return value[1:-1]
 
 
+def _properties(resources: dict[str, Any], kind: str) -> Iterator[dict[str, Any]]:
+    """The properties of every resource of type ``kind``."""
+    for resource in resources.values():
+        if resource["Type"] == kind:
+            yield resource.get("Properties", {})
+
+
 def preflights(resources: dict[str, Any]) -> dict[str, Preflight]:
     """Resource path -> the MOCK answer of its OPTIONS method (CDK's CORS preflight)."""
     found: dict[str, Preflight] = {}
-    for resource in resources.values():
-        props = resource.get("Properties", {})
-        if resource["Type"] != "AWS::ApiGateway::Method" or props.get("HttpMethod") != "OPTIONS":
+    for props in _properties(resources, "AWS::ApiGateway::Method"):
+        if props.get("HttpMethod") != "OPTIONS":
             continue
         integration = props.get("Integration", {})
         responses = integration.get("IntegrationResponses", [])
@@ -145,9 +152,8 @@ def preflights(resources: dict[str, Any]) -> dict[str, Preflight]:
 
 def stage_throttle(resources: dict[str, Any], stage_name: str) -> Throttle | None:
     """The default method throttle of the stage (its `*` `/*` method setting), if it sets one."""
-    for resource in resources.values():
-        props = resource.get("Properties", {})
-        if resource["Type"] != "AWS::ApiGateway::Stage" or props.get("StageName") != stage_name:
+    for props in _properties(resources, "AWS::ApiGateway::Stage"):
+        if props.get("StageName") != stage_name:
             continue
         for setting in props.get("MethodSettings", []):
             if (setting.get("HttpMethod"), setting.get("ResourcePath")) == ("*", "/*") and (
@@ -160,11 +166,9 @@ def stage_throttle(resources: dict[str, Any], stage_name: str) -> Throttle | Non
 def gateway_responses(resources: dict[str, Any]) -> dict[str, Answer]:
     """Response type -> the gateway response's status, headers and JSON body."""
     found: dict[str, Answer] = {}
-    for resource in resources.values():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::ApiGateway::GatewayResponse":
-            headers = {name.removeprefix("gatewayresponse.header."): _literal(value)
-                       for name, value in props.get("ResponseParameters", {}).items()}  # fmt: skip
-            body = props.get("ResponseTemplates", {}).get("application/json", "")
-            found[props["ResponseType"]] = (int(props["StatusCode"]), headers, body.encode())
+    for props in _properties(resources, "AWS::ApiGateway::GatewayResponse"):
+        headers = {name.removeprefix("gatewayresponse.header."): _literal(value)
+                   for name, value in props.get("ResponseParameters", {}).items()}  # fmt: skip
+        body = props.get("ResponseTemplates", {}).get("application/json", "")
+        found[props["ResponseType"]] = (int(props["StatusCode"]), headers, body.encode())
     return found
