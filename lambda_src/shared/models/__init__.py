@@ -1,17 +1,49 @@
 """Provider-neutral value types of a model call (what the routes ask for and get back), and the adapters:
-bedrock.py (Converse) and openai_upstream.py (an OpenAI-compatible HTTP upstream)."""
+bedrock.py (Converse / ConverseStream) and openai_upstream.py (an OpenAI-compatible HTTP upstream).
+
+A buffered call gives a Completion; a streamed call gives a ModelStream of StreamEvents. Both adapters raise
+ApiError (lambda_src/shared/errors.py) for every failure they know: from ``complete``/``stream`` when the model
+refused before answering, from the stream's ``__next__`` when it fails mid-answer.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
 
 # The value types on the request path are NamedTuples: immutable like frozen dataclasses, but a frozen
 # dataclass compiles generated methods when its module loads (~4M instructions each, at every cold start).
 
 
+class Image(NamedTuple):
+    """An image content part, already decoded from its data: URL."""
+
+    format: str  # "png", "jpeg", "gif" or "webp" (Converse's ImageFormat)
+    data: bytes
+
+
+class ToolCall(NamedTuple):
+    """A function call the model asked for (OpenAI tool_calls[i]; Converse toolUse)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, exactly as the model produced it
+
+
 class Message(NamedTuple):
-    role: str  # "user" or "assistant"; system text goes to CompletionRequest.system
-    content: str
+    role: str  # "user", "assistant" or "tool"; system text goes to CompletionRequest.system
+    content: str  # the text parts, joined
+    images: tuple[Image, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant messages only
+    tool_call_id: str = ""  # tool messages only: the call this is the result of
+
+
+class Tool(NamedTuple):
+    """A function the caller offers the model (OpenAI tools[i].function; Converse toolSpec)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON schema of the arguments
 
 
 class CompletionRequest(NamedTuple):
@@ -23,15 +55,58 @@ class CompletionRequest(NamedTuple):
     max_tokens: int
     stop: tuple[str, ...]
     timeout_seconds: int
+    tools: tuple[Tool, ...] = ()
+    # None (model decides; "auto"), "none", "required", or a tool's name (that tool must be called).
+    tool_choice: str | None = None
 
 
 class Completion(NamedTuple):
     text: str
-    # OpenAI's finish_reason: "stop", "length" or "content_filter".
+    # OpenAI's finish_reason: "stop", "length", "content_filter" or "tool_calls".
     finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+# --- streaming ----------------------------------------------------------------------------------------
+
+
+class TextDelta(NamedTuple):
+    text: str
+
+
+class ToolCallDelta(NamedTuple):
+    """A piece of a tool call. ``index`` numbers the calls of one answer from 0; the first delta of a call
+    carries its ``id`` and ``name``, later ones only ``arguments`` pieces (JSON text to concatenate)."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+
+class Finish(NamedTuple):
+    reason: str  # as Completion.finish_reason
+
+
+class Usage(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
 
 
+StreamEvent = TextDelta | ToolCallDelta | Finish | Usage
+
+
+class ModelStream(Protocol):
+    """The events of one streamed answer, in order; ``close()`` stops the model call (a client went away)."""
+
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+
+    def close(self) -> None: ...
+
+
 class ModelClient(Protocol):
     def complete(self, request: CompletionRequest) -> Completion: ...
+
+    def stream(self, request: CompletionRequest) -> ModelStream: ...
