@@ -24,6 +24,9 @@ from stacks.stages import StageConfig
 
 # API Gateway's integration timeout: the function may not outlive the request it answers.
 FUNCTION_TIMEOUT = cdk.Duration.seconds(29)
+# The wrapper script AWS_LAMBDA_EXEC_WRAPPER names: it starts the project's Runtime API loop (response streaming)
+# in place of the managed runtime's own (lambda_src/shared/runtime).
+STREAMING_WRAPPER = "/var/task/lambda_src/shared/runtime/wrapper"
 
 
 class ApiStack(PlatformStack):
@@ -65,15 +68,18 @@ class ApiStack(PlatformStack):
         )
         self.key_table.grant_lookup(self.authorizer)
 
+        streaming = api_config.streaming
+        stream_timeout = api_config.stream_timeout_seconds if streaming else 0
         self.inference = self._function(
             "Inference",
             package="inference",
             description="OpenAI-compatible inference over Bedrock or an upstream",
-            timeout=FUNCTION_TIMEOUT,
+            timeout=cdk.Duration.seconds(stream_timeout) if streaming else FUNCTION_TIMEOUT,
             memory_size=512,
             layer=powertools,
             environment={
                 "POWERTOOLS_SERVICE_NAME": "llm-inference",
+                **({"AWS_LAMBDA_EXEC_WRAPPER": STREAMING_WRAPPER} if streaming else {}),
                 **InferenceEnvironment(
                     model_parameter_path=config.model.path,
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
@@ -84,6 +90,7 @@ class ApiStack(PlatformStack):
                     audit_mode=stage.audit.mode,
                     audit_content=stage.audit.content,
                     stage=stage.name,
+                    stream_timeout_seconds=stream_timeout,
                 ).variables(),
             },
         )
@@ -106,6 +113,7 @@ class ApiStack(PlatformStack):
                 stage_name=stage.name,
                 api=api_config,
                 functions={"inference": self.inference.function},
+                streaming_functions=frozenset({"inference"}) if streaming else frozenset(),
                 authorizer=self.authorizer.function,
                 log_key=self.key,
                 log_retention_days=stage.log_retention_days,

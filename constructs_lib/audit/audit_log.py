@@ -26,24 +26,26 @@ NAMED_QUERIES: dict[str, tuple[str, str]] = {
     "inferences-per-user-per-day": (
         "Inference requests per user and day",
         "SELECT dt, user_id, count(*) AS inferences, sum(CASE WHEN status_code = 200 THEN 1 ELSE 0 END) AS ok\n"
-        "FROM {table}\nGROUP BY dt, user_id\nORDER BY dt DESC, inferences DESC",
+        "FROM {table}\nWHERE phase = 'complete'\nGROUP BY dt, user_id\nORDER BY dt DESC, inferences DESC",
     ),
     "tokens-per-key-per-day": (
         "Prompt and completion tokens per API key and day",
         "SELECT dt, api_key_id, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens\n"
-        "FROM {table}\nGROUP BY dt, api_key_id\nORDER BY dt DESC, completion_tokens DESC",
+        "FROM {table}\nWHERE phase = 'complete'\nGROUP BY dt, api_key_id\nORDER BY dt DESC, completion_tokens DESC",
     ),
     "errors-last-24-hours": (
         "Failed inferences in the last 24 hours",
         "SELECT timestamp, request_id, api_key_id, user_id, status_code, error_type, model_id\nFROM {table}\n"
         "WHERE dt >= date_format(current_date - interval '1' day, '%Y-%m-%d')\n"
-        "  AND timestamp >= current_timestamp - interval '24' hour AND status_code >= 400\nORDER BY timestamp DESC",
+        "  AND timestamp >= current_timestamp - interval '24' hour AND status_code >= 400\n"
+        "  AND phase = 'complete'\nORDER BY timestamp DESC",
     ),
     # Sessions are named by their callers: one is only ever the pair (key, session id) (contracts/audit.py).
     "session-transcript": (
         "One session of one API key, in order (replace the key id and the session id)",
-        "SELECT timestamp, user_id, input_text, output_text, status_code\nFROM {table}\n"
-        f"WHERE api_key_id = '{_KEY}' AND session_id = '{session_key(_KEY, 'REPLACE-WITH-SESSION-ID')}'\n"
+        "SELECT timestamp, user_id, input_text, output_text, status_code, disconnected\nFROM {table}\n"
+        f"WHERE phase = 'complete' AND api_key_id = '{_KEY}'\n"
+        f"  AND session_id = '{session_key(_KEY, 'REPLACE-WITH-SESSION-ID')}'\n"
         "ORDER BY timestamp",
     ),
 }

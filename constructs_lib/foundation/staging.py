@@ -6,7 +6,9 @@ could write to first and cleaners could empty.)"""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,7 +31,7 @@ def staged(files: Mapping[str, Path], prefix: str) -> Path:
     """A folder holding ``files`` (relative path -> source file), made once per content and reused."""
     digest = hashlib.sha256()
     for relative in sorted(files):
-        digest.update(relative.encode() + b"\0")
+        digest.update(relative.encode() + (b"\1" if _executable(files[relative]) else b"\0"))
         digest.update(files[relative].read_bytes())
     BUILD.mkdir(parents=True, exist_ok=True)
     target = BUILD / f"{prefix}-{digest.hexdigest()[:16]}"
@@ -39,8 +41,14 @@ def staged(files: Mapping[str, Path], prefix: str) -> Path:
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, destination)
+            # Only the executable bit travels (a wrapper script Lambda runs): the asset zip keeps file modes.
+            os.chmod(destination, 0o755 if _executable(source) else 0o644)
         try:
             staging.rename(target)
         except OSError:  # another synth staged the same content first
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & stat.S_IXUSR)

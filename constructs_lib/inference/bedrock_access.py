@@ -14,7 +14,8 @@ from constructs import Construct
 
 from constructs_lib.config.settings import GEO_PROFILE
 
-ACTIONS = ["bedrock:InvokeModel"]  # Converse is authorized as bedrock:InvokeModel
+# Converse is authorized as bedrock:InvokeModel, ConverseStream as bedrock:InvokeModelWithResponseStream.
+ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
 
 
 def grant_invoke(scope: Construct, grantee: iam.IGrantable, model_ids: list[str]) -> list[str]:

@@ -80,11 +80,18 @@ class InferenceApiProps:
     log_key: kms.IKey
     log_retention_days: int
     retain_logs: bool
+    # Functions (keys of ``functions``) whose routes stream: a STREAM integration with the stage's stream
+    # timeout. Such a function must frame every answer (lambda_src/shared/runtime): API Gateway turns an
+    # unframed one into a 500.
+    streaming_functions: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         missing = sorted({route.function for route in ROUTES} - set(self.functions))
         if missing:
             raise ValueError(f"InferenceApiProps.functions needs the function(s) {missing} the route table names.")
+        unknown = sorted(self.streaming_functions - set(self.functions))
+        if unknown:
+            raise ValueError(f"InferenceApiProps.streaming_functions names {unknown}, which are not in functions.")
 
 
 class InferenceApi(Construct):
@@ -146,7 +153,8 @@ class InferenceApi(Construct):
             for name, schema in REQUEST_SCHEMAS.items()
             if any(route.body == name for route in ROUTES)
         }
-        integrations = {name: apigw.LambdaIntegration(fn, proxy=True) for name, fn in props.functions.items()}
+        integrations = {name: self._integration(fn, streaming=name in props.streaming_functions, config=config)
+                        for name, fn in props.functions.items()}  # fmt: skip
         for route in ROUTES:
             resource = self.rest_api.root.resource_for_path(route.path)
             model = models[route.body] if route.body else None
@@ -166,7 +174,7 @@ class InferenceApi(Construct):
                 "clients send); the platform has no Cognito user pool to attach.",
                 ["AwsSolutions-COG4"],
             )
-        self._acknowledge_stage_and_role(config)
+        self._acknowledge_stage_and_role(config, streaming=bool(props.streaming_functions))
 
         self.usage_plans: dict[str, apigw.UsagePlan] = {}
         for plan in config.usage_plans:
@@ -179,6 +187,15 @@ class InferenceApi(Construct):
                 api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.stage)],
             )
 
+    @staticmethod
+    def _integration(function: lambda_.IFunction, *, streaming: bool, config: ApiConfig) -> apigw.LambdaIntegration:
+        if not streaming:
+            return apigw.LambdaIntegration(function, proxy=True)
+        # The response-streaming invocation: chunks reach the caller as the function sends them, for up to the
+        # stage's stream timeout (the function's own timeout is the same).
+        return apigw.LambdaIntegration(function, proxy=True, response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+                                       timeout=cdk.Duration.seconds(config.stream_timeout_seconds))  # fmt: skip
+
     def _gateway_responses(self) -> None:
         for response_type, (status, error_type, code, message) in GATEWAY_ERRORS.items():
             self.rest_api.add_gateway_response(
@@ -190,12 +207,15 @@ class InferenceApi(Construct):
                 templates={"application/json": json.dumps(error_body(message, error_type, code))},
             )
 
-    def _acknowledge_stage_and_role(self, config: ApiConfig) -> None:
+    def _acknowledge_stage_and_role(self, config: ApiConfig, *, streaming: bool) -> None:
         stage = self.stage
+        no_cache = ("Responses are one caller's model output and must never be cached or served to another caller, "
+                    "so the stage has no response cache to encrypt.")  # fmt: skip
+        if streaming:
+            no_cache += " The streaming (STREAM) integrations rule a cache out anyway: API Gateway cannot cache them."
         acknowledge(
             stage,
-            "Responses are one caller's model output and must never be cached or served to another "
-            "caller, so the stage has no response cache to encrypt.",
+            no_cache,
             ["NIST.800.53.R5-APIGWCacheEnabledAndEncrypted", "HIPAA.Security-APIGWCacheEnabledAndEncrypted",
              "PCI.DSS.321-APIGWCacheEnabledAndEncrypted"],
         )  # fmt: skip

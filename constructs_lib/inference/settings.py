@@ -53,6 +53,12 @@ class ApiConfig(Settings):
     reserved_concurrency: int = 10
     # Largest request body the API accepts (bytes); API Gateway itself stops at 10 MB.
     max_body_bytes: int = 256 * 1024
+    # `stream: true` answers stream through a STREAM integration (the function runs the project's Runtime API
+    # loop); False: a buffered integration on the managed runtime, and a stream is answered whole within 29 s.
+    streaming: bool = True
+    # How long a streamed answer may take: the integration's and the function's timeout (API Gateway allows up
+    # to 15 minutes per stream). Buffered answers keep API Gateway's 29 s.
+    stream_timeout_seconds: int = 300
 
     def checks(self) -> list[Check]:
         plans = self.usage_plans if isinstance(self.usage_plans, tuple) else ()
@@ -77,4 +83,7 @@ class ApiConfig(Settings):
             (whole(self.reserved_concurrency, 1_000), "reserved_concurrency", "must be from 1 to 1000"),
             (whole(self.max_body_bytes, 6 * 1024 * 1024, minimum=1024), "max_body_bytes",
              "must be from 1024 bytes to 6 MB (the Lambda payload limit)"),
+            (isinstance(self.streaming, bool), "streaming", "must be True or False"),
+            (whole(self.stream_timeout_seconds, 900, minimum=30), "stream_timeout_seconds",
+             "must be a whole number of seconds from 30 to 900 (API Gateway streams for up to 15 minutes)"),
         ]  # fmt: skip

@@ -10,6 +10,11 @@ from __future__ import annotations
 MODES = ("required", "best_effort")
 # full | redacted (personal data and secrets masked) | metadata_only (no text).
 CONTENTS = ("full", "redacted", "metadata_only")
+# Every request ends in one COMPLETE record. A streamed answer in required mode is preceded by a REQUEST record
+# (who, when, model, input) that must be accepted before the model is called: the caller never receives output
+# that left no trace, even if the function dies mid-stream.
+PHASE_REQUEST = "request"
+PHASE_COMPLETE = "complete"
 
 AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("timestamp", "timestamp", "When the inference finished (UTC)"),
@@ -27,6 +32,9 @@ AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("status_code", "int", "HTTP status returned to the caller"),
     ("error_type", "string", "Error code when the request failed"),
     ("stage", "string", "Deployment stage"),
+    ("phase", "string", "complete (one per request: count these) or request (sent before a streamed answer)"),
+    ("streamed", "boolean", "The answer was streamed (server-sent events)"),
+    ("disconnected", "boolean", "The caller went away before a streamed answer ended (output is partial)"),
 )
 
 

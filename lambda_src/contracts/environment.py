@@ -30,6 +30,9 @@ class InferenceEnvironment(NamedTuple):
     audit_mode: str
     audit_content: str
     stage: str
+    # Seconds a streamed answer may take (the function's timeout behind a STREAM integration, whose Runtime API
+    # loop AWS_LAMBDA_EXEC_WRAPPER starts); 0: streaming is switched off and `stream: true` is answered whole.
+    stream_timeout_seconds: int = 0
 
     def variables(self) -> dict[str, str]:
         return variables(self)

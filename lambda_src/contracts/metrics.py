@@ -12,6 +12,8 @@ REQUESTS = "Requests"
 PROMPT_TOKENS = "PromptTokens"
 COMPLETION_TOKENS = "CompletionTokens"
 AUDIT_WRITE_FAILED = "AuditWriteFailed"
+# Streamed answers whose caller went away before the end (the model call is closed; output is partial).
+CLIENT_DISCONNECTS = "ClientDisconnects"
 
 
 def error_metric(code: str) -> str:

@@ -1,12 +1,14 @@
 """Lambda entry point of the inference API: wiring, logging and metrics around logic.Api.
 
 Nothing here calls the network at import: clients are created, configuration is fetched on first use.
+Behind a STREAM integration (STREAM_TIMEOUT_SECONDS > 0) the function runs under the project's Runtime API
+loop (lambda_src/shared/runtime), which frames and sends whatever this returns, a StreamingResponse chunk by
+chunk; under the managed runtime (streaming switched off) a stream is answered whole.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import boto3
@@ -16,12 +18,13 @@ from botocore.config import Config
 
 from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import InferenceEnvironment
-from lambda_src.inference.logic import Api
+from lambda_src.inference.logic import Api, Outcome
 from lambda_src.shared.audit_writer import AuditWriter
 from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient
 from lambda_src.shared.models.bedrock import BedrockModel
+from lambda_src.shared.runtime.response import StreamingResponse
 
 ENV = InferenceEnvironment.from_environment()
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
@@ -76,23 +79,29 @@ def audit_writer() -> AuditWriter | None:
                        stage=ENV.stage)  # fmt: skip
 
 
-API = Api(
-    CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins, audit=audit_writer()
-)
+API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
+          audit=audit_writer(), stream_seconds=ENV.stream_timeout_seconds)  # fmt: skip
 
 
-@METRICS.log_metrics
 @LOGGER.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    started = time.perf_counter()
-    outcome = API.handle(event)
-    latency_ms = (time.perf_counter() - started) * 1000
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
+    response = API.handle(event, record).response
+    if isinstance(response, StreamingResponse) and not ENV.stream_timeout_seconds:
+        return response.buffered()  # streaming switched off: the whole stream as one answer
+    return response
+
+
+def record(outcome: Outcome) -> None:
+    """Metrics and the request's log line, once its outcome is final (for a stream: when its body ended)."""
+    latency_ms = outcome.latency_ms
     route = outcome.route if outcome.status != 404 else metrics.UNKNOWN_ROUTE
     METRICS.add_dimension(name=metrics.ROUTE_DIMENSION, value=route)
     METRICS.add_metric(name=metrics.LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
     METRICS.add_metric(name=metrics.REQUESTS, unit=MetricUnit.Count, value=1)
     if outcome.error_type:
         METRICS.add_metric(name=metrics.error_metric(outcome.error_type), unit=MetricUnit.Count, value=1)
+    if outcome.disconnected:
+        METRICS.add_metric(name=metrics.CLIENT_DISCONNECTS, unit=MetricUnit.Count, value=1)
     if outcome.audit_failed:
         METRICS.add_metric(name=metrics.AUDIT_WRITE_FAILED, unit=MetricUnit.Count, value=1)
     if outcome.usage is not None:
@@ -109,7 +118,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "status": outcome.status,
             "error_type": outcome.error_type,
             "model_id": outcome.model_id,
+            "streamed": outcome.streamed,
+            "disconnected": outcome.disconnected,
             "latency_ms": round(latency_ms, 1),
         },
     )
-    return outcome.response
+    METRICS.flush_metrics()

@@ -2,6 +2,9 @@
 
 - ``audit_mode``: ``required`` - a record that cannot be written (after bounded retries) turns the
   response into a 5xx and the model output is not released; ``best_effort`` - log, count, continue.
+- Streamed answers (``AuditEvent.streamed``): in required mode a REQUEST record (who, when, model, input) must
+  be accepted before the model is called; the COMPLETE record follows when the stream ends (also after a
+  disconnect), retried within bounds (``write(..., attempts=3)``) because the output has already left.
 - ``audit_content``: ``full`` | ``redacted`` (emails, phone numbers, card numbers, AWS keys and similar
   secrets masked before the record leaves the function: redaction.py) | ``metadata_only`` (no text at all).
 """
@@ -11,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_src.contracts.audit import AUDIT_COLUMNS, CONTENTS, MODES, TIMESTAMP_FORMAT
+from lambda_src.contracts.audit import AUDIT_COLUMNS, CONTENTS, MODES, PHASE_COMPLETE, TIMESTAMP_FORMAT
 
 LOGGER = logging.getLogger(__name__)
 # Keeps one record well under Firehose's 1,000 KiB record limit.
@@ -39,6 +43,9 @@ class AuditEvent(NamedTuple):
     latency_ms: int
     status_code: int
     error_type: str | None
+    phase: str = PHASE_COMPLETE
+    streamed: bool = False
+    disconnected: bool = False
 
 
 class AuditFailedError(Exception):
@@ -47,7 +54,8 @@ class AuditFailedError(Exception):
 
 class AuditWriter:
     def __init__(self, firehose: Any, stream_name: str, *, mode: str, content: str, stage: str,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:  # fmt: skip
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
         if mode not in MODES or content not in CONTENTS:
             raise ValueError(f"audit mode must be one of {MODES} and content one of {CONTENTS}")
         self._firehose = firehose
@@ -56,6 +64,7 @@ class AuditWriter:
         self.content = content
         self._stage = stage
         self._clock = clock
+        self._sleep = sleep
         self._redact: Callable[[str], str] | None = None
         if content == "redacted":
             # Imported (and its patterns compiled) only where records are redacted.
@@ -86,21 +95,31 @@ class AuditWriter:
             "status_code": event.status_code,
             "error_type": event.error_type or "",
             "stage": self._stage,
+            "phase": event.phase,
+            "streamed": event.streamed,
+            "disconnected": event.disconnected,
         }
         assert list(record) == [name for name, _type, _doc in AUDIT_COLUMNS]  # noqa: S101 - schema drift is a bug
         return record
 
-    def write(self, event: AuditEvent) -> bool:
-        """True when the record was accepted. In required mode a failure raises AuditFailedError."""
+    def write(self, event: AuditEvent, *, attempts: int = 1) -> bool:
+        """True when the record was accepted. In required mode a failure raises AuditFailedError.
+
+        ``attempts`` > 1 retries a failed write (after the client's own retries) with a short doubling pause:
+        for the COMPLETE record of a stream, whose output the caller already has."""
         data = (json.dumps(self.record(event), ensure_ascii=False) + "\n").encode()
-        try:
-            self._firehose.put_record(DeliveryStreamName=self._stream, Record={"Data": data})
-            return True
-        except (ClientError, BotoCoreError) as error:
-            code = (
-                error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else type(error).__name__
-            )
-            LOGGER.error("Audit record for %s not written: %s", event.request_id, code)
-            if self.mode == "required":
-                raise AuditFailedError(str(code)) from None
-            return False
+        code = ""
+        for attempt in range(attempts):
+            if attempt:
+                self._sleep(0.2 * 2 ** (attempt - 1))
+            try:
+                self._firehose.put_record(DeliveryStreamName=self._stream, Record={"Data": data})
+                return True
+            except (ClientError, BotoCoreError) as error:
+                code = str(error.response.get("Error", {}).get("Code") if isinstance(error, ClientError)
+                           else type(error).__name__)  # fmt: skip
+        LOGGER.error("Audit %s record for %s not written after %d attempt(s): %s", event.phase, event.request_id,
+                     attempts, code)  # fmt: skip
+        if self.mode == "required":
+            raise AuditFailedError(code)
+        return False

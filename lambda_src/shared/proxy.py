@@ -65,11 +65,21 @@ def json_response(
     extra_headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A proxy response that is never cached, with CORS only for an allowed origin."""
-    headers = {"Content-Type": "application/json", "X-Request-Id": request_id, "Cache-Control": "no-store",
+    headers = response_headers("application/json", request_id=request_id, origin=origin, cors_origins=cors_origins,
+                               extra_headers=extra_headers)  # fmt: skip
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body, ensure_ascii=False),
+            "isBase64Encoded": False}  # fmt: skip
+
+
+def response_headers(
+    content_type: str, *, request_id: str, origin: str, cors_origins: tuple[str, ...],
+    extra_headers: dict[str, str] | None = None,
+) -> dict[str, str]:  # fmt: skip
+    """The headers of every answer (JSON or a stream): never cached, never sniffed, CORS for an allowed origin."""
+    headers = {"Content-Type": content_type, "X-Request-Id": request_id, "Cache-Control": "no-store",
                "X-Content-Type-Options": "nosniff"}  # fmt: skip
     headers.update(extra_headers or {})
     if origin and origin in cors_origins:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Vary"] = "Origin"
-    return {"statusCode": status, "headers": headers, "body": json.dumps(body, ensure_ascii=False),
-            "isBase64Encoded": False}  # fmt: skip
+    return headers

@@ -116,12 +116,14 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth_context(tmp_path_factory, stage="prod")
 
 
-UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)))
+# The switches a stage may turn, in one synth: the deploy-time dataset upload on, response streaming off.
+UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)),
+                                   api=dataclasses.replace(DEV.api, streaming=False))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def dev_upload(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """dev with the optional deploy-time dataset upload switched on."""
+    """dev with the optional deploy-time dataset upload switched on and response streaming off."""
     return synth_deployment(tmp_path_factory, Deployment(stage=UPLOAD_STAGE))
 
 

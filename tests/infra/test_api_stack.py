@@ -20,9 +20,10 @@ from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_ID_INDEX, KEY_PREFIX, new_key
 from lambda_src.contracts.parameters import MODEL_PARAMETERS
 from lambda_src.contracts.schemas import PROMPT_REQUEST, REQUEST_SCHEMAS
+from stacks.api_stack import STREAMING_WRAPPER
 from stacks.context import Deployment
 from stacks.stages import DEV, PROD
-from tests.infra.conftest import CDK_JSON_CONTEXT, Synth, arn_of, ref, synth_deployment
+from tests.infra.conftest import CDK_JSON_CONTEXT, UPLOAD_STAGE, Synth, arn_of, ref, synth_deployment
 from tests.infra.templates import by_type, logical_id_at, only
 from tools.local.assembly import route_path
 
@@ -69,6 +70,31 @@ def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(vari
         else:
             assert props["RequestValidatorId"] == ref(synth, "api", "Api/Api/BodyValidator")
             assert props["RequestModels"] == {"application/json": ref(synth, "api", f"Api/Api/{route.body}")}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])
+def test_routes_stream_through_a_stream_integration_unless_switched_off(variant, variants):
+    stage = UPLOAD_STAGE if variant == "dev_upload" else STAGES[variant]
+    for method in by_type(variants[variant].raw("api"), "AWS::ApiGateway::Method").values():
+        integration = method["Properties"]["Integration"]
+        if integration["Type"] != "AWS_PROXY":
+            continue
+        uri = json.dumps(integration["Uri"])
+        if stage.api.streaming:
+            assert integration["ResponseTransferMode"] == "STREAM"
+            assert "/response-streaming-invocations" in uri
+            assert integration["TimeoutInMillis"] == stage.api.stream_timeout_seconds * 1000
+        else:
+            assert integration.get("ResponseTransferMode", "BUFFERED") == "BUFFERED"
+            assert "/response-streaming-invocations" not in uri and uri.endswith('/invocations"]]}')
+            assert "TimeoutInMillis" not in integration  # API Gateway's default 29 s
+
+
+def test_the_stream_wrapper_is_an_executable_file_of_the_function_asset(dev):
+    asset = dev.properties("api", "Inference/Function")["Code"]["S3Key"].removesuffix(".zip")
+    wrapper = dev.outdir / f"asset.{asset}" / STREAMING_WRAPPER.removeprefix("/var/task/")
+    assert wrapper.is_file() and wrapper.stat().st_mode & 0o111 == 0o111
+    assert wrapper.read_text().startswith("#!/bin/sh")
 
 
 @pytest.mark.parametrize(("variant", "ttl"), [("dev", 60), ("prod", 300)])
@@ -199,26 +225,32 @@ def test_cors_only_for_configured_origins(dev, prod):
     assert options_origins(prod) == set()
 
 
-@pytest.mark.parametrize("variant", ["dev", "prod"])
+@pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])
 def test_functions_runtime_layer_and_environment(variant, variants):
-    concurrency = STAGES[variant].api.reserved_concurrency
+    stage = UPLOAD_STAGE if variant == "dev_upload" else STAGES[variant]
+    concurrency = stage.api.reserved_concurrency
     template = Template.from_json(variants[variant].raw("api"))
+    streaming = stage.api.streaming
+    stream_timeout = stage.api.stream_timeout_seconds if streaming else 0
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Handler": "lambda_src.inference.handler.lambda_handler",
             "Runtime": "python3.14",
             "Architectures": ["arm64"],
-            "Timeout": 29,
+            # Behind a STREAM integration the function lives as long as its stream may; else API Gateway's 29 s.
+            "Timeout": stream_timeout or 29,
             "ReservedConcurrentExecutions": concurrency,
             "TracingConfig": {"Mode": "Active"},
             "Layers": [ref(variants[variant], "api", "Powertools/Layer")],
             "Environment": {
                 "Variables": Match.object_like(
                     {
-                        "MODEL_PARAMETER_PATH": f"/llm-platform/{variant}/model",
-                        "UPSTREAM_API_KEY_PARAMETER": f"/llm-platform/{variant}/secrets/upstream-api-key",
+                        "MODEL_PARAMETER_PATH": f"/llm-platform/{stage.name}/model",
+                        "UPSTREAM_API_KEY_PARAMETER": f"/llm-platform/{stage.name}/secrets/upstream-api-key",
                         "POWERTOOLS_SERVICE_NAME": "llm-inference",
+                        "STREAM_TIMEOUT_SECONDS": str(stream_timeout),
+                        "AWS_LAMBDA_EXEC_WRAPPER": STREAMING_WRAPPER if streaming else Match.absent(),
                     }
                 )
             },
@@ -255,7 +287,7 @@ def test_inference_policy_is_exact(dev):
         "ssm:GetParameter",
         "kms:Decrypt",
         ["firehose:PutRecord", "firehose:PutRecordBatch"],
-        "bedrock:InvokeModel",
+        ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
     ])  # fmt: skip
     (get_model,) = _with_action(statements, ["ssm:GetParameter", "ssm:GetParameters"])
     assert len(get_model["Resource"]) == len(MODEL_PARAMETERS)  # exactly the model parameters
@@ -271,7 +303,7 @@ def test_inference_policy_is_exact(dev):
     (firehose,) = _with_action(statements, ["firehose:PutRecord", "firehose:PutRecordBatch"])
     assert list(firehose["Resource"]) == ["Fn::ImportValue"]
     assert firehose["Resource"]["Fn::ImportValue"].startswith("llm-platform-dev-audit:")
-    (bedrock,) = _with_action(statements, "bedrock:InvokeModel")
+    (bedrock,) = _with_action(statements, ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])
     assert bedrock["Resource"] == {
         "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":bedrock:", {"Ref": "AWS::Region"},
                           "::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"]]
@@ -317,7 +349,9 @@ def test_inference_profiles_get_the_profile_and_its_models_only_through_it(tmp_p
                                 additional_model_ids=("amazon.nova-lite-v1:0",))  # fmt: skip
     synth = synth_deployment(tmp_path_factory, Deployment(stage=dataclasses.replace(DEV, model=model)))
     assert synth.report.passed, synth.report.findings
-    bedrock = _with_action(_statements(synth, "Inference/Policy"), "bedrock:InvokeModel")
+    bedrock = _with_action(
+        _statements(synth, "Inference/Policy"), ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    )
     rendered = json.dumps(bedrock)
     assert ":inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0" in rendered
     assert "::foundation-model/amazon.nova-lite-v1:0" in rendered

@@ -27,7 +27,7 @@ REGION = "us-east-1"
 SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
                          top_p=0.9, max_output_tokens=1024, request_timeout_seconds=25, system_prompt="Be brief.",
                          upstream_base_url="https://api.openai.com/v1")  # fmt: skip
-PYTHON_TYPES = {"string": str, "int": int, "timestamp": str}
+PYTHON_TYPES = {"string": str, "int": int, "timestamp": str, "boolean": bool}
 
 
 class Config:

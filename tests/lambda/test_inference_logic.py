@@ -186,7 +186,6 @@ def test_cors_header_only_for_listed_origins(bedrock):
             400,
             "invalid_request",
         ),
-        (event("/chat/completions", body=chat(stream=True)), 400, "streaming_not_supported"),
         (event("/chat/completions", body=chat(messages=[])), 400, "invalid_messages"),
         (event("/chat/completions", body=chat(messages="hi")), 400, "invalid_messages"),
         (event("/chat/completions", body=chat(messages=[{"role": "user", "content": "  "}])), 400, "invalid_messages"),

@@ -127,13 +127,6 @@ def test_an_invalid_body_is_a_bad_request_error(deployment):
     assert error.value.code == "invalid_messages"
 
 
-def test_streaming_is_refused_clearly(deployment):
-    with pytest.raises(openai.BadRequestError, match="Streaming is not yet enabled"):
-        client(deployment).chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True
-        )
-
-
 def test_unknown_model_and_route_are_not_found(deployment):
     with pytest.raises(openai.NotFoundError):
         client(deployment).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])

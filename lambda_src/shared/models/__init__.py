@@ -80,7 +80,7 @@ class ToolCallDelta(NamedTuple):
     """A piece of a tool call. ``index`` numbers the calls of one answer from 0; the first delta of a call
     carries its ``id`` and ``name``, later ones only ``arguments`` pieces (JSON text to concatenate)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, as OpenAI names it
     id: str
     name: str
     arguments: str
