@@ -9,7 +9,7 @@ chunk; under the managed runtime (streaming switched off) a stream is answered w
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -24,7 +24,9 @@ from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient
 from lambda_src.shared.models.bedrock import BedrockModel
-from lambda_src.shared.runtime.response import StreamingResponse
+
+if TYPE_CHECKING:
+    from lambda_src.shared.runtime.response import StreamingResponse
 
 ENV = InferenceEnvironment.from_environment()
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
@@ -86,7 +88,7 @@ API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV
 @LOGGER.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
     response = API.handle(event, record).response
-    if isinstance(response, StreamingResponse) and not ENV.stream_timeout_seconds:
+    if not isinstance(response, dict) and not ENV.stream_timeout_seconds:
         return response.buffered()  # streaming switched off: the whole stream as one answer
     return response
 

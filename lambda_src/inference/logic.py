@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from lambda_src.contracts.api import (
     CONTEXT_KEY_ID,
@@ -24,10 +24,8 @@ from lambda_src.contracts.api import (
     request_schema,
     routes_of,
 )
-from lambda_src.contracts.audit import PHASE_REQUEST, session_key
+from lambda_src.contracts.audit import session_key
 from lambda_src.contracts.schemas import MAX_USER_CHARS
-from lambda_src.inference.sse import CONTENT_TYPE as SSE_CONTENT_TYPE
-from lambda_src.inference.sse import DONE, ChunkWriter, event, tool_call_delta
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import (
@@ -36,31 +34,27 @@ from lambda_src.shared.errors import (
     not_found,
     server_error,
     unauthorized,
-    upstream_timeout,
 )
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import (
     Completion,
     CompletionRequest,
-    Finish,
     Message,
     ModelClient,
-    ModelStream,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
 )
-from lambda_src.shared.proxy import header, json_body, json_response, response_headers
-from lambda_src.shared.runtime.response import StreamingResponse
+from lambda_src.shared.proxy import header, json_body, json_response
 from lambda_src.shared.validation import Schema, request_error
+
+if TYPE_CHECKING:
+    from lambda_src.inference.streaming import Streams
+    from lambda_src.shared.runtime.response import StreamingResponse
+
+    Operation = Callable[[dict[str, Any], dict[str, Any], "Outcome"], "dict[str, Any] | StreamingResponse"]
+    OnFinish = Callable[["Outcome"], None]
 
 LOGGER = logging.getLogger(__name__)
 
 FUNCTION = "inference"
-# Attempts at the COMPLETE audit record of a stream (its output has already left: retry, then count).
-FINAL_AUDIT_ATTEMPTS = 3
-# Seconds kept back from the stream's time budget to end the answer cleanly and write its audit record.
-STREAM_MARGIN_SECONDS = 5
 _UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "logprobs", "response_format", "audio")
 
 
@@ -75,17 +69,12 @@ class Caller(NamedTuple):
     owner: str
 
 
-class ModelCallHooks(Protocol):
-    """The seam around every model call, buffered or streamed: ``before`` may refuse the call (raise ApiError;
-    e.g. a budget reservation), ``after`` runs exactly once when the call is over, whatever happened (e.g. the
-    settlement of the actual usage: ``outcome.usage``, ``outcome.disconnected``, ``outcome.error_type``)."""
+class ModelCallHooks:
+    """The seam around every model call, buffered or streamed (a subclass overrides what it needs): ``before``
+    may refuse the call (raise ApiError; e.g. a budget reservation), ``after`` runs exactly once when a call
+    that ``before`` let through is over, whatever happened (e.g. the settlement of the actual usage:
+    ``outcome.usage``, ``outcome.disconnected``, ``outcome.error_type``). This base class does nothing."""
 
-    def before(self, request: CompletionRequest, outcome: Outcome) -> None: ...
-
-    def after(self, request: CompletionRequest, outcome: Outcome) -> None: ...
-
-
-class NoHooks:
     def before(self, request: CompletionRequest, outcome: Outcome) -> None:
         return None
 
@@ -124,8 +113,6 @@ class Outcome:
         self.latency_ms = 0.0
 
 
-Operation = Callable[[dict[str, Any], dict[str, Any], Outcome], "dict[str, Any] | StreamingResponse"]
-OnFinish = Callable[[Outcome], None]
 
 
 class _Endpoint(NamedTuple):
@@ -149,14 +136,15 @@ class Api:
     ) -> None:
         """``stream_seconds``: the time budget of a streamed answer (the function's timeout under a STREAM
         integration; under a buffered one the whole stream is sent as one response within API Gateway's 29 s)."""
-        self._audit = audit
-        self._stream_seconds = stream_seconds
-        self._hooks = hooks or NoHooks()
+        self.audit = audit
+        self.stream_seconds = stream_seconds
+        self.hooks = hooks or ModelCallHooks()
+        self._streamer: Streams | None = None
         self._config = config
-        self._model_for = model_for
+        self.model_for = model_for
         self._max_body_bytes = max_body_bytes
-        self._cors_origins = cors_origins
-        self._clock = clock
+        self.cors_origins = cors_origins
+        self.clock = clock
         operations: dict[str, Operation] = {
             "list_models": self._models,
             "chat_completions": self._chat,
@@ -180,17 +168,17 @@ class Api:
         started = time.perf_counter()
         outcome = self._handle(event if isinstance(event, dict) else {}, started, on_finish)
         if not outcome.streamed:
-            if self._audit is not None and outcome.audited:
+            if self.audit is not None and outcome.audited:
                 self._write_audit(outcome, started, event)
-            self._finished(outcome, started, on_finish)
+            self.finished(outcome, started, on_finish)
         return outcome
 
-    def _finished(self, outcome: Outcome, started: float, on_finish: OnFinish | None) -> None:
+    def finished(self, outcome: Outcome, started: float, on_finish: OnFinish | None) -> None:
         outcome.latency_ms = (time.perf_counter() - started) * 1000
         if on_finish is not None:
             on_finish(outcome)
 
-    def _audit_event(self, outcome: Outcome, started: float, phase: str | None = None) -> AuditEvent:
+    def audit_event(self, outcome: Outcome, started: float, phase: str | None = None) -> AuditEvent:
         usage = outcome.usage
         released = outcome.status == 200 or outcome.streamed
         event = AuditEvent(
@@ -205,9 +193,9 @@ class Api:
         return event._replace(phase=phase) if phase else event
 
     def _write_audit(self, outcome: Outcome, started: float, event: Any) -> None:
-        assert self._audit is not None  # noqa: S101 - checked by the caller
+        assert self.audit is not None  # noqa: S101 - checked by the caller
         try:
-            written = self._audit.write(self._audit_event(outcome, started))
+            written = self.audit.write(self.audit_event(outcome, started))
             outcome.audit_failed = outcome.audit_failed or not written
         except AuditFailedError:
             outcome.audit_failed = True
@@ -247,8 +235,8 @@ class Api:
                 if violation is not None:
                     raise request_error(violation)
             answer = endpoint.operation(event, body, outcome)
-            if isinstance(answer, StreamingResponse):
-                return self._stream(outcome, answer, started, on_finish)
+            if not isinstance(answer, dict):  # a StreamingResponse: sent after this returns
+                return self._streams().finishing(outcome, answer, started, on_finish)
             return self._finish(outcome, 200, answer, event)
         except ApiError as error:
             outcome.error_type = error.code
@@ -303,12 +291,12 @@ class Api:
         if body.get("stream") is True:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            return self._open_stream(request, settings, outcome, event, include_usage=include_usage)
+            return self._streams().open(request, settings, outcome, event, include_usage=include_usage)
         completion = self._complete(request, settings, outcome)
         return {
             "id": f"chatcmpl-{outcome.request_id}",
             "object": "chat.completion",
-            "created": int(self._clock()),
+            "created": int(self.clock()),
             "model": settings.model_id,
             "choices": [
                 {
@@ -345,123 +333,26 @@ class Api:
     def _complete(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> Completion:
         outcome.model_id = settings.model_id
         outcome.provider = settings.provider
-        self._hooks.before(request, outcome)
+        self.hooks.before(request, outcome)
         try:
-            completion = self._model_for(settings).complete(request)
+            completion = self.model_for(settings).complete(request)
             outcome.usage = completion
             outcome.output_text = completion.text
         except ApiError as error:
             outcome.error_type = error.code
             raise
         finally:
-            self._hooks.after(request, outcome)
+            self.hooks.after(request, outcome)
         return completion
 
-    # --- streaming --------------------------------------------------------------------------------
+    def _streams(self) -> Streams:
+        """The streamed half of the pipeline, imported with the first `stream: true` (a buffered-only function
+        never compiles it at its cold start)."""
+        if self._streamer is None:
+            from lambda_src.inference.streaming import Streams  # noqa: PLC0415
 
-    def _open_stream(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome,
-                     event: dict[str, Any], *, include_usage: bool) -> StreamingResponse:  # fmt: skip
-        """Everything that can still fail with a status of its own happens here, before the first byte: the
-        REQUEST audit record (required mode), the hooks, opening the model stream and its first event."""
-        outcome.model_id = settings.model_id
-        outcome.provider = settings.provider
-        outcome.streamed = True
-        if self._audit is not None and self._audit.mode == "required":
-            try:
-                self._audit.write(self._audit_event(outcome, time.perf_counter(), PHASE_REQUEST))
-            except AuditFailedError:
-                outcome.streamed = False
-                outcome.audit_failed = True
-                raise ApiError(503, "The request could not be recorded in the audit log; try again later.",
-                               "server_error", "audit_unavailable") from None  # fmt: skip
-        try:
-            self._hooks.before(request, outcome)
-        except BaseException:
-            outcome.streamed = False
-            raise
-        stream: ModelStream | None = None
-        try:
-            stream = self._model_for(settings).stream(request)
-            events = iter(stream)
-            first = next(events, None)
-        except BaseException as error:
-            outcome.streamed = False  # answered as JSON with its own status: one record, as buffered
-            if stream is not None:
-                _close(stream)
-            if isinstance(error, ApiError):
-                outcome.error_type = error.code
-            self._hooks.after(request, outcome)
-            raise
-        writer = ChunkWriter(f"chatcmpl-{outcome.request_id}", int(self._clock()), settings.model_id,
-                             include_usage=include_usage)  # fmt: skip
-        headers = response_headers(SSE_CONTENT_TYPE, request_id=outcome.request_id, origin=header(event, "origin"),
-                                   cors_origins=self._cors_origins)  # fmt: skip
-        return StreamingResponse(
-            200, headers, self._sse(request, stream, events=events, first=first, writer=writer, outcome=outcome)
-        )
-
-    def _sse(self, request: CompletionRequest, stream: ModelStream, *, events: Iterator[StreamEvent],
-             first: StreamEvent | None, writer: ChunkWriter, outcome: Outcome) -> Iterator[bytes]:  # fmt: skip
-        """The answer as server-sent events. Model errors after the first byte become an error event; a caller
-        that goes away (GeneratorExit at a yield) closes the model stream. Bookkeeping runs in ``finally``."""
-        deadline = time.monotonic() + max(1, self._stream_seconds - STREAM_MARGIN_SECONDS)
-        answer = _StreamedAnswer(writer)
-        outcome.status = 200
-        ended = False  # the last byte was handed over: closing the body now is no disconnect
-        try:
-            yield writer.chunk({"role": "assistant", "content": ""})
-            for item in _chain([first] if first is not None else [], events):
-                data = answer.chunk(item)
-                if data:
-                    yield data
-                if time.monotonic() > deadline:
-                    raise upstream_timeout("The answer took longer than this API streams; ask for fewer tokens.")
-            for data in answer.ending():
-                ended = data is DONE
-                yield data
-        except GeneratorExit:
-            outcome.disconnected = not ended
-            raise
-        except ApiError as error:
-            outcome.status, outcome.error_type = error.status, error.code
-            yield event(error.body())
-        except Exception as error:  # a bug: the documented error event, never a stack trace
-            LOGGER.error("unhandled error in a stream", extra={"error_type": type(error).__name__,
-                         "frames": frames(error), "api_request_id": outcome.request_id})  # fmt: skip
-            failure = server_error()
-            outcome.status, outcome.error_type = failure.status, failure.code
-            yield event(failure.body())
-        finally:
-            _close(stream)
-            outcome.output_text = answer.output_text()
-            outcome.usage = Completion(outcome.output_text, answer.finish or "stop", answer.prompt_tokens,
-                                       answer.completion_tokens)  # fmt: skip
-            self._hooks.after(request, outcome)
-
-    def _stream(self, outcome: Outcome, answer: StreamingResponse, started: float,
-                on_finish: OnFinish | None) -> Outcome:  # fmt: skip
-        """Wrap the body so the COMPLETE audit record and ``on_finish`` follow its end, however it ends."""
-        outcome.status = answer.status_code
-        body = answer.body
-
-        def finishing() -> Iterator[bytes]:
-            try:
-                yield from body
-            finally:
-                close = getattr(body, "close", None)
-                if close is not None:
-                    close()
-                if self._audit is not None and outcome.audited:
-                    try:
-                        written = self._audit.write(self._audit_event(outcome, started),
-                                                    attempts=FINAL_AUDIT_ATTEMPTS)  # fmt: skip
-                        outcome.audit_failed = outcome.audit_failed or not written
-                    except AuditFailedError:
-                        outcome.audit_failed = True  # the output has left: counted and logged, not withheld
-                self._finished(outcome, started, on_finish)
-
-        outcome.response = StreamingResponse(answer.status_code, answer.headers, finishing())
-        return outcome
+            self._streamer = Streams(self)
+        return self._streamer
 
     def _check_model(self, requested: str | None, settings: ModelSettings) -> None:
         if requested is not None and requested != settings.model_id:
@@ -472,60 +363,8 @@ class Api:
                 extra_headers: dict[str, str] | None = None) -> Outcome:  # fmt: skip
         outcome.status = status
         outcome.response = json_response(status, body, request_id=outcome.request_id, origin=header(event, "origin"),
-                                         cors_origins=self._cors_origins, extra_headers=extra_headers)  # fmt: skip
+                                         cors_origins=self.cors_origins, extra_headers=extra_headers)  # fmt: skip
         return outcome
-
-
-class _StreamedAnswer:
-    """What a stream has said so far (for the audit record and the usage), and its chunks."""
-
-    __slots__ = ("calls", "completion_tokens", "finish", "prompt_tokens", "text", "writer")
-
-    def __init__(self, writer: ChunkWriter) -> None:
-        self.writer = writer
-        self.text: list[str] = []
-        self.calls: dict[int, list[str]] = {}  # index -> [id, name, argument pieces...]
-        self.prompt_tokens = self.completion_tokens = 0
-        self.finish: str | None = None
-
-    def chunk(self, item: StreamEvent) -> bytes | None:
-        if isinstance(item, TextDelta):
-            if not item.text:
-                return None
-            self.text.append(item.text)
-            return self.writer.chunk({"content": item.text})
-        if isinstance(item, ToolCallDelta):
-            self.calls.setdefault(item.index, [item.id, item.name]).append(item.arguments)
-            return self.writer.chunk({"tool_calls": [tool_call_delta(item.index, item.id, item.name, item.arguments)]})
-        if isinstance(item, Finish):
-            self.finish = item.reason
-            return self.writer.chunk({}, item.reason)
-        self.prompt_tokens, self.completion_tokens = item.prompt_tokens, item.completion_tokens
-        return None
-
-    def ending(self) -> Iterator[bytes]:
-        if self.finish is None:
-            yield self.writer.chunk({}, "stop")
-        if self.writer.include_usage:
-            yield self.writer.usage(self.prompt_tokens, self.completion_tokens)
-        yield DONE
-
-    def output_text(self) -> str:
-        calls = [{"id": c[0], "name": c[1], "arguments": "".join(c[2:])} for _i, c in sorted(self.calls.items())]
-        return "".join(self.text) + (json.dumps(calls, ensure_ascii=False) if calls else "")
-
-
-def _close(stream: ModelStream) -> None:
-    """Stop the model call; a failure to close must not replace the answer's own ending."""
-    try:
-        stream.close()
-    except Exception as error:
-        LOGGER.warning("closing the model stream failed", extra={"error_type": type(error).__name__})
-
-
-def _chain(first: Iterable[StreamEvent], rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-    yield from first
-    yield from rest
 
 
 def _route(event: dict[str, Any]) -> str:

@@ -284,7 +284,7 @@ def test_best_effort_streams_write_one_record():
 
 def test_a_stream_past_its_time_budget_ends_with_a_timeout_event(monkeypatch):
     ticks = iter(range(0, 1000, 10))
-    monkeypatch.setattr("lambda_src.inference.logic.time.monotonic", lambda: float(next(ticks)))
+    monkeypatch.setattr("lambda_src.inference.streaming.time.monotonic", lambda: float(next(ticks)))
     model = FakeModel([TextDelta(str(i)) for i in range(50)])
     response = api(model, stream_seconds=30).handle(chat_event()).response
     assert isinstance(response, StreamingResponse)

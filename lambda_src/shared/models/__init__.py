@@ -8,8 +8,14 @@ refused before answering, from the stream's ``__next__`` when it fails mid-answe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from lambda_src.shared.models.stream import Finish, ModelStream, StreamEvent, TextDelta, ToolCallDelta, Usage
+
+__all__ = ["Completion", "CompletionRequest", "Finish", "Image", "Message", "ModelClient", "ModelStream",
+           "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage"]  # fmt: skip
+_STREAM_TYPES = frozenset({"Finish", "ModelStream", "StreamEvent", "TextDelta", "ToolCallDelta", "Usage"})
 
 # The value types on the request path are NamedTuples: immutable like frozen dataclasses, but a frozen
 # dataclass compiles generated methods when its module loads (~4M instructions each, at every cold start).
@@ -69,44 +75,16 @@ class Completion(NamedTuple):
     tool_calls: tuple[ToolCall, ...] = ()
 
 
-# --- streaming ----------------------------------------------------------------------------------------
-
-
-class TextDelta(NamedTuple):
-    text: str
-
-
-class ToolCallDelta(NamedTuple):
-    """A piece of a tool call. ``index`` numbers the calls of one answer from 0; the first delta of a call
-    carries its ``id`` and ``name``, later ones only ``arguments`` pieces (JSON text to concatenate)."""
-
-    index: int  # type: ignore[assignment]  # shadows tuple.index, as OpenAI names it
-    id: str
-    name: str
-    arguments: str
-
-
-class Finish(NamedTuple):
-    reason: str  # as Completion.finish_reason
-
-
-class Usage(NamedTuple):
-    prompt_tokens: int
-    completion_tokens: int
-
-
-StreamEvent = TextDelta | ToolCallDelta | Finish | Usage
-
-
-class ModelStream(Protocol):
-    """The events of one streamed answer, in order; ``close()`` stops the model call (a client went away)."""
-
-    def __iter__(self) -> Iterator[StreamEvent]: ...
-
-    def close(self) -> None: ...
-
-
 class ModelClient(Protocol):
     def complete(self, request: CompletionRequest) -> Completion: ...
 
     def stream(self, request: CompletionRequest) -> ModelStream: ...
+
+
+def __getattr__(name: str) -> Any:
+    """The stream types (stream.py) load with their first use: a buffered request never builds them."""
+    if name in _STREAM_TYPES:
+        from lambda_src.shared.models import stream  # noqa: PLC0415
+
+        return getattr(stream, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
