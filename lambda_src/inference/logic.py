@@ -113,8 +113,6 @@ class Outcome:
         self.latency_ms = 0.0
 
 
-
-
 class _Endpoint(NamedTuple):
     route: Route
     operation: Operation
