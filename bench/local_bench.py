@@ -6,7 +6,9 @@ Starts the same LocalPlatform `make local` starts (free ports, state in .local/b
 - start-up: emulator ready, bootstrap + deploy of the four dev stacks, boto3 checks, model ready, key, API;
 - chat latency through the whole path (local gateway -> authorizer -> inference function -> SmolLM2 ->
   audit record to the emulator's Firehose), temperature 0, a one-sentence answer; p50 / p90;
-- throughput of the model on the same path: completion tokens per second of wall time for a longer answer.
+- throughput of the model on the same path: completion tokens per second of wall time for a longer answer;
+- time to first token of a streamed answer through the whole path vs. directly from the model server (same
+  prompt, interleaved, the openai SDK both times): what the platform adds, p50.
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ def main() -> int:
         long_reply = client.chat.completions.create(model=MODEL_ALIAS, temperature=0, max_tokens=200, messages=story)
         seconds = time.perf_counter() - begin
         tokens = long_reply.usage.completion_tokens if long_reply.usage else 0
+        direct = openai.OpenAI(base_url=f"http://127.0.0.1:{platform.ports.model}/v1", api_key=platform.upstream_key,
+                               max_retries=0, timeout=60)  # fmt: skip
+        first_token: dict[str, list[float]] = {"platform": [], "direct": []}
+        for _ in range(args.requests):
+            for name, target in (("platform", client), ("direct", direct)):
+                begin = time.perf_counter()
+                stream = target.chat.completions.create(model=MODEL_ALIAS, temperature=0, max_tokens=30,
+                                                        messages=question, stream=True)  # fmt: skip
+                for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        first_token[name].append((time.perf_counter() - begin) * 1000)
+                        break
+                stream.close()
+                time.sleep(max(0.0, interval - (time.perf_counter() - begin)))
     finally:
         platform.stop()
     latencies.sort()
@@ -59,6 +75,10 @@ def main() -> int:
     print(f"chat, one-sentence answer, {args.requests} requests: p50 {statistics.median(latencies):.0f} ms, "
           f"p90 {latencies[int(len(latencies) * 0.9) - 1]:.0f} ms")  # fmt: skip
     print(f"longer answer: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.0f} tokens/s end to end")
+    through, direct_p50 = statistics.median(first_token["platform"]), statistics.median(first_token["direct"])
+    print(f"time to first token, streamed, {args.requests} requests each: through the platform p50 {through:.1f} ms, "
+          f"from the model server directly p50 {direct_p50:.1f} ms -> added p50 {through - direct_p50:.1f} ms "
+          "(target <= 15 ms)")  # fmt: skip
     return 0
 
 

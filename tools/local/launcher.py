@@ -95,6 +95,8 @@ class LocalPlatform:
     gateway: LocalGateway | None = None
     key_id: str = ""
     key: str = ""
+    # The key the model server requires (the upstream key the platform sends it): benchmarks call it directly.
+    upstream_key: str = ""
     client: Callable[[str], Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,7 +122,7 @@ class LocalPlatform:
         emulator = self.processes.start(
             "emulator", [str(EMULATOR_PYTHON), "-m", "tools.local.emulator", "--port", str(self.ports.emulator)], env
         )
-        upstream_key = "sk-local-" + secrets.token_urlsafe(24)
+        upstream_key = self.upstream_key = "sk-local-" + secrets.token_urlsafe(24)
         if self.serve_api:  # the model loads while the stacks deploy
             model = self.processes.start("model", [
                 str(MODEL_PYTHON), "-m", "llama_cpp.server", "--model", str(model_file()), "--model_alias",
