@@ -7,7 +7,10 @@ OPTIONS methods' MOCK answers as deployed: status, headers, the request's Origin
 stage's default method throttle (a token bucket per method); the authorizer's header check and its context;
 the usage plan of the API key whose value the authorizer returns as usageIdentifierKey (the key must exist,
 be enabled and belong to a plan of this stage; the plan's rate and burst as a token bucket per key and its
-daily quota per UTC day); a failing integration as 502; every one of these answers as the gateway responses
+daily quota per UTC day); a failing integration as 502; a STREAM integration (``streaming_routes``): the
+function's framed output read as API Gateway reads it (a JSON prelude and 8 NUL bytes within the first 16 KB,
+else 500) and its body relayed to the client chunk by chunk as it arrives (HTTP/1.1 chunked), the function
+told when the client goes away; every one of these answers as the gateway responses
 define it (the API's error shape, Retry-After on a 429). Not emulated: the account-level throttle, quota
 periods other than DAY, the authorizer's result cache, WAF, request validation models (the handler
 validates bodies itself).
@@ -24,17 +27,20 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
 from lambda_src.contracts.api import ROUTES, STAGE_NAME, error_body
 from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
+from lambda_src.shared.runtime.response import DELIMITER, MAX_PRELUDE_BYTES
 from tools.local.runtime import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-# Status, headers, body.
-Answer = tuple[int, dict[str, str], bytes]
+# A STREAM integration: the function's raw output (framed) as it arrives; ``close()`` when the client is gone.
+StreamHandler = Callable[[dict[str, Any], Any], Iterable[bytes]]
+# Status, headers, body (bytes, or the chunks of a streamed body).
+Answer = tuple[int, dict[str, str], "bytes | Iterator[bytes]"]
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:local/" + STAGE_NAME
 DAY_SECONDS = 86_400
 
@@ -121,12 +127,16 @@ class LocalGateway:
         stage_throttle: Throttle | None = None,
         responses: dict[str, Answer] | None = None,
         clock: Callable[[], float] = time.time,
+        stream_handler: StreamHandler | None = None,
+        streaming_routes: frozenset[str] = frozenset(),
     ) -> None:
         """``usage_plan`` finds the plan of a usage identifier (None: no key of this stage has that value);
         without it, no key check and no plan limits. ``preflights``: resource path -> its OPTIONS answer."""
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("The local gateway only listens on loopback.")
         self._handler = handler
+        self._stream_handler = stream_handler
+        self._streaming_routes = streaming_routes if stream_handler is not None else frozenset()
         self._authorizer = authorizer
         self._usage_plan = usage_plan
         self._routes = routes if routes is not None else _route_table()
@@ -143,6 +153,8 @@ class LocalGateway:
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # chunked bodies for streamed answers; every other answer has a length
+
             def __getattr__(self, name: str) -> Any:
                 # http.server answers a method without a do_<METHOD> with its own HTML 501: serve them all.
                 if name.startswith("do_"):
@@ -178,7 +190,7 @@ class LocalGateway:
 
     def _error(self, kind: str) -> Answer:
         status, headers, data = self._responses[kind]
-        return status, dict(headers), data
+        return status, dict(headers), bytes(data) if isinstance(data, bytes) else b""
 
     def _resource(self, raw_path: str) -> str | None:
         path = raw_path.split("?", 1)[0]
@@ -263,6 +275,8 @@ class LocalGateway:
                 "authorizer": {**policy.get("context", {}), "principalId": policy["principalId"]},
             },
         }
+        if route in self._streaming_routes and self._stream_handler is not None:
+            return self._stream(event)
         try:
             result = self._handler(event, LambdaContext.for_api_gateway())
         except Exception:  # API Gateway answers a failed Lambda integration with a 502
@@ -270,6 +284,39 @@ class LocalGateway:
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         return int(result["statusCode"]), dict(result.get("headers") or {}), data
+
+    def _stream(self, event: dict[str, Any]) -> Answer:
+        """A STREAM integration: the prelude decides status and headers, the rest is relayed as it comes."""
+        assert self._stream_handler is not None  # noqa: S101 - checked by the caller
+        try:
+            raw = self._stream_handler(event, LambdaContext.for_api_gateway())
+        except Exception:  # failed before its first byte (the function's error endpoint): 502 as buffered
+            return self._error("INTEGRATION_FAILURE")
+        chunks = iter(raw)
+        buffered = b""
+        try:
+            while DELIMITER not in buffered[: MAX_PRELUDE_BYTES + len(DELIMITER)]:
+                if len(buffered) >= MAX_PRELUDE_BYTES + len(DELIMITER):
+                    raise ValueError("no prelude delimiter within the first 16 KB")
+                buffered += next(chunks)
+            head, _, rest = buffered.partition(DELIMITER)
+            prelude = json.loads(head)
+            status = int(prelude["statusCode"])
+            headers = {str(k): str(v) for k, v in (prelude.get("headers") or {}).items()}
+        except (StopIteration, ValueError, KeyError, TypeError, AttributeError):
+            # Not an HTTP integration response: API Gateway answers a STREAM integration's malformed output 500.
+            _close(raw)
+            return self._error("DEFAULT_5XX")
+
+        def body() -> Iterator[bytes]:
+            try:
+                if rest:
+                    yield rest
+                yield from chunks
+            finally:
+                _close(raw)
+
+        return status, headers, body()
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         length = request.headers.get("Content-Length") or "0"
@@ -284,9 +331,29 @@ class LocalGateway:
         status, headers, data = answer
         request.send_response(status)
         for name, value in headers.items():
-            request.send_header(name, value)
-        if request.command == "HEAD":
-            data = b""
-        request.send_header("Content-Length", str(len(data)))
+            if name.lower() not in ("content-length", "transfer-encoding"):
+                request.send_header(name, value)
+        if isinstance(data, bytes):
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data)
+            return
+        request.send_header("Transfer-Encoding", "chunked")
         request.end_headers()
-        request.wfile.write(data)
+        try:
+            for chunk in data:
+                if chunk:
+                    request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    request.wfile.flush()
+            request.wfile.write(b"0\r\n\r\n")
+            request.wfile.flush()
+        except OSError:  # the client went away: stop reading the function (its stream is closed)
+            request.close_connection = True
+        finally:
+            _close(data)
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()

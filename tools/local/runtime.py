@@ -98,7 +98,12 @@ def unpack(code: bytes) -> str:
     if not target.is_dir():
         CODE_CACHE.mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=CODE_CACHE, prefix=".unpack-"))
-        zipfile.ZipFile(io.BytesIO(code)).extractall(staging)
+        archive = zipfile.ZipFile(io.BytesIO(code))
+        archive.extractall(staging)
+        for info in archive.infolist():  # extractall drops file modes: keep the executable bit (a wrapper script)
+            mode = info.external_attr >> 16
+            if mode & 0o111 and not info.is_dir():
+                os.chmod(staging / info.filename, 0o700)  # owner only: this user runs it
         with contextlib.suppress(OSError):  # unpacked by a concurrent invocation
             staging.rename(target)
     return str(target)
@@ -114,6 +119,11 @@ def lambda_environment(configuration: dict[str, Any], endpoint: str, region: str
         "AWS_DEFAULT_REGION": region,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(configuration.get("MemorySize", 128)),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{configuration['FunctionName']}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "_HANDLER": configuration.get("Handler", ""),
         "LOCAL_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
         "LOCAL_LAMBDA_FUNCTION_ARN": configuration.get("FunctionArn", ""),
         "LOCAL_LAMBDA_MEMORY_MB": str(configuration.get("MemorySize", 128)),
