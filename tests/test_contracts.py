@@ -20,7 +20,7 @@ from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, REQUEST_SCHEMA
 from lambda_src.inference import logic
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import ApiError, unauthorized
-from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
 from lambda_src.shared.validation import Schema
 from stacks.stages import DEV
 
@@ -152,6 +152,9 @@ class _NoConfig:
 class _NoModel:
     def complete(self, request: CompletionRequest) -> Completion:
         raise AssertionError("not called")
+
+    def stream(self, request: CompletionRequest) -> ModelStream:
+        raise AssertionError("these tests do not stream")
 
 
 @given(

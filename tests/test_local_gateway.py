@@ -53,6 +53,7 @@ class Clock:
 
 def call(gateway: LocalGateway, method: str, path: str) -> tuple[int, dict[str, Any]]:
     status, _headers, body = gateway.respond(method, path, {"Authorization": "Bearer good"}, b"{}")
+    assert isinstance(body, bytes)
     return status, json.loads(body)
 
 
@@ -196,7 +197,7 @@ def test_a_burst_beyond_the_plan_is_throttled_with_retry_after_and_refills_at_it
     answers = [gateway.respond("GET", "/v1/models", {"Authorization": "Bearer good"}, b"") for _ in range(24)]
     assert [status for status, _, _ in answers] == [200] * 5 + [429] * 19
     _, headers, body = answers[-1]
-    assert json.loads(body)["error"]["code"] == GATEWAY_ERRORS["THROTTLED"][2]
+    assert isinstance(body, bytes) and json.loads(body)["error"]["code"] == GATEWAY_ERRORS["THROTTLED"][2]
     assert headers["Retry-After"] == RETRY_AFTER_SECONDS and headers["Content-Type"] == "application/json"
     clock.now += 0.5  # one token at 2/s
     assert [call(gateway, "GET", "/v1/models")[0] for _ in range(2)] == [200, 429]
@@ -223,6 +224,7 @@ def test_the_daily_quota_is_a_429_until_the_next_utc_day():
     gateway = LocalGateway(echo, allow, usage_plan=lambda identifier: plan, clock=clock)
     assert [call(gateway, "GET", "/v1/models")[0] for _ in range(3)] == [200] * 3
     status, headers, body = gateway.respond("GET", "/v1/models", {"Authorization": "Bearer good"}, b"")
+    assert isinstance(body, bytes)
     assert (status, json.loads(body)["error"]["code"]) == error_code("QUOTA_EXCEEDED")
     assert headers["Retry-After"] == RETRY_AFTER_SECONDS
     clock.now = DAY_SECONDS * 19_701  # midnight UTC

@@ -20,6 +20,7 @@ import pytest
 from lambda_src.shared.runtime.response import DELIMITER
 from tools.local.gateway import LocalGateway
 from tools.local.runtime import FunctionError
+from tools.local.runtime_api import End
 from tools.local.streaming_worker import StreamingWorker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,8 +151,6 @@ def test_an_error_after_the_first_byte_goes_in_the_trailers(worker):
 
 
 def test_the_trailer_body_is_base64_json(task_root):
-    from tools.local.runtime_api import End
-
     worker = worker_for(task_root)
     try:
         raw = worker.invoke({"kind": "midstream"})
@@ -208,7 +207,7 @@ def test_an_import_failure_is_an_init_error(task_root):
 def test_a_function_past_its_timeout_is_stopped(task_root):
     worker = worker_for(task_root, timeout=1)
     try:
-        with pytest.raises(FunctionError, match="Task timed out after 1.00 seconds"):
+        with pytest.raises(FunctionError, match=r"Task timed out after 1\.00 seconds"):
             worker.invoke({"kind": "sleep"})
         assert b"hello" in b"".join(worker.invoke({"kind": "dict"}))  # a fresh (cold) environment
     finally:

@@ -87,10 +87,11 @@ API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV
 
 @LOGGER.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
-    response = API.handle(event, record).response
-    if not isinstance(response, dict) and not ENV.stream_timeout_seconds:
-        return response.buffered()  # streaming switched off: the whole stream as one answer
-    return response
+    outcome = API.handle(event, record)
+    if outcome.stream is None:
+        return outcome.response
+    # Streaming switched off (managed runtime, buffered integration): the whole stream as one answer.
+    return outcome.stream if ENV.stream_timeout_seconds else outcome.stream.buffered()
 
 
 def record(outcome: Outcome) -> None:

@@ -85,15 +85,17 @@ class ModelCallHooks:
 class Outcome:
     """The response plus what the handler logs and measures (filled in as the request goes).
 
-    ``response`` is a proxy response dict, or a StreamingResponse whose body fills in the rest of the outcome as
-    it is sent: the ``on_finish`` callback given to ``Api.handle`` runs when the outcome is final."""
+    ``response`` is the proxy response of a JSON answer; a streamed answer is ``stream`` instead, a
+    StreamingResponse whose body fills in the rest of the outcome as it is sent: the ``on_finish`` callback given
+    to ``Api.handle`` runs when the outcome is final."""
 
     __slots__ = ("audit_failed", "audited", "caller", "disconnected", "error_type", "input_text", "latency_ms",
                  "model_id", "output_text", "provider", "request_id", "response", "route", "session_id", "status",
-                 "streamed", "usage")  # fmt: skip
+                 "stream", "streamed", "usage")  # fmt: skip
 
     def __init__(self, *, route: str, caller: Caller, request_id: str) -> None:
-        self.response: dict[str, Any] | StreamingResponse = {}
+        self.response: dict[str, Any] = {}  # the proxy response of a JSON answer
+        self.stream: StreamingResponse | None = None  # or the streamed answer
         self.status = 0
         self.route = route
         self.caller = caller

@@ -150,7 +150,7 @@ class Streams:
                         outcome.audit_failed = True  # the output has left: counted and logged, not withheld
                 self.api.finished(outcome, started, on_finish)
 
-        outcome.response = StreamingResponse(answer.status_code, answer.headers, finishing())
+        outcome.stream = StreamingResponse(answer.status_code, answer.headers, finishing())
         return outcome
 
 

@@ -19,7 +19,7 @@ from lambda_src.contracts.api import routes_of
 from lambda_src.inference.logic import Api
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import upstream_error
-from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 # Planted where a leak could come from: the system prompt, the upstream key, a model exception's text, and
@@ -62,6 +62,9 @@ class Model:
             Model.failed = True
             raise upstream_error()
         return Completion(text=text, finish_reason="stop", prompt_tokens=1, completion_tokens=1)
+
+    def stream(self, request: CompletionRequest) -> ModelStream:
+        raise AssertionError("the fuzzed bodies do not stream")
 
 
 API = Api(Config(), lambda _settings: Model(Config().upstream_api_key()), max_body_bytes=16_384)

@@ -14,7 +14,7 @@ from botocore.stub import ANY, Stubber
 from lambda_src.inference.logic import Api
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import ApiError
-from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
 from lambda_src.shared.models.bedrock import BedrockModel
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -272,6 +272,9 @@ def test_read_timeout_is_a_504():
 class Broken:
     def complete(self, request: CompletionRequest) -> Completion:
         raise KeyError("secret-internal-state")
+
+    def stream(self, request: CompletionRequest) -> ModelStream:
+        raise AssertionError("these tests do not stream")
 
 
 def test_a_bug_is_a_500_without_details(caplog):

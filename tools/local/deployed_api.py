@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -18,6 +18,7 @@ from tools.local.deploy import REGION
 from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
+from tools.local.streaming_worker import StreamingWorker
 
 
 @dataclass
@@ -30,21 +31,37 @@ class DeployedApi:
     preflights: dict[str, Preflight] = field(default_factory=dict)  # path -> OPTIONS answer (CORS)
     stage_throttle: Throttle | None = None
     responses: dict[str, Answer] = field(default_factory=dict)  # gateway responses by type
-    workers: dict[str, Worker] = field(default_factory=dict)
+    workers: dict[str, Worker | StreamingWorker] = field(default_factory=dict)
+    # Resource paths whose integration is a STREAM one (the response-streaming invocation URI).
+    streaming_routes: frozenset[str] = frozenset()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        worker = self.workers[function]
+        if isinstance(worker, StreamingWorker):
+            raise LocalError(f"{function} streams (AWS_LAMBDA_EXEC_WRAPPER) but is behind a buffered integration.")
         try:
-            return self.workers[function].invoke(event)
+            return worker.invoke(event)
         except FunctionError as error:
             # API Gateway reads a TOKEN authorizer's "Unauthorized" error as a 401.
             raise RuntimeError("Unauthorized" if str(error).endswith(": Unauthorized") else str(error)) from None
+
+    def invoke_stream(self, function: str, event: dict[str, Any]) -> Iterable[bytes]:
+        """A response-streaming invocation: the function's raw output as it arrives. A function on the managed
+        runtime answers with its JSON result, which is not a framed HTTP response (API Gateway: 500)."""
+        worker = self.workers[function]
+        try:
+            if isinstance(worker, StreamingWorker):
+                return worker.invoke(event)
+            return [json.dumps(worker.invoke(event)).encode()]
+        except FunctionError as error:
+            raise RuntimeError(str(error)) from None
 
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
 
 
-_FUNCTION_ARN = re.compile(r"functions/(arn:[^/]+:function:[^/]+)/invocations")
+_FUNCTION_ARN = re.compile(r"functions/(arn:[^/]+:function:[^/]+)/(?:response-streaming-)?invocations")
 
 
 def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> DeployedApi:
@@ -67,6 +84,7 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         ]
 
     routes: dict[str, dict[str, str]] = {}
+    streaming: set[str] = set()
     authorizer_ids = set()
     for resource in apigw.get_resources(restApiId=api_id)["items"]:
         for verb in resource.get("resourceMethods", {}):
@@ -78,6 +96,8 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
             if arn is None or not method.get("authorizerId"):
                 raise LocalError(f"{verb} {resource['path']} is not a Lambda proxy route behind the authorizer.")
             routes.setdefault(resource["path"], {})[verb] = arn.group(1).rsplit(":", 1)[1]
+            if "/response-streaming-invocations" in integration["uri"]:
+                streaming.add(resource["path"])
             authorizer_ids.add(method["authorizerId"])
     (authorizer_id,) = authorizer_ids
     found = _FUNCTION_ARN.search(apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id)["authorizerUri"])
@@ -90,6 +110,7 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         preflights=preflights(template["Resources"]),
         stage_throttle=stage_throttle(template["Resources"], STAGE_NAME),
         responses=gateway_responses(template["Resources"]),
+        streaming_routes=frozenset(streaming),
     )
 
     def code(key: str) -> bytes:
@@ -100,14 +121,14 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         configuration = function["Configuration"]
         key = urllib.parse.urlparse(function["Code"]["Location"]).path.lstrip("/")
         layers = [unpack(code(layer)) for layer in layer_keys(name)]
-        api.workers[name] = Worker(
-            handler=configuration["Handler"],
-            code_dir=unpack(code(key)),
-            layers=layers,
-            environment=lambda_environment(configuration, f"http://localhost:{port}", REGION),
-            timeout_seconds=int(configuration.get("Timeout", 3)),
-            log=log,
-        )
+        environment = lambda_environment(configuration, f"http://localhost:{port}", REGION)
+        timeout = int(configuration.get("Timeout", 3))
+        if "AWS_LAMBDA_EXEC_WRAPPER" in environment:  # its own Runtime API loop: run the wrapper as Lambda does
+            api.workers[name] = StreamingWorker(code_dir=unpack(code(key)), layers=layers, environment=environment,
+                                                timeout_seconds=timeout, log=log)  # fmt: skip
+            continue
+        api.workers[name] = Worker(handler=configuration["Handler"], code_dir=unpack(code(key)), layers=layers,
+                                   environment=environment, timeout_seconds=timeout, log=log)  # fmt: skip
     return api
 
 

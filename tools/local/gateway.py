@@ -33,10 +33,11 @@ from typing import Any, NamedTuple
 
 from lambda_src.contracts.api import ROUTES, STAGE_NAME, error_body
 from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
-from lambda_src.shared.runtime.response import DELIMITER, MAX_PRELUDE_BYTES
+from lambda_src.shared.runtime.response import DELIMITER, MAX_PRELUDE_BYTES, StreamingResponse
 from tools.local.runtime import LambdaContext
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# A proxy response dict; an in-process handler may also return a StreamingResponse (relayed as a stream).
+Handler = Callable[[dict[str, Any], Any], Any]
 # A STREAM integration: the function's raw output (framed) as it arrives; ``close()`` when the client is gone.
 StreamHandler = Callable[[dict[str, Any], Any], Iterable[bytes]]
 # Status, headers, body (bytes, or the chunks of a streamed body).
@@ -281,6 +282,8 @@ class LocalGateway:
             result = self._handler(event, LambdaContext.for_api_gateway())
         except Exception:  # API Gateway answers a failed Lambda integration with a 502
             return self._error("INTEGRATION_FAILURE")
+        if isinstance(result, StreamingResponse):  # an in-process handler that streams: framed as the loop does
+            return self._read_stream(_framed(result))
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         return int(result["statusCode"]), dict(result.get("headers") or {}), data
@@ -292,6 +295,9 @@ class LocalGateway:
             raw = self._stream_handler(event, LambdaContext.for_api_gateway())
         except Exception:  # failed before its first byte (the function's error endpoint): 502 as buffered
             return self._error("INTEGRATION_FAILURE")
+        return self._read_stream(raw)
+
+    def _read_stream(self, raw: Iterable[bytes]) -> Answer:
         chunks = iter(raw)
         buffered = b""
         try:
@@ -351,6 +357,20 @@ class LocalGateway:
             request.close_connection = True
         finally:
             _close(data)
+
+
+class _framed:  # noqa: N801 - reads as what it makes
+    """A StreamingResponse's bytes as the Runtime API loop sends them: prelude, then the body's chunks."""
+
+    def __init__(self, response: StreamingResponse) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._response.prelude()
+        yield from self._response.body
+
+    def close(self) -> None:
+        self._response.close()
 
 
 def _close(stream: Any) -> None:

@@ -161,6 +161,10 @@ class LocalPlatform:
             preflights=api.preflights,
             stage_throttle=api.stage_throttle,
             responses=api.responses,
+            stream_handler=lambda event, _context: api.invoke_stream(
+                api.routes[event["resource"]][event["httpMethod"]], event
+            ),
+            streaming_routes=api.streaming_routes,
         ).start()
 
     def audit_records(self) -> list[dict[str, Any]]:
