@@ -123,3 +123,10 @@ def test_a_failing_synth_still_writes_the_report_naming_what_to_fix(tmp_path: Pa
     assert ("ACKNOWLEDGED", "AwsSolutions-S1") in statuses
     assert json.loads((tmp_path / VALIDATION_REPORT).read_text())["pluginReports"]
     assert collect_acknowledgments(app)[0].stack == "naive"
+
+
+@pytest.mark.parametrize(("variant", "streams"), [("dev", True), ("prod", True), ("dev_upload", False)])
+def test_the_stage_cache_acknowledgment_says_why_streaming_rules_a_cache_out(variant, streams, variants):
+    (cache,) = {a.reason for a in variants[variant].report.acknowledgments
+                if a.rule_id.endswith("APIGWCacheEnabledAndEncrypted")}  # fmt: skip
+    assert ("API Gateway cannot cache them" in cache) is streams
