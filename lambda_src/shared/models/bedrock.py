@@ -1,20 +1,24 @@
-"""Amazon Bedrock adapter: the Converse API, with Bedrock's errors mapped to the API's statuses."""
+"""Amazon Bedrock adapter: Converse and ConverseStream, with Bedrock's errors mapped to the API's statuses."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
-    EndpointConnectionError,
     ReadTimeoutError,
 )
 
 from lambda_src.shared.errors import ApiError, invalid_request, rate_limited, upstream_error, upstream_timeout
 from lambda_src.shared.models import Completion, CompletionRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from lambda_src.shared.models.stream import StreamEvent
 
 LOGGER = logging.getLogger(__name__)
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "content_filtered": "content_filter",
@@ -28,28 +32,10 @@ class BedrockModel:
         self._clients = clients
 
     def complete(self, request: CompletionRequest) -> Completion:
-        inference: dict[str, Any] = {
-            "temperature": request.temperature,
-            "topP": request.top_p,
-            "maxTokens": request.max_tokens,
-        }
-        if request.stop:
-            inference["stopSequences"] = list(request.stop)
-        kwargs: dict[str, Any] = {
-            "modelId": request.model_id,
-            "messages": [{"role": m.role, "content": [{"text": m.content}]} for m in request.messages],
-            "inferenceConfig": inference,
-        }
-        if request.system:
-            kwargs["system"] = [{"text": text} for text in request.system]
         try:
-            response = self._clients(request.timeout_seconds).converse(**kwargs)
-        except ClientError as error:
-            raise _map_client_error(error) from None
-        except (ReadTimeoutError, ConnectTimeoutError):
-            raise upstream_timeout() from None
-        except (EndpointConnectionError, BotoCoreError):
-            raise upstream_error("The model endpoint could not be reached; try again later.") from None
+            response = self._clients(request.timeout_seconds).converse(**_converse_arguments(request))
+        except (ClientError, BotoCoreError) as error:
+            raise _map_error(error) from None
         content = response.get("output", {}).get("message", {}).get("content", [])
         text = "".join(block.get("text", "") for block in content if isinstance(block, dict))
         usage = response.get("usage", {})
@@ -60,9 +46,83 @@ class BedrockModel:
             completion_tokens=int(usage.get("outputTokens", 0)),
         )
 
+    def stream(self, request: CompletionRequest) -> BedrockStream:
+        """ConverseStream: a refusal (throttling, validation...) raises here, before any event."""
+        try:
+            response = self._clients(request.timeout_seconds).converse_stream(**_converse_arguments(request))
+        except (ClientError, BotoCoreError) as error:
+            raise _map_error(error) from None
+        return BedrockStream(response["stream"])
+
+
+class BedrockStream:
+    """ConverseStream's events as the provider-neutral stream events; ``close()`` closes the HTTP connection,
+    so Bedrock stops generating. Exception events and read timeouts raise ApiError while iterating."""
+
+    def __init__(self, events: Any) -> None:
+        self._events = events
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        from lambda_src.shared.models.stream import Finish, TextDelta, ToolCallDelta, Usage  # noqa: PLC0415
+
+        tool_index: dict[int, int] = {}  # content block index -> tool call index
+        try:
+            for event in self._events:
+                if "contentBlockDelta" in event:
+                    block = event["contentBlockDelta"]
+                    delta = block.get("delta", {})
+                    if "text" in delta:
+                        yield TextDelta(str(delta["text"]))
+                    elif "toolUse" in delta and block.get("contentBlockIndex") in tool_index:
+                        piece = str(delta["toolUse"].get("input", ""))
+                        yield ToolCallDelta(tool_index[block["contentBlockIndex"]], "", "", piece)
+                elif "contentBlockStart" in event:
+                    start = event["contentBlockStart"]
+                    tool = start.get("start", {}).get("toolUse")
+                    if tool is not None:
+                        index = tool_index[start.get("contentBlockIndex", -1)] = len(tool_index)
+                        yield ToolCallDelta(index, str(tool.get("toolUseId", "")), str(tool.get("name", "")), "")
+                elif "messageStop" in event:
+                    yield Finish(_FINISH.get(str(event["messageStop"].get("stopReason")), "stop"))
+                elif "metadata" in event:
+                    usage = event["metadata"].get("usage", {})
+                    yield Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
+        except (ClientError, BotoCoreError) as error:  # EventStreamError is a ClientError
+            raise _map_error(error) from None
+
+    def close(self) -> None:
+        self._events.close()
+
+
+def _converse_arguments(request: CompletionRequest) -> dict[str, Any]:
+    inference: dict[str, Any] = {
+        "temperature": request.temperature,
+        "topP": request.top_p,
+        "maxTokens": request.max_tokens,
+    }
+    if request.stop:
+        inference["stopSequences"] = list(request.stop)
+    kwargs: dict[str, Any] = {
+        "modelId": request.model_id,
+        "messages": [{"role": m.role, "content": [{"text": m.content}]} for m in request.messages],
+        "inferenceConfig": inference,
+    }
+    if request.system:
+        kwargs["system"] = [{"text": text} for text in request.system]
+    return kwargs
+
+
+def _map_error(error: ClientError | BotoCoreError) -> ApiError:
+    if isinstance(error, ClientError):
+        return _map_client_error(error)
+    if isinstance(error, ReadTimeoutError | ConnectTimeoutError):
+        return upstream_timeout()
+    return upstream_error("The model endpoint could not be reached; try again later.")
+
 
 def _map_client_error(error: ClientError) -> ApiError:
     code = str(error.response.get("Error", {}).get("Code", ""))
+    code = code[:1].upper() + code[1:]  # exception events name themselves in lowerCamelCase
     if code in ("ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"):
         return rate_limited("The model is receiving too many requests; retry after a short wait.", retry_after=2)
     if code == "ValidationException":
@@ -74,6 +134,7 @@ def _map_client_error(error: ClientError) -> ApiError:
     if code in ("ModelTimeoutException",):
         return upstream_timeout()
     if code in (
+        "ModelStreamErrorException",
         "ModelNotReadyException",
         "ServiceUnavailableException",
         "ModelErrorException",

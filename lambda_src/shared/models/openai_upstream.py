@@ -1,4 +1,5 @@
-"""OpenAI-compatible upstream adapter: POST {base_url}/chat/completions with the key from Parameter Store."""
+"""OpenAI-compatible upstream adapter: POST {base_url}/chat/completions with the key from Parameter Store,
+buffered or streamed (the upstream's own server-sent events, read as they arrive)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,20 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_src.contracts.parameters import upstream_url_allowed
 from lambda_src.shared.errors import invalid_request, rate_limited, upstream_error, upstream_timeout
 from lambda_src.shared.models import Completion, CompletionRequest
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from lambda_src.shared.models.stream import StreamEvent
+
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+# One server-sent event line; a longer one is not a chat completion chunk.
+MAX_EVENT_LINE_BYTES = 256 * 1024
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -34,7 +42,7 @@ class OpenAICompatibleModel:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
 
-    def complete(self, request: CompletionRequest) -> Completion:
+    def _post(self, request: CompletionRequest, *, stream: bool) -> Any:
         messages = [{"role": "system", "content": text} for text in request.system]
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
         payload: dict[str, Any] = {
@@ -43,8 +51,10 @@ class OpenAICompatibleModel:
             "temperature": request.temperature,
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
-            "stream": False,
+            "stream": stream,
         }
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
         if request.stop:
             payload["stop"] = list(request.stop)
         http_request = urllib.request.Request(  # noqa: S310 - scheme and host checked in __init__
@@ -54,13 +64,21 @@ class OpenAICompatibleModel:
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key()}"},
         )
         try:
-            with _OPENER.open(http_request, timeout=request.timeout_seconds) as reply:
-                body = json.loads(reply.read(MAX_RESPONSE_BYTES))
+            return _OPENER.open(http_request, timeout=request.timeout_seconds)
         except urllib.error.HTTPError as error:
             raise _map_status(error) from None
         except TimeoutError:
             raise upstream_timeout() from None
         except (urllib.error.URLError, OSError, ValueError):
+            raise upstream_error("The model endpoint could not be reached or answered garbage.") from None
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        try:
+            with self._post(request, stream=False) as reply:
+                body = json.loads(reply.read(MAX_RESPONSE_BYTES))
+        except TimeoutError:
+            raise upstream_timeout() from None
+        except (OSError, ValueError):
             raise upstream_error("The model endpoint could not be reached or answered garbage.") from None
         try:
             choice = body["choices"][0]
@@ -73,6 +91,64 @@ class OpenAICompatibleModel:
             )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             raise upstream_error("The model answered in an unexpected shape.") from None
+
+    def stream(self, request: CompletionRequest) -> UpstreamStream:
+        """The upstream's stream; an HTTP error status raises here, before any event."""
+        return UpstreamStream(self._post(request, stream=True))
+
+
+class UpstreamStream:
+    """An OpenAI-compatible SSE stream as stream events, read line by line as it arrives (bounded); ``close()``
+    closes the connection, so the upstream stops generating."""
+
+    def __init__(self, reply: Any) -> None:
+        self._reply = reply
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        received = 0
+        try:
+            while True:
+                line = self._reply.readline(MAX_EVENT_LINE_BYTES + 1)
+                received += len(line)
+                if not line:
+                    return  # the upstream ended without [DONE]: what came is the answer
+                if len(line) > MAX_EVENT_LINE_BYTES or received > MAX_RESPONSE_BYTES:
+                    raise upstream_error("The model's stream exceeded the size this API relays.")
+                if not line.startswith(b"data:"):
+                    continue  # blank lines, comments, other fields
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                yield from _events(json.loads(data))
+        except TimeoutError:
+            raise upstream_timeout() from None
+        except (OSError, ValueError):
+            raise upstream_error("The model's stream broke off or was not valid JSON.") from None
+
+    def close(self) -> None:
+        self._reply.close()
+
+
+def _events(chunk: Any) -> Iterator[StreamEvent]:
+    from lambda_src.shared.models.stream import Finish, TextDelta, ToolCallDelta, Usage  # noqa: PLC0415
+
+    if not isinstance(chunk, dict):
+        raise ValueError("not a chunk")
+    if chunk.get("error") is not None:
+        raise upstream_error()
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            yield TextDelta(str(delta["content"]))
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            yield ToolCallDelta(int(call.get("index", 0)), str(call.get("id") or ""), str(function.get("name") or ""),
+                                str(function.get("arguments") or ""))  # fmt: skip
+        if choice.get("finish_reason"):
+            yield Finish(str(choice["finish_reason"]))
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        yield Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
 
 def _map_status(error: urllib.error.HTTPError) -> Exception:
