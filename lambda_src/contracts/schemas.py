@@ -15,17 +15,61 @@ DRAFT4 = "http://json-schema.org/draft-04/schema#"
 CHAT_COMPLETION_REQUEST = "ChatCompletionRequest"
 PROMPT_REQUEST = "PromptRequest"
 
-ROLES = ("system", "developer", "user", "assistant")
+ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MESSAGES = 256
+MAX_TOOLS = 64
+MAX_TOOL_CALLS = 64
+MAX_ID_CHARS = 256
+MAX_TOOL_NAME_CHARS = 64
+MAX_TOOL_DESCRIPTION_CHARS = 4096
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 200
 MAX_USER_CHARS = 256
 MAX_MODEL_CHARS = 256
 
-_TEXT_PART: dict[str, Any] = {
+# A content part: text, or an image as a data: URL (the function checks which fields each kind needs).
+_CONTENT_PART: dict[str, Any] = {
     "type": "object",
-    "required": ["type", "text"],
-    "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}},
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "enum": ["text", "image_url"]},
+        "text": {"type": "string"},
+        "image_url": {
+            "type": "object",
+            "required": ["url"],
+            "properties": {"url": {"type": "string"}, "detail": {"type": ["string", "null"]}},
+        },
+    },
+}
+_TOOL_CALL: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type", "function"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {
+            "type": "object",
+            "required": ["name", "arguments"],
+            "properties": {"name": {"type": "string", "maxLength": MAX_TOOL_NAME_CHARS},
+                           "arguments": {"type": "string"}},
+        },
+    },
+}  # fmt: skip
+_TOOL: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "function"],
+    "properties": {
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "maxLength": MAX_TOOL_NAME_CHARS},
+                "description": {"type": ["string", "null"], "maxLength": MAX_TOOL_DESCRIPTION_CHARS},
+                "parameters": {"type": ["object", "null"]},
+            },
+        },
+    },
 }
 _MAX_TOKENS = MAX_OUTPUT_TOKENS.json_schema(nullable=True)
 
@@ -43,10 +87,13 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
                 "maxItems": MAX_MESSAGES,
                 "items": {
                     "type": "object",
-                    "required": ["role", "content"],
+                    "required": ["role"],
                     "properties": {
                         "role": {"type": "string", "enum": list(ROLES)},
-                        "content": {"type": ["string", "array"], "items": _TEXT_PART},
+                        # null only where OpenAI allows it: an assistant message that calls tools.
+                        "content": {"type": ["string", "array", "null"], "items": _CONTENT_PART},
+                        "tool_calls": {"type": ["array", "null"], "maxItems": MAX_TOOL_CALLS, "items": _TOOL_CALL},
+                        "tool_call_id": {"type": ["string", "null"], "maxLength": MAX_ID_CHARS},
                     },
                 },
             },
@@ -62,6 +109,14 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS},
             },
             "stream": {"type": ["boolean", "null"]},
+            "stream_options": {
+                "type": ["object", "null"],
+                "properties": {"include_usage": {"type": ["boolean", "null"]}},
+            },
+            "tools": {"type": ["array", "null"], "maxItems": MAX_TOOLS, "items": _TOOL},
+            # "none", "auto", "required" or {"type": "function", "function": {"name": ...}} (checked by the function).
+            "tool_choice": {"type": ["string", "object", "null"]},
+            "parallel_tool_calls": {"type": ["boolean", "null"]},
             "user": {"type": ["string", "null"], "maxLength": MAX_USER_CHARS},
         },
     },

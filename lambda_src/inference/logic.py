@@ -55,7 +55,9 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 FUNCTION = "inference"
-_UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "logprobs", "response_format", "audio")
+# Parameters of OpenAI's API this one refuses clearly rather than ignore (README lists them).
+_UNSUPPORTED = ("functions", "function_call", "logprobs", "top_logprobs", "response_format", "audio", "modalities",
+                "prediction", "logit_bias")  # fmt: skip
 
 
 class SettingsSource(Protocol):
@@ -271,22 +273,23 @@ class Api:
             raise invalid_request("'n' must be 1: this API returns one choice.", "unsupported_parameter")
         settings = self._config.settings()
         self._check_model(body.get("model"), settings)
-        system, messages = _messages(body["messages"])
-        outcome.input_text = json.dumps(
-            [{"role": "system", "content": text} for text in system]
-            + [{"role": m.role, "content": m.content} for m in messages],
-            ensure_ascii=False,
-        )
+        # Parsed by a module of its own, loaded with the first chat request (cold start: /models never needs it).
+        from lambda_src.inference.chat_request import assistant_message, parse_chat  # noqa: PLC0415
+
+        chat = parse_chat(body)
+        outcome.input_text = chat.audit_input
         outcome.session_id = _session_id(event, outcome.caller, body.get("user"))
         request = CompletionRequest(
             model_id=settings.model_id,
-            system=(settings.system_prompt, *system),
-            messages=messages,
+            system=(settings.system_prompt, *chat.system),
+            messages=chat.messages,
             temperature=float(_given(body, "temperature", settings.temperature)),
             top_p=float(_given(body, "top_p", settings.top_p)),
             max_tokens=_max_tokens(body, settings),
             stop=_stop(body.get("stop")),
             timeout_seconds=settings.request_timeout_seconds,
+            tools=chat.tools,
+            tool_choice=chat.tool_choice,
         )
         if body.get("stream") is True:
             options = body.get("stream_options")
@@ -301,7 +304,7 @@ class Api:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": completion.text},
+                    "message": assistant_message(completion.text, completion.tool_calls),
                     "finish_reason": completion.finish_reason,
                 }
             ],
@@ -338,6 +341,8 @@ class Api:
             completion = self.model_for(settings).complete(request)
             outcome.usage = completion
             outcome.output_text = completion.text
+            if completion.tool_calls:  # the audit log keeps the calls the model asked for, as the stream does
+                outcome.output_text += json.dumps([call._asdict() for call in completion.tool_calls])
         except ApiError as error:
             outcome.error_type = error.code
             raise
@@ -397,27 +402,6 @@ def _given(body: dict[str, Any], name: str, default: Any) -> Any:
 def _session_id(event: dict[str, Any], caller: Caller, user: str | None) -> str | None:
     session = header(event, SESSION_HEADER)[:MAX_USER_CHARS] or user
     return session_key(caller.key_id, session) if session else None
-
-
-def _messages(raw: list[dict[str, Any]]) -> tuple[tuple[str, ...], tuple[Message, ...]]:
-    system: list[str] = []
-    turns: list[Message] = []
-    for index, item in enumerate(raw):
-        role = item["role"]
-        content = item["content"]
-        text = content if isinstance(content, str) else "".join(part["text"] for part in content)
-        if not text.strip():
-            raise invalid_request(f"messages[{index}].content must not be empty.", "invalid_messages")
-        if role in ("system", "developer"):
-            system.append(text)
-        elif turns and turns[-1].role == role:
-            # Bedrock needs alternating turns: merge consecutive messages of one role.
-            turns[-1] = Message(role, turns[-1].content + "\n\n" + text)
-        else:
-            turns.append(Message(role, text))
-    if not turns or turns[0].role != "user":
-        raise invalid_request("The conversation must start with a user message.", "invalid_messages")
-    return tuple(system), tuple(turns)
 
 
 def _max_tokens(body: dict[str, Any], settings: ModelSettings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from botocore.exceptions import (
 )
 
 from lambda_src.shared.errors import ApiError, invalid_request, rate_limited, upstream_error, upstream_timeout
-from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.models import Completion, CompletionRequest, Message, ToolCall
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,13 +38,18 @@ class BedrockModel:
         except (ClientError, BotoCoreError) as error:
             raise _map_error(error) from None
         content = response.get("output", {}).get("message", {}).get("content", [])
-        text = "".join(block.get("text", "") for block in content if isinstance(block, dict))
+        blocks = [block for block in content if isinstance(block, dict)]
+        text = "".join(block.get("text", "") for block in blocks)
+        uses = [block["toolUse"] for block in blocks if "toolUse" in block]
+        calls = tuple(ToolCall(str(use.get("toolUseId", "")), str(use.get("name", "")),
+                               json.dumps(use.get("input", {}))) for use in uses)  # fmt: skip
         usage = response.get("usage", {})
         return Completion(
             text=text,
             finish_reason=_FINISH.get(str(response.get("stopReason")), "stop"),
             prompt_tokens=int(usage.get("inputTokens", 0)),
             completion_tokens=int(usage.get("outputTokens", 0)),
+            tool_calls=calls,
         )
 
     def stream(self, request: CompletionRequest) -> BedrockStream:
@@ -102,14 +108,50 @@ def _converse_arguments(request: CompletionRequest) -> dict[str, Any]:
     }
     if request.stop:
         inference["stopSequences"] = list(request.stop)
-    kwargs: dict[str, Any] = {
-        "modelId": request.model_id,
-        "messages": [{"role": m.role, "content": [{"text": m.content}]} for m in request.messages],
-        "inferenceConfig": inference,
-    }
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        role = "assistant" if message.role == "assistant" else "user"  # tool results are the user's turn
+        blocks = _blocks(message)
+        if messages and messages[-1]["role"] == role:  # tool results, and a question after them, share one turn
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+    kwargs: dict[str, Any] = {"modelId": request.model_id, "messages": messages, "inferenceConfig": inference}
     if request.system:
         kwargs["system"] = [{"text": text} for text in request.system]
+    tool_config = _tool_config(request, has_tool_blocks=any(m.role == "tool" or m.tool_calls for m in request.messages))
+    if tool_config is not None:
+        kwargs["toolConfig"] = tool_config
     return kwargs
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [{"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": message.content or " "}]}}]
+    blocks: list[dict[str, Any]] = [{"text": message.content}] if message.content else []
+    blocks += [{"image": {"format": image.format, "source": {"bytes": image.data}}} for image in message.images]
+    blocks += [{"toolUse": {"toolUseId": call.id, "name": call.name, "input": json.loads(call.arguments)}}
+               for call in message.tool_calls]  # fmt: skip
+    return blocks
+
+
+def _tool_config(request: CompletionRequest, *, has_tool_blocks: bool) -> dict[str, Any] | None:
+    """Converse has no "none": without tool blocks in the conversation the tools are simply not offered; with
+    them Bedrock requires the tool configuration, so they are offered and the model decides (README)."""
+    if not request.tools or (request.tool_choice == "none" and not has_tool_blocks):
+        return None
+    specs = []
+    for tool in request.tools:
+        spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.parameters}}
+        if tool.description:
+            spec["description"] = tool.description
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    if request.tool_choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif request.tool_choice not in (None, "none"):
+        config["toolChoice"] = {"tool": {"name": request.tool_choice}}
+    return config
 
 
 def _map_error(error: ClientError | BotoCoreError) -> ApiError:

@@ -3,6 +3,7 @@ buffered or streamed (the upstream's own server-sent events, read as they arrive
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambda_src.contracts.parameters import upstream_url_allowed
 from lambda_src.shared.errors import invalid_request, rate_limited, upstream_error, upstream_timeout
-from lambda_src.shared.models import Completion, CompletionRequest
+from lambda_src.shared.models import Completion, CompletionRequest, Message, ToolCall
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,7 +45,7 @@ class OpenAICompatibleModel:
 
     def _post(self, request: CompletionRequest, *, stream: bool) -> Any:
         messages = [{"role": "system", "content": text} for text in request.system]
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        messages += [_message(m) for m in request.messages]
         payload: dict[str, Any] = {
             "model": request.model_id,
             "messages": messages,
@@ -57,6 +58,18 @@ class OpenAICompatibleModel:
             payload["stream_options"] = {"include_usage": True}
         if request.stop:
             payload["stop"] = list(request.stop)
+        if request.tools:
+            payload["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
+            if request.tool_choice in ("none", "required"):
+                payload["tool_choice"] = request.tool_choice
+            elif request.tool_choice is not None:
+                payload["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
         http_request = urllib.request.Request(  # noqa: S310 - scheme and host checked in __init__
             self._url,
             data=json.dumps(payload).encode(),
@@ -83,11 +96,16 @@ class OpenAICompatibleModel:
         try:
             choice = body["choices"][0]
             usage = body.get("usage") or {}
+            calls = tuple(
+                ToolCall(str(c["id"]), str(c["function"]["name"]), str(c["function"].get("arguments") or "{}"))
+                for c in choice["message"].get("tool_calls") or []
+            )
             return Completion(
                 text=str(choice["message"].get("content") or ""),
                 finish_reason=str(choice.get("finish_reason") or "stop"),
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
+                tool_calls=calls,
             )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             raise upstream_error("The model answered in an unexpected shape.") from None
@@ -127,6 +145,24 @@ class UpstreamStream:
 
     def close(self) -> None:
         self._reply.close()
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """A turn in OpenAI's shape again: images as data: URLs, tool calls and tool results as OpenAI sends them."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    content: Any = message.content
+    if message.images:
+        content = [{"type": "text", "text": message.content}] if message.content else []
+        content += [{"type": "image_url", "image_url": {
+            "url": f"data:image/{image.format};base64,{base64.b64encode(image.data).decode()}"}}
+            for image in message.images]  # fmt: skip
+    turn: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        turn["content"] = content or None
+        turn["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                              for c in message.tool_calls]  # fmt: skip
+    return turn
 
 
 def _events(chunk: Any) -> Iterator[StreamEvent]:
