@@ -16,6 +16,7 @@ import openai
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from botocore.stub import Stubber
+from moto.core import config as moto_config
 
 from lambda_src.authorizer import handler as authorizer_handler
 from lambda_src.contracts import metrics
@@ -23,6 +24,7 @@ from lambda_src.inference import handler as inference_handler
 from lambda_src.inference.logic import Api
 from lambda_src.shared.config_source import ConfigSource
 from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, create_key_table, put_model_parameters
+from tests.bedrock_events import answer_with, text_answer
 from tools.keys import Clients, KeyAdmin
 from tools.local.gateway import LocalGateway
 
@@ -139,3 +141,69 @@ def test_a_revoked_key_stops_working(deployment):
     KeyAdmin("dev", Clients(ssm, dynamodb, apigateway)).revoke(deployment["key_id"])
     with pytest.raises(openai.AuthenticationError):
         client(deployment).models.list()
+
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                                 "parameters": {"type": "object", "properties": {
+                                                     "city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+
+
+def test_the_sdks_tool_calling_loop_against_bedrock(deployment):
+    """The model asks for a tool, the client runs it and sends the result, the model answers."""
+    stubber = deployment["stubber"]
+    stubber.add_response("converse", {
+        "output": {"message": {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}}]}},
+        "stopReason": "tool_use", "usage": {"inputTokens": 40, "outputTokens": 12, "totalTokens": 52},
+        "metrics": {"latencyMs": 50},
+    })  # fmt: skip
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client(deployment).chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.id == "tooluse_1" and call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "18 C and sunny"}]  # fmt: skip
+    stubber.add_response("converse", {
+        "output": {"message": {"role": "assistant", "content": [{"text": "It is 18 C and sunny in Paris."}]}},
+        "stopReason": "end_turn", "usage": {"inputTokens": 60, "outputTokens": 10, "totalTokens": 70},
+        "metrics": {"latencyMs": 50},
+    }, {
+        "modelId": MODEL, "system": [{"text": "You are a helpful assistant."}],
+        "inferenceConfig": {"temperature": 0.2, "topP": 0.9, "maxTokens": 1024},
+        "messages": [
+            {"role": "user", "content": [{"text": "What is the weather in Paris?"}]},
+            {"role": "assistant", "content": [
+                {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}}]},
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "tooluse_1",
+                                                         "content": [{"text": "18 C and sunny"}]}}]},
+        ],
+        "toolConfig": {"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather of a city",
+                                               "inputSchema": {"json": WEATHER_TOOL["function"]["parameters"]}}}]},
+    })  # fmt: skip
+    second = client(deployment).chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    assert second.choices[0].message.content == "It is 18 C and sunny in Paris."
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream-integration", "streaming-switched-off"])
+def test_the_sdk_streams_a_bedrock_answer(deployment, monkeypatch, streaming):
+    """ConverseStream through the handler and the gateway: relayed chunk by chunk behind a STREAM integration,
+    the same events in one answer when the stage switches streaming off."""
+    # moto has no ConverseStream: it lets bedrock-runtime through to the event-stream answer below (no network).
+    passthrough = moto_config.default_user_config["core"]["passthrough"]
+    monkeypatch.setitem(passthrough, "services", [*passthrough.get("services", []), "bedrockruntime"])
+    bedrock = boto3.client("bedrock-runtime", region_name=REGION)
+    answer_with(bedrock, text_answer(["The capital ", "of France ", "is Paris."], usage=(20, 8)))
+    monkeypatch.setattr(inference_handler, "bedrock_client", lambda _timeout: bedrock)
+    monkeypatch.setattr(inference_handler, "ENV",
+                        inference_handler.ENV._replace(stream_timeout_seconds=300 if streaming else 0))  # fmt: skip
+    stream = client(deployment).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Capital of France?"}], stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "The capital of France is Paris."
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 28
