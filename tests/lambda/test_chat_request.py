@@ -16,9 +16,9 @@ from lambda_src.shared.models import Image, Message, Tool, ToolCall
 from lambda_src.shared.validation import Schema
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n-pixels-").decode()
-PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}}
-FUNCTION = {"name": "get_weather", "description": "Weather of a city", "parameters": PARAMETERS}
-WEATHER = {"type": "function", "function": FUNCTION}
+PARAMETERS: dict[str, Any] = {"type": "object", "properties": {"city": {"type": "string"}}}
+FUNCTION: dict[str, Any] = {"name": "get_weather", "description": "Weather of a city", "parameters": PARAMETERS}
+WEATHER: dict[str, Any] = {"type": "function", "function": FUNCTION}
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
 
 

@@ -143,7 +143,7 @@ def test_a_revoked_key_stops_working(deployment):
         client(deployment).models.list()
 
 
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+WEATHER_TOOL: Any = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
                                                  "parameters": {"type": "object", "properties": {
                                                      "city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
 
