@@ -17,12 +17,10 @@ from lambda_src.shared.errors import ApiError, invalid_request, rate_limited, up
 from lambda_src.shared.models import Completion, CompletionRequest, Message, ToolCall
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from lambda_src.shared.models.stream import StreamEvent
+    from lambda_src.shared.models.bedrock_stream import BedrockStream
 
 LOGGER = logging.getLogger(__name__)
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "content_filtered": "content_filter",
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "content_filtered": "content_filter",
            "guardrail_intervened": "content_filter", "tool_use": "tool_calls"}  # fmt: skip
 
 
@@ -36,7 +34,7 @@ class BedrockModel:
         try:
             response = self._clients(request.timeout_seconds).converse(**_converse_arguments(request))
         except (ClientError, BotoCoreError) as error:
-            raise _map_error(error) from None
+            raise map_error(error) from None
         content = response.get("output", {}).get("message", {}).get("content", [])
         blocks = [block for block in content if isinstance(block, dict)]
         text = "".join(block.get("text", "") for block in blocks)
@@ -46,7 +44,7 @@ class BedrockModel:
         usage = response.get("usage", {})
         return Completion(
             text=text,
-            finish_reason=_FINISH.get(str(response.get("stopReason")), "stop"),
+            finish_reason=FINISH.get(str(response.get("stopReason")), "stop"),
             prompt_tokens=int(usage.get("inputTokens", 0)),
             completion_tokens=int(usage.get("outputTokens", 0)),
             tool_calls=calls,
@@ -54,50 +52,14 @@ class BedrockModel:
 
     def stream(self, request: CompletionRequest) -> BedrockStream:
         """ConverseStream: a refusal (throttling, validation...) raises here, before any event."""
+        # Loaded with the first stream: a buffered-only function never compiles it at its cold start.
+        from lambda_src.shared.models.bedrock_stream import BedrockStream  # noqa: PLC0415
+
         try:
             response = self._clients(request.timeout_seconds).converse_stream(**_converse_arguments(request))
         except (ClientError, BotoCoreError) as error:
-            raise _map_error(error) from None
+            raise map_error(error) from None
         return BedrockStream(response["stream"])
-
-
-class BedrockStream:
-    """ConverseStream's events as the provider-neutral stream events; ``close()`` closes the HTTP connection,
-    so Bedrock stops generating. Exception events and read timeouts raise ApiError while iterating."""
-
-    def __init__(self, events: Any) -> None:
-        self._events = events
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        from lambda_src.shared.models.stream import Finish, TextDelta, ToolCallDelta, Usage  # noqa: PLC0415
-
-        tool_index: dict[int, int] = {}  # content block index -> tool call index
-        try:
-            for event in self._events:
-                if "contentBlockDelta" in event:
-                    block = event["contentBlockDelta"]
-                    delta = block.get("delta", {})
-                    if "text" in delta:
-                        yield TextDelta(str(delta["text"]))
-                    elif "toolUse" in delta and block.get("contentBlockIndex") in tool_index:
-                        piece = str(delta["toolUse"].get("input", ""))
-                        yield ToolCallDelta(tool_index[block["contentBlockIndex"]], "", "", piece)
-                elif "contentBlockStart" in event:
-                    start = event["contentBlockStart"]
-                    tool = start.get("start", {}).get("toolUse")
-                    if tool is not None:
-                        index = tool_index[start.get("contentBlockIndex", -1)] = len(tool_index)
-                        yield ToolCallDelta(index, str(tool.get("toolUseId", "")), str(tool.get("name", "")), "")
-                elif "messageStop" in event:
-                    yield Finish(_FINISH.get(str(event["messageStop"].get("stopReason")), "stop"))
-                elif "metadata" in event:
-                    usage = event["metadata"].get("usage", {})
-                    yield Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
-        except (ClientError, BotoCoreError) as error:  # EventStreamError is a ClientError
-            raise _map_error(error) from None
-
-    def close(self) -> None:
-        self._events.close()
 
 
 def _converse_arguments(request: CompletionRequest) -> dict[str, Any]:
@@ -154,7 +116,7 @@ def _tool_config(request: CompletionRequest, *, has_tool_blocks: bool) -> dict[s
     return config
 
 
-def _map_error(error: ClientError | BotoCoreError) -> ApiError:
+def map_error(error: ClientError | BotoCoreError) -> ApiError:
     if isinstance(error, ClientError):
         return _map_client_error(error)
     if isinstance(error, ReadTimeoutError | ConnectTimeoutError):
