@@ -258,3 +258,19 @@ def test_the_stage_throttle_applies_to_every_caller_per_method():
 def test_gateway_responses_must_cover_every_answer_it_gives():
     with pytest.raises(ValueError, match="THROTTLED"):
         LocalGateway(echo, allow, responses={})
+
+
+def test_the_authorizers_policy_is_cached_per_token_for_its_ttl():
+    calls = []
+
+    def counting(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event["authorizationToken"])
+        return allow(event, context)
+
+    clock = Clock()
+    gateway = LocalGateway(echo, counting, clock=clock, authorizer_cache_seconds=60)
+    assert [call(gateway, "GET", "/v1/models")[0] for _ in range(3)] == [200] * 3
+    assert calls == ["Bearer good"]  # one authorizer call, then the cached policy
+    clock.now += 61
+    call(gateway, "GET", "/v1/models")
+    assert calls == ["Bearer good"] * 2

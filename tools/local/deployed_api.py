@@ -34,6 +34,8 @@ class DeployedApi:
     workers: dict[str, Worker | StreamingWorker] = field(default_factory=dict)
     # Resource paths whose integration is a STREAM one (the response-streaming invocation URI).
     streaming_routes: frozenset[str] = frozenset()
+    # The TOKEN authorizer's result TTL (API Gateway caches its policy per token).
+    authorizer_cache_seconds: int = 0
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         worker = self.workers[function]
@@ -111,6 +113,9 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         stage_throttle=stage_throttle(template["Resources"], STAGE_NAME),
         responses=gateway_responses(template["Resources"]),
         streaming_routes=frozenset(streaming),
+        authorizer_cache_seconds=int(
+            apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id).get("authorizerResultTtlInSeconds") or 0
+        ),
     )
 
     def code(key: str) -> bytes:

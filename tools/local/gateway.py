@@ -11,9 +11,9 @@ daily quota per UTC day); a failing integration as 502; a STREAM integration (``
 function's framed output read as API Gateway reads it (a JSON prelude and 8 NUL bytes within the first 16 KB,
 else 500) and its body relayed to the client chunk by chunk as it arrives (HTTP/1.1 chunked), the function
 told when the client goes away; every one of these answers as the gateway responses
-define it (the API's error shape, Retry-After on a 429). Not emulated: the account-level throttle, quota
-periods other than DAY, the authorizer's result cache, WAF, request validation models (the handler
-validates bodies itself).
+define it (the API's error shape, Retry-After on a 429). The authorizer's result cache: its policy per token
+for ``authorizer_cache_seconds``. Not emulated: the account-level throttle, quota periods other than DAY, WAF,
+request validation models (the handler validates bodies itself).
 
 Routes default to the route table (lambda_src/contracts/api.py) and gateway responses to the contracts;
 `make local` passes those of the API deployed in the emulator instead (tools/local/deployed_api.py), with
@@ -130,6 +130,7 @@ class LocalGateway:
         clock: Callable[[], float] = time.time,
         stream_handler: StreamHandler | None = None,
         streaming_routes: frozenset[str] = frozenset(),
+        authorizer_cache_seconds: int = 0,
     ) -> None:
         """``usage_plan`` finds the plan of a usage identifier (None: no key of this stage has that value);
         without it, no key check and no plan limits. ``preflights``: resource path -> its OPTIONS answer."""
@@ -148,6 +149,9 @@ class LocalGateway:
         if missing:
             raise ValueError(f"The API defines no gateway response for {missing}.")
         self._clock = clock
+        # API Gateway caches a TOKEN authorizer's policy per token for the authorizer's TTL.
+        self._authorizer_cache_seconds = authorizer_cache_seconds
+        self._policies: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, ...], _TokenBucket] = {}
         self._quota_used: dict[tuple[str, str], tuple[int, int]] = {}  # (plan, key) -> (UTC day, requests)
@@ -236,10 +240,7 @@ class LocalGateway:
         if token is None:
             return self._error("UNAUTHORIZED")
         try:
-            policy = self._authorizer(
-                {"type": "TOKEN", "authorizationToken": token, "methodArn": f"{METHOD_ARN}/{method}{route}"},
-                LambdaContext.for_api_gateway(),
-            )
+            policy = self._authorize(token, f"{METHOD_ARN}/{method}{route}")
         except Exception as error:
             return self._error("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
         if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
@@ -253,6 +254,20 @@ class LocalGateway:
             if not self._within_quota(plan):
                 return self._error("QUOTA_EXCEEDED")
         return self._invoke(method, route, headers, body, policy)
+
+    def _authorize(self, token: str, method_arn: str) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            cached = self._policies.get(token)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        policy: dict[str, Any] = self._authorizer(
+            {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}, LambdaContext.for_api_gateway()
+        )
+        if self._authorizer_cache_seconds:
+            with self._lock:
+                self._policies[token] = (now + self._authorizer_cache_seconds, policy)
+        return policy
 
     def _invoke(self, method: str, route: str, headers: dict[str, str], body: bytes, policy: dict[str, Any]) -> Answer:
         text: str | None

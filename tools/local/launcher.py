@@ -164,6 +164,7 @@ class LocalPlatform:
                 api.routes[event["resource"]][event["httpMethod"]], event
             ),
             streaming_routes=api.streaming_routes,
+            authorizer_cache_seconds=api.authorizer_cache_seconds,
         ).start()
 
     def audit_records(self) -> list[dict[str, Any]]:
