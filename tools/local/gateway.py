@@ -152,6 +152,7 @@ class LocalGateway:
         # API Gateway caches a TOKEN authorizer's policy per token for the authorizer's TTL.
         self._authorizer_cache_seconds = authorizer_cache_seconds
         self._policies: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._plans: dict[str, tuple[float, UsagePlan]] = {}
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, ...], _TokenBucket] = {}
         self._quota_used: dict[tuple[str, str], tuple[int, int]] = {}  # (plan, key) -> (UTC day, requests)
@@ -246,7 +247,7 @@ class LocalGateway:
         if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
             return self._error("ACCESS_DENIED")
         if self._usage_plan is not None:
-            plan = self._usage_plan(str(policy.get("usageIdentifierKey")))
+            plan = self._plan_of(str(policy.get("usageIdentifierKey")))
             if plan is None:
                 return self._error("INVALID_API_KEY")
             if not self._allowed(("plan", plan.plan_id, plan.key_id), plan.throttle):
@@ -268,6 +269,21 @@ class LocalGateway:
             with self._lock:
                 self._policies[token] = (now + self._authorizer_cache_seconds, policy)
         return policy
+
+    def _plan_of(self, identifier: str) -> UsagePlan | None:
+        """The usage plan of the API key with that value, kept as long as the authorizer's policy (API Gateway
+        does not look the key up again for every request either)."""
+        assert self._usage_plan is not None  # noqa: S101 - checked by the caller
+        now = self._clock()
+        with self._lock:
+            cached = self._plans.get(identifier)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        plan = self._usage_plan(identifier)
+        if self._authorizer_cache_seconds and plan is not None:
+            with self._lock:
+                self._plans[identifier] = (now + self._authorizer_cache_seconds, plan)
+        return plan
 
     def _invoke(self, method: str, route: str, headers: dict[str, str], body: bytes, policy: dict[str, Any]) -> Answer:
         text: str | None
