@@ -115,8 +115,8 @@ def test_a_burst_beyond_the_keys_usage_plan_is_a_429_with_retry_after(platform):
     assert headers["Retry-After"] and json.loads(body)["error"]["code"] == "rate_limit_exceeded"
 
 
-def _session_records(platform: LocalPlatform, session_id: str) -> list[dict[str, Any]]:
-    wanted = session_key(platform.key_id, session_id)
+def _session_records(platform: LocalPlatform, key_id: str, session_id: str) -> list[dict[str, Any]]:
+    wanted = session_key(key_id, session_id)
     return [r for r in platform.audit_records() if r.get("session_id") == wanted]
 
 
@@ -124,8 +124,9 @@ def test_a_streamed_answer_arrives_while_it_is_generated_with_usage_and_is_audit
     """Through the Runtime API loop, the local Runtime API and the gateway's chunk relay: the first piece arrives
     long before the last (the model generates ~45 tokens/s here), usage comes last, the record holds it all."""
     session_id = f"e2e-{uuid.uuid4().hex[:12]}"
+    key_id, key = create_key(platform.client)  # its own usage-plan bucket, whatever ran before
     started = time.monotonic()
-    stream = client(platform).chat.completions.create(
+    stream = client(platform, key).chat.completions.create(
         model=MODEL_ALIAS, temperature=0, max_tokens=120, stream=True, stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "Write a short story about a lighthouse keeper."}],
         extra_headers={"X-Session-Id": session_id},
@@ -140,7 +141,7 @@ def test_a_streamed_answer_arrives_while_it_is_generated_with_usage_and_is_audit
     assert arrivals[-1] - arrivals[0] > 0.5, arrivals  # streamed, not one buffered answer
     assert chunks[0].choices[0].delta.role == "assistant" and len({c.id for c in chunks}) == 1
     assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 10
-    (record,) = _session_records(platform, session_id)
+    (record,) = _session_records(platform, key_id, session_id)
     assert record["output_text"] == "".join(pieces) and record["streamed"] is True
     assert record["disconnected"] is False and record["status_code"] == 200
     assert record["completion_tokens"] == chunks[-1].usage.completion_tokens
@@ -148,7 +149,8 @@ def test_a_streamed_answer_arrives_while_it_is_generated_with_usage_and_is_audit
 
 def test_a_client_that_goes_away_mid_stream_stops_the_model_call_and_is_recorded(platform):
     session_id = f"e2e-{uuid.uuid4().hex[:12]}"
-    stream = client(platform).chat.completions.create(
+    key_id, key = create_key(platform.client)
+    stream = client(platform, key).chat.completions.create(
         model=MODEL_ALIAS, temperature=0, max_tokens=400, stream=True,
         messages=[{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
         extra_headers={"X-Session-Id": session_id},
@@ -157,10 +159,10 @@ def test_a_client_that_goes_away_mid_stream_stops_the_model_call_and_is_recorded
     stream.close()  # the HTTP connection goes away mid-answer
     assert len(received) == 5
     deadline = time.monotonic() + 30
-    records = _session_records(platform, session_id)
+    records = _session_records(platform, key_id, session_id)
     while not records and time.monotonic() < deadline:
         time.sleep(0.5)
-        records = _session_records(platform, session_id)
+        records = _session_records(platform, key_id, session_id)
     (record,) = records
     assert record["disconnected"] is True and record["streamed"] is True
     # What had been generated when the caller left (the model call is closed then; no usage chunk came).
