@@ -47,6 +47,11 @@ def handler(event, context):
         raise ValueError("secret-detail")
     if kind == "big_prelude":
         return {"statusCode": 200, "headers": {"X-Big": "a" * 20000}, "body": ""}
+    if kind == "first_fails":
+        def failing():
+            raise LookupError("before any piece")
+            yield b""
+        return StreamingResponse(200, {}, failing())
     if kind == "midstream":
         def broken():
             yield b"one"
@@ -126,10 +131,11 @@ def test_a_stream_arrives_chunk_by_chunk_before_the_handler_finished(worker):
     arrivals = []
     for chunk in worker.invoke({"kind": "stream"}):
         arrivals.append((time.monotonic() - started, chunk))
-    assert arrivals[0][1] == b'{"statusCode": 200, "headers": {"Content-Type": "text/plain"}}' + DELIMITER
-    assert [c for _, c in arrivals[1:]] == [b"piece0;", b"piece1;", b"piece2;"]
+    # The prelude leaves with the first piece, then each piece as its own chunk.
+    assert arrivals[0][1] == b'{"statusCode": 200, "headers": {"Content-Type": "text/plain"}}' + DELIMITER + b"piece0;"
+    assert [c for _, c in arrivals[1:]] == [b"piece1;", b"piece2;"]
     # piece0 left long before the generator's last sleep ended.
-    assert arrivals[1][0] < arrivals[-1][0] - 0.4
+    assert arrivals[0][0] < arrivals[-1][0] - 0.4
 
 
 def test_an_error_before_the_first_byte_goes_to_the_error_endpoint(worker):
@@ -141,13 +147,19 @@ def test_an_error_before_the_first_byte_goes_to_the_error_endpoint(worker):
         worker.invoke({"kind": "nothing"})
     with pytest.raises(FunctionError, match="ValueError"):
         worker.invoke({"kind": "big_prelude"})
+    # A stream whose body fails at its first step has sent nothing yet: that is an error before the first byte.
+    with pytest.raises(FunctionError, match="LookupError"):
+        worker.invoke({"kind": "first_fails"})
     assert b"hello" in b"".join(worker.invoke({"kind": "dict"}))  # and the environment serves on
 
 
 def test_an_error_after_the_first_byte_goes_in_the_trailers(worker):
     raw = worker.invoke({"kind": "midstream"})
     chunks = list(raw)
-    assert chunks[-1] == b"one" and raw.error_type == "KeyError"  # what was sent stays sent; the trailers say why
+    # What was sent stays sent; the trailers say why it ended.
+    assert (
+        chunks[-1].endswith(DELIMITER + b"one") and raw.error_type == "KeyError"
+    )  # what was sent stays sent; the trailers say why
 
 
 def test_the_trailer_body_is_base64_json(task_root):

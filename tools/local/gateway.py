@@ -332,8 +332,8 @@ class LocalGateway:
         chunks = iter(raw)
         buffered = b""
         try:
-            while DELIMITER not in buffered[: MAX_PRELUDE_BYTES + len(DELIMITER)]:
-                if len(buffered) >= MAX_PRELUDE_BYTES + len(DELIMITER):
+            while DELIMITER not in buffered[:MAX_PRELUDE_BYTES]:  # the delimiter ends within the first 16 KB
+                if len(buffered) >= MAX_PRELUDE_BYTES:
                     raise ValueError("no prelude delimiter within the first 16 KB")
                 buffered += next(chunks)
             head, _, rest = buffered.partition(DELIMITER)

@@ -19,11 +19,12 @@ import importlib
 import json
 import os
 import select
+import site
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lambda_src.shared.runtime.response import CONTENT_TYPE, StreamingResponse, frame
@@ -68,10 +69,11 @@ def _json_header(headers: http.client.HTTPMessage, name: str) -> Any:
         return None
 
 
-def error_body(error: BaseException) -> bytes:
-    """The error document the managed runtime sends: message, type and the formatted frames (Lambda's log)."""
+def error_body(error: BaseException, error_type: str | None = None) -> bytes:
+    """The error document the managed runtime sends: message, type and the formatted frames (Lambda's record
+    of the failure, never the HTTP caller's)."""
     stack = traceback.format_list(traceback.extract_tb(error.__traceback__))
-    return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__, "requestId": "",
+    return json.dumps({"errorMessage": str(error), "errorType": error_type or type(error).__name__, "requestId": "",
                        "stackTrace": stack}).encode()  # fmt: skip
 
 
@@ -112,7 +114,7 @@ class RuntimeApi:
             connection.close()
 
     def init_error(self, kind: str, error: BaseException) -> int:
-        return self.post("/init/error", error_body(error), {ERROR_TYPE: kind, "Content-Type": "application/json"})
+        return self.post("/init/error", error_body(error, kind), {ERROR_TYPE: kind, "Content-Type": "application/json"})
 
     def invocation_error(self, request_id: str, error: BaseException) -> int:
         return self.post(f"/invocation/{request_id}/error", error_body(error),
@@ -176,10 +178,15 @@ def invoke(api: RuntimeApi, handler: Callable[[Any, Any], Any], log: Callable[[s
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
     body: StreamingResponse | None = None
+    rest: Iterator[bytes] = iter(())
     try:
         result = handler(json.loads(payload), Context(request_id, headers))
         if isinstance(result, StreamingResponse):
-            body, first = result, result.prelude()
+            body = result
+            rest = iter(result.body)
+            # The prelude leaves with the body's first piece: a body that fails at its first step is still an
+            # error before the first byte (the gateway's 502), as in Lambda's own streaming runtimes.
+            first = result.prelude() + next(rest, b"")
         elif isinstance(result, dict):
             first = frame(result)
         else:
@@ -187,31 +194,31 @@ def invoke(api: RuntimeApi, handler: Callable[[Any, Any], Any], log: Callable[[s
     except Exception as error:
         if body is not None:
             body.close()
-        log(f"invocation {request_id} failed before its first byte: {type(error).__name__}")
+        log(f"invocation {request_id} failed before its first byte:\n{traceback.format_exc()}")
         api.invocation_error(request_id, error)
         return
-    _send(api.stream(request_id), request_id, first, body, log)
+    _send(api.stream(request_id), request_id, first, (body, rest) if body is not None else None, log)
 
 
-def _send(writer: StreamWriter, request_id: str, first: bytes, body: StreamingResponse | None,
-          log: Callable[[str], None]) -> None:  # fmt: skip
+def _send(writer: StreamWriter, request_id: str, first: bytes,
+          stream: tuple[StreamingResponse, Iterator[bytes]] | None, log: Callable[[str], None]) -> None:  # fmt: skip
     try:
         writer.send(first)
-        if body is not None:
+        if stream is not None:
             try:
-                for chunk in body.body:
+                for chunk in stream[1]:
                     writer.send(chunk)
             except DisconnectedError:
                 raise
             except Exception as error:  # the body failed after the first byte: the trailers say so
-                log(f"invocation {request_id} failed mid-stream: {type(error).__name__}")
+                log(f"invocation {request_id} failed mid-stream:\n{traceback.format_exc()}")
                 writer.finish(error)
                 return
         writer.finish()
     except DisconnectedError as gone:
         writer.abort()
-        if body is not None:
-            body.close()  # GeneratorExit in the handler's generator: it stops the model call
+        if stream is not None:
+            stream[0].close()  # GeneratorExit in the handler's generator: it stops the model call
         log(f"invocation {request_id}: the response could not be sent on ({gone}); stopped")
 
 
@@ -249,7 +256,13 @@ def main() -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
-    sys.path.extend(_layer_paths())
+    # Lambda's order: the function's code, then the layers (before the runtime's own site-packages).
+    root = os.environ.get("LAMBDA_TASK_ROOT", "")
+    at = sys.path.index(root) + 1 if root in sys.path else len(sys.path)
+    layers = _layer_paths()
+    sys.path[at:at] = layers
+    for path in layers:  # their .pth files, as site-packages folders
+        site.addsitedir(path)
 
     def log(message: str) -> None:
         print(f"[runtime-loop] {message}", file=sys.stderr)
@@ -257,8 +270,8 @@ def main() -> int:
     api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = _load_handler(api)
-    except Exception as error:
-        log(f"init failed: {type(error).__name__}")
+    except Exception:
+        log(f"init failed:\n{traceback.format_exc()}")
         return 1
     while True:
         invoke(api, handler, log)
