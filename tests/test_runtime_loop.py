@@ -21,7 +21,7 @@ from lambda_src.shared.runtime.response import DELIMITER
 from tools.local.gateway import LocalGateway
 from tools.local.runtime import FunctionError
 from tools.local.runtime_api import End
-from tools.local.streaming_worker import StreamingWorker
+from tools.local.streaming_worker import StreamingPool, StreamingWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = "/var/task/lambda_src/shared/runtime/wrapper"
@@ -308,3 +308,16 @@ def test_a_client_that_goes_away_reaches_the_function(worker, tmp_path):
         assert marker.read_text() == "closed"
     finally:
         gateway.stop()
+
+
+def test_a_long_stream_does_not_hold_up_the_functions_other_requests(task_root, tmp_path):
+    """Like Lambda, a second environment starts while the first is busy (up to the function's concurrency)."""
+    pool = StreamingPool(2, lambda: worker_for(task_root))
+    try:
+        endless = pool.invoke({"kind": "endless", "marker": str(tmp_path / "closed")})
+        started = time.monotonic()
+        assert b"hello" in b"".join(pool.invoke({"kind": "dict"}))  # answered while the stream still runs
+        assert time.monotonic() - started < 8
+        endless.close()
+    finally:
+        pool.close()

@@ -5,6 +5,7 @@ responses) from the deployed template: exactly what `cdk deploy` put there."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -18,7 +19,7 @@ from tools.local.deploy import REGION
 from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
-from tools.local.streaming_worker import StreamingWorker
+from tools.local.streaming_worker import StreamingPool, StreamingWorker
 
 
 @dataclass
@@ -31,7 +32,7 @@ class DeployedApi:
     preflights: dict[str, Preflight] = field(default_factory=dict)  # path -> OPTIONS answer (CORS)
     stage_throttle: Throttle | None = None
     responses: dict[str, Answer] = field(default_factory=dict)  # gateway responses by type
-    workers: dict[str, Worker | StreamingWorker] = field(default_factory=dict)
+    workers: dict[str, Worker | StreamingPool] = field(default_factory=dict)
     # Resource paths whose integration is a STREAM one (the response-streaming invocation URI).
     streaming_routes: frozenset[str] = frozenset()
     # The TOKEN authorizer's result TTL (API Gateway caches its policy per token).
@@ -39,7 +40,7 @@ class DeployedApi:
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         worker = self.workers[function]
-        if isinstance(worker, StreamingWorker):
+        if isinstance(worker, StreamingPool):
             raise LocalError(f"{function} streams (AWS_LAMBDA_EXEC_WRAPPER) but is behind a buffered integration.")
         try:
             return worker.invoke(event)
@@ -52,7 +53,7 @@ class DeployedApi:
         runtime answers with its JSON result, which is not a framed HTTP response (API Gateway: 500)."""
         worker = self.workers[function]
         try:
-            if isinstance(worker, StreamingWorker):
+            if isinstance(worker, StreamingPool):
                 return worker.invoke(event)
             return [json.dumps(worker.invoke(event)).encode()]
         except FunctionError as error:
@@ -63,6 +64,8 @@ class DeployedApi:
             worker.close()
 
 
+# Environments of a streaming function run at once when its configuration has no reserved concurrency.
+LOCAL_CONCURRENCY = 4
 _FUNCTION_ARN = re.compile(r"functions/(arn:[^/]+:function:[^/]+)/(?:response-streaming-)?invocations")
 
 
@@ -129,8 +132,10 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         environment = lambda_environment(configuration, f"http://localhost:{port}", REGION)
         timeout = int(configuration.get("Timeout", 3))
         if "AWS_LAMBDA_EXEC_WRAPPER" in environment:  # its own Runtime API loop: run the wrapper as Lambda does
-            api.workers[name] = StreamingWorker(code_dir=unpack(code(key)), layers=layers, environment=environment,
-                                                timeout_seconds=timeout, log=log)  # fmt: skip
+            size = int(function.get("Concurrency", {}).get("ReservedConcurrentExecutions") or 0) or LOCAL_CONCURRENCY
+            api.workers[name] = StreamingPool(size, functools.partial(
+                StreamingWorker, code_dir=unpack(code(key)), layers=layers, environment=environment,
+                timeout_seconds=timeout, log=log))  # fmt: skip
             continue
         api.workers[name] = Worker(handler=configuration["Handler"], code_dir=unpack(code(key)), layers=layers,
                                    environment=environment, timeout_seconds=timeout, log=log)  # fmt: skip

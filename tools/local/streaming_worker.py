@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from tools.local.runtime import FunctionError
@@ -99,8 +99,17 @@ class StreamingWorker:
 
     def invoke(self, event: Any) -> RawStream:
         """The function's output for ``event`` once its first byte arrived; FunctionError if it failed before
-        (its error endpoint, an init error, a crash, the timeout)."""
+        (its error endpoint, an init error, a crash, the timeout). Waits while another invocation runs."""
         self._lock.acquire()
+        return self._invoke(event)
+
+    def try_invoke(self, event: Any) -> RawStream | None:
+        """As ``invoke``, or None at once when this environment is busy."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        return self._invoke(event)
+
+    def _invoke(self, event: Any) -> RawStream:
         try:
             if self._process is None or self._process.poll() is not None:
                 self._stop()
@@ -142,3 +151,37 @@ class StreamingWorker:
 
     def close(self) -> None:
         self._stop()
+
+
+class StreamingPool:
+    """Execution environments of one function, started as concurrent invocations need them (up to ``size``, the
+    function's reserved concurrency), as Lambda does: a long stream does not hold up the function's other
+    requests. Each environment serves one invocation at a time."""
+
+    def __init__(self, size: int, start: Callable[[], StreamingWorker]) -> None:
+        self._size, self._start = max(1, size), start
+        self._workers: list[StreamingWorker] = []
+        self._lock = threading.Lock()
+
+    def invoke(self, event: Any) -> RawStream:
+        while True:
+            with self._lock:
+                workers = list(self._workers)
+            for worker in workers:  # a warm environment that is free
+                stream = worker.try_invoke(event)
+                if stream is not None:
+                    return stream
+            with self._lock:  # none: a new (cold) one, within the function's concurrency
+                fresh = self._start() if len(self._workers) < self._size else None
+                if fresh is not None:
+                    self._workers.append(fresh)
+            stream = fresh.try_invoke(event) if fresh is not None else None
+            if stream is not None:
+                return stream
+            time.sleep(0.01)  # every environment is busy: wait for one, as a throttled caller would
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._workers:
+                worker.close()
+            self._workers.clear()
