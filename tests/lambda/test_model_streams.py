@@ -313,3 +313,39 @@ def test_upstream_buffered_answer_broken_off_is_an_upstream_error(upstream):
     with pytest.raises(ApiError) as broke:
         OpenAICompatibleModel(upstream.url, lambda: "sk").complete(REQUEST)
     assert broke.value.status == 502
+
+
+def test_upstream_gets_tools_images_and_tool_turns_in_openais_shape(upstream):
+    request = REQUEST._replace(
+        messages=(Message("user", "Weather here?", images=(Image("png", b"\x89PNG"),)),
+                  Message("assistant", "", tool_calls=(ToolCall("call_1", "get_weather", '{"city": "Paris"}'),)),
+                  Message("tool", "18 C", tool_call_id="call_1")),
+        tools=(Tool("get_weather", "Weather of a city", {"type": "object"}),),
+        tool_choice="get_weather",
+        parallel_tool_calls=False,
+    )  # fmt: skip
+    upstream.answers.append((200, [FIXED, json.dumps({"choices": [{"index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": None, "tool_calls": [{"id": "call_2", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}}]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4}}).encode()]))  # fmt: skip
+    completion = OpenAICompatibleModel(upstream.url, lambda: "sk").complete(request)
+    assert completion.tool_calls == (ToolCall("call_2", "get_weather", '{"city": "Lyon"}'),)
+    assert (completion.text, completion.finish_reason) == ("", "tool_calls")
+    sent = upstream.requests[0]
+    assert sent["messages"][1:] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather here?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C"},
+    ]  # fmt: skip
+    assert sent["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city", "parameters": {"type": "object"}}}]  # fmt: skip
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+
+
+def test_upstream_gets_no_tool_fields_when_no_tools_are_offered(upstream):
+    upstream.answers.append((200, [chunk({"content": "a"}), sse("[DONE]")]))
+    list(OpenAICompatibleModel(upstream.url, lambda: "sk").stream(REQUEST))
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(upstream.requests[0])

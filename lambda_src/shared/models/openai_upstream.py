@@ -71,6 +71,8 @@ class OpenAICompatibleModel:
                 payload["tool_choice"] = request.tool_choice
             elif request.tool_choice is not None:
                 payload["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+            if request.parallel_tool_calls is not None:
+                payload["parallel_tool_calls"] = request.parallel_tool_calls
         http_request = urllib.request.Request(  # noqa: S310 - scheme and host checked in __init__
             self._url,
             data=json.dumps(payload).encode(),
