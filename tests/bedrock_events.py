@@ -7,7 +7,7 @@ from __future__ import annotations
 import binascii
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -42,7 +42,7 @@ def exception(kind: str, text: str) -> bytes:
 class RawBody:
     """What botocore reads a streamed body from (urllib3's response: ``stream()``, ``read()``, ``close()``)."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
+    def __init__(self, chunks: Sequence[bytes | Exception]) -> None:
         self.chunks = chunks
         self.closed = False
 
@@ -50,10 +50,12 @@ class RawBody:
         for chunk in self.chunks:
             if self.closed:
                 return
+            if isinstance(chunk, Exception):  # the connection fails here (as urllib3 raises it)
+                raise chunk
             yield chunk
 
     def read(self, amt: int | None = None) -> bytes:
-        return b"".join(self.chunks)
+        return b"".join(chunk for chunk in self.chunks if isinstance(chunk, bytes))
 
     def close(self) -> None:
         self.closed = True
@@ -62,8 +64,9 @@ class RawBody:
         self.closed = True
 
 
-def answer_with(client: Any, messages: list[bytes]) -> RawBody:
-    """The next ConverseStream call of ``client`` gets ``messages`` (one network chunk each)."""
+def answer_with(client: Any, messages: Sequence[bytes | Exception]) -> RawBody:
+    """The next ConverseStream call of ``client`` gets ``messages`` (one network chunk each; an exception is
+    raised where it stands, as a failing connection would)."""
     body = RawBody(messages)
 
     def send(request: Any, **_: Any) -> AWSResponse:

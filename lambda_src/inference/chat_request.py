@@ -48,6 +48,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
     for index, item in enumerate(body["messages"]):
         conversation.add(f"messages[{index}]", item)
     turns = conversation.turns
+    conversation.check_answered("messages")
     if not turns or turns[0].role != "user":
         raise _invalid("The conversation must start with a user message.")
     return ChatRequest(tuple(conversation.system), tuple(turns), tools, tool_choice,
@@ -60,7 +61,16 @@ class _Conversation:
         self.turns: list[Message] = []
         self.audit: list[dict[str, Any]] = []
         self.calls_made: set[str] = set()
+        self.unanswered: dict[str, str] = {}  # call id -> the assistant message that made it
         self.images = 0
+
+    def check_answered(self, where: str) -> None:
+        """Every call an assistant message makes is answered by tool messages right after it (OpenAI's rule;
+        Bedrock refuses a toolUse without its toolResult in the next turn)."""
+        if self.unanswered:
+            ids = ", ".join(sorted(self.unanswered))
+            made = next(iter(self.unanswered.values()))
+            raise _invalid(f"{where}: the tool calls of {made} ({ids}) need tool messages answering them first.")
 
     def add(self, where: str, item: dict[str, Any]) -> None:
         role = item["role"]
@@ -83,11 +93,18 @@ class _Conversation:
             call_id = item.get("tool_call_id")
             if not isinstance(call_id, str) or call_id not in self.calls_made:
                 raise _invalid(f"{where}.tool_call_id must name a tool call of an earlier assistant message.")
+            if self.unanswered.pop(call_id, None) is None:
+                raise _invalid(f"{where}.tool_call_id names a tool call another tool message answered already.")
             entry["tool_call_id"] = call_id
             self.turns.append(Message("tool", text, tool_call_id=call_id))
             return
+        self.check_answered(where)
         calls = _tool_calls(item.get("tool_calls"), where) if role == "assistant" else ()
-        self.calls_made.update(call.id for call in calls)
+        for index, call in enumerate(calls):
+            if call.id in self.calls_made:
+                raise _invalid(f"{where}.tool_calls[{index}].id {call.id!r} names an earlier call again.")
+            self.calls_made.add(call.id)
+            self.unanswered[call.id] = where
         if calls:
             entry["tool_calls"] = [call._asdict() for call in calls]
         if not text.strip() and not pictures and not calls:

@@ -290,6 +290,7 @@ class Api:
             timeout_seconds=settings.request_timeout_seconds,
             tools=chat.tools,
             tool_choice=chat.tool_choice,
+            parallel_tool_calls=body.get("parallel_tool_calls") if chat.tools else None,
         )
         if body.get("stream") is True:
             options = body.get("stream_options")

@@ -98,6 +98,18 @@ def test_image_urls_other_than_data_urls_are_refused(url, code):
         ([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
           {"role": "user", "content": "x"}], {}, "only user messages may hold images"),
         ([{"role": "user", "content": [{"type": "text"}]}], {}, "messages[0].content[0].text"),
+        # Each call is answered by a tool message before the conversation goes on, once, and ids are not reused.
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [CALL]},
+          {"role": "user", "content": "and?"}], {}, "messages[2]: the tool calls of messages[1] (call_1) need"),
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [CALL, {**CALL, "id": "call_2"}]},
+          {"role": "tool", "tool_call_id": "call_1", "content": "r"}], {},
+         "messages: the tool calls of messages[1] (call_2) need"),
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [CALL]},
+          {"role": "tool", "tool_call_id": "call_1", "content": "r"},
+          {"role": "tool", "tool_call_id": "call_1", "content": "r"}], {}, "messages[3].tool_call_id names a"),
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [CALL]},
+          {"role": "tool", "tool_call_id": "call_1", "content": "r"}, {"role": "assistant", "tool_calls": [CALL]}], {},
+         "messages[3].tool_calls[0].id 'call_1' names an earlier call again"),
     ],
 )  # fmt: skip
 def test_what_a_schema_cannot_say_is_a_400_naming_the_field(messages, extra, words):

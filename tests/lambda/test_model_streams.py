@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import urllib3
 from botocore.stub import Stubber
 
 from lambda_src.shared.errors import ApiError
@@ -88,6 +89,29 @@ def test_an_exception_event_mid_stream_raises_while_iterating(bedrock, kind, sta
     assert "secret detail" not in error.value.message
 
 
+@pytest.mark.parametrize(("failure", "status"), [
+    (urllib3.exceptions.ReadTimeoutError(None, "https://bedrock-runtime", "Read timed out."), 504),  # type: ignore[arg-type]
+    (urllib3.exceptions.ProtocolError("Connection broken", ConnectionResetError()), 502),
+    (TimeoutError("timed out"), 504),
+    (b"\x00\x00\x00\x20garbage that is no event-stream message", 502),  # botocore's ParserError (bad prelude)
+])  # fmt: skip
+def test_a_connection_failing_mid_stream_raises_an_api_error_while_iterating(bedrock, failure, status):
+    # botocore wraps urllib3's errors only around sending: EventStream reads urllib3's response itself.
+    answer_with(
+        bedrock,
+        [
+            event("messageStart", {"role": "assistant"}),
+            event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Par"}}),
+            failure,
+        ],
+    )
+    received = []
+    with pytest.raises(ApiError) as error:
+        for item in BedrockModel(lambda _t: bedrock).stream(REQUEST):
+            received.append(item)
+    assert received == [TextDelta("Par")] and error.value.status == status
+
+
 def test_close_closes_the_http_body(bedrock):
     body = answer_with(bedrock, text_answer([str(i) for i in range(50)]))
     stream = BedrockModel(lambda _t: bedrock).stream(REQUEST)
@@ -138,6 +162,11 @@ def test_converse_maps_tools_images_and_tool_results(bedrock):
 # --- an OpenAI-compatible upstream --------------------------------------------------------------------
 
 
+DROP = b"<drop>"
+STALL = b"<stall>"
+FIXED = b"<fixed>"
+
+
 class Upstream:
     """A loopback OpenAI-compatible server answering each POST with the next scripted answer."""
 
@@ -158,14 +187,29 @@ class Upstream:
                 status, chunks = upstream.answers.pop(0)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/event-stream" if status == 200 else "application/json")
+                if chunks and chunks[0] is FIXED:  # one Content-Length body (10 bytes too long if it drops)
+                    body = b"".join(c for c in chunks[1:] if c is not DROP)
+                    self.send_header("Content-Length", str(len(body) + (10 if DROP in chunks else 0)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.close_connection = True
+                    upstream.finished.set()
+                    return
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 try:
                     for chunk in chunks:
+                        if chunk is DROP:  # the connection breaks off inside the chunked body
+                            self.close_connection = True
+                            break
+                        if chunk is STALL:  # the upstream goes quiet for longer than the read timeout
+                            time.sleep(1.5)
+                            continue
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         self.wfile.flush()
                         time.sleep(0.01)
-                    self.wfile.write(b"0\r\n\r\n")
+                    else:
+                        self.wfile.write(b"0\r\n\r\n")
                 except OSError:
                     pass  # the client closed the stream
                 upstream.finished.set()
@@ -231,3 +275,77 @@ def test_upstream_close_stops_reading(upstream):
     assert next(events) == TextDelta("0")
     stream.close()
     assert upstream.finished.wait(10)  # the server's writes failed and it stopped
+
+
+@pytest.mark.parametrize(("script", "status"), [
+    ([chunk({"content": "a"}), DROP], 502),  # the connection broke off mid-body (http.client.IncompleteRead)
+    ([chunk({"content": "a"}), STALL, chunk({"content": "b"})], 504),  # quiet past the read timeout
+    ([chunk({"content": "a"}), b"data: " + b"x" * (300 * 1024) + b"\n\n"], 502),  # an event line beyond the bound
+    ([chunk({"content": "a"}), b"data: {not json\n\n"], 502),
+])  # fmt: skip
+def test_upstream_failures_mid_stream_raise_api_errors_while_iterating(upstream, script, status):
+    upstream.answers.append((200, script))
+    received = []
+    with pytest.raises(ApiError) as broke:
+        for item in OpenAICompatibleModel(upstream.url, lambda: "sk").stream(REQUEST._replace(timeout_seconds=1)):
+            received.append(item)
+    assert received == [TextDelta("a")] and broke.value.status == status
+
+
+@pytest.mark.parametrize("script", [[chunk({"content": "a"}), chunk({}, "stop")],  # chunked, ended without [DONE]
+                                    [FIXED, chunk({"content": "a"}), chunk({}, "stop"), sse("[DONE]")]])  # fmt: skip
+def test_upstream_stream_that_ends_cleanly_is_the_answer(upstream, script):
+    upstream.answers.append((200, script))
+    assert list(OpenAICompatibleModel(upstream.url, lambda: "sk").stream(REQUEST)) == [TextDelta("a"), Finish("stop")]
+
+
+def test_upstream_stream_shorter_than_its_content_length_is_an_upstream_error(upstream):
+    upstream.answers.append((200, [FIXED, chunk({"content": "a"}), DROP]))
+    received = []
+    with pytest.raises(ApiError) as broke:
+        for item in OpenAICompatibleModel(upstream.url, lambda: "sk").stream(REQUEST):
+            received.append(item)
+    assert received == [TextDelta("a")] and broke.value.status == 502
+
+
+def test_upstream_buffered_answer_broken_off_is_an_upstream_error(upstream):
+    upstream.answers.append((200, [b'{"choices": [', DROP]))
+    with pytest.raises(ApiError) as broke:
+        OpenAICompatibleModel(upstream.url, lambda: "sk").complete(REQUEST)
+    assert broke.value.status == 502
+
+
+def test_upstream_gets_tools_images_and_tool_turns_in_openais_shape(upstream):
+    request = REQUEST._replace(
+        messages=(Message("user", "Weather here?", images=(Image("png", b"\x89PNG"),)),
+                  Message("assistant", "", tool_calls=(ToolCall("call_1", "get_weather", '{"city": "Paris"}'),)),
+                  Message("tool", "18 C", tool_call_id="call_1")),
+        tools=(Tool("get_weather", "Weather of a city", {"type": "object"}),),
+        tool_choice="get_weather",
+        parallel_tool_calls=False,
+    )  # fmt: skip
+    upstream.answers.append((200, [FIXED, json.dumps({"choices": [{"index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": None, "tool_calls": [{"id": "call_2", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}}]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4}}).encode()]))  # fmt: skip
+    completion = OpenAICompatibleModel(upstream.url, lambda: "sk").complete(request)
+    assert completion.tool_calls == (ToolCall("call_2", "get_weather", '{"city": "Lyon"}'),)
+    assert (completion.text, completion.finish_reason) == ("", "tool_calls")
+    sent = upstream.requests[0]
+    assert sent["messages"][1:] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather here?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C"},
+    ]  # fmt: skip
+    assert sent["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city", "parameters": {"type": "object"}}}]  # fmt: skip
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+
+
+def test_upstream_gets_no_tool_fields_when_no_tools_are_offered(upstream):
+    upstream.answers.append((200, [chunk({"content": "a"}), sse("[DONE]")]))
+    list(OpenAICompatibleModel(upstream.url, lambda: "sk").stream(REQUEST))
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(upstream.requests[0])

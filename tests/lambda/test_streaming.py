@@ -335,3 +335,17 @@ def test_buffered_answer_of_a_stream_when_streaming_is_off():
     assert isinstance(response, StreamingResponse)
     whole = response.buffered()
     assert whole["statusCode"] == 200 and whole["body"].endswith("data: [DONE]\n\n")
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(("extra", "given"), [({"tools": [WEATHER], "parallel_tool_calls": False}, False),
+                                              ({"tools": [WEATHER]}, None),
+                                              ({"parallel_tool_calls": True}, None)])  # fmt: skip
+def test_parallel_tool_calls_reaches_the_model_with_tools_only(extra, given):
+    model = FakeModel([TextDelta("Paris"), Finish("stop")])
+    outcome = api(model, Audit()).handle(chat_event(**extra))
+    assert outcome.stream is not None
+    b"".join(outcome.stream.body)
+    assert model.requests[0].parallel_tool_calls is given

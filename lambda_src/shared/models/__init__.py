@@ -64,6 +64,9 @@ class CompletionRequest(NamedTuple):
     tools: tuple[Tool, ...] = ()
     # None (model decides; "auto"), "none", "required", or a tool's name (that tool must be called).
     tool_choice: str | None = None
+    # OpenAI's parallel_tool_calls as the caller gave it (None: not given). An upstream gets it; Converse has no
+    # such switch (README).
+    parallel_tool_calls: bool | None = None
 
 
 class Completion(NamedTuple):

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.eventstream import ParserError
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
 
+from lambda_src.shared.errors import upstream_error, upstream_timeout
 from lambda_src.shared.models.bedrock import FINISH, map_error
 from lambda_src.shared.models.stream import Finish, StreamEvent, TextDelta, ToolCallDelta, Usage
 
@@ -43,6 +47,13 @@ class BedrockStream:
                     yield Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
         except (ClientError, BotoCoreError) as error:  # EventStreamError is a ClientError
             raise map_error(error) from None
+        # botocore wraps urllib3's errors around sending only: EventStream reads urllib3's response itself, so a
+        # read timeout or a broken connection mid-answer arrives as urllib3's own error (or a socket error), and
+        # bytes that are no event-stream message as the parser's.
+        except (ReadTimeoutError, TimeoutError):
+            raise upstream_timeout() from None
+        except (Urllib3Error, OSError, ParserError):
+            raise upstream_error("The model's stream broke off.") from None
 
     def close(self) -> None:
         self._events.close()

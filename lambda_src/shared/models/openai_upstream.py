@@ -4,6 +4,7 @@ buffered or streamed (the upstream's own server-sent events, read as they arrive
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -70,6 +71,8 @@ class OpenAICompatibleModel:
                 payload["tool_choice"] = request.tool_choice
             elif request.tool_choice is not None:
                 payload["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+            if request.parallel_tool_calls is not None:
+                payload["parallel_tool_calls"] = request.parallel_tool_calls
         http_request = urllib.request.Request(  # noqa: S310 - scheme and host checked in __init__
             self._url,
             data=json.dumps(payload).encode(),
@@ -82,7 +85,7 @@ class OpenAICompatibleModel:
             raise _map_status(error) from None
         except TimeoutError:
             raise upstream_timeout() from None
-        except (urllib.error.URLError, OSError, ValueError):
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):  # e.g. BadStatusLine
             raise upstream_error("The model endpoint could not be reached or answered garbage.") from None
 
     def complete(self, request: CompletionRequest) -> Completion:
@@ -91,7 +94,7 @@ class OpenAICompatibleModel:
                 body = json.loads(reply.read(MAX_RESPONSE_BYTES))
         except TimeoutError:
             raise upstream_timeout() from None
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):  # HTTPException: IncompleteRead, a body broken off
             raise upstream_error("The model endpoint could not be reached or answered garbage.") from None
         try:
             choice = body["choices"][0]
@@ -129,6 +132,8 @@ class UpstreamStream:
                 line = self._reply.readline(MAX_EVENT_LINE_BYTES + 1)
                 received += len(line)
                 if not line:
+                    if _broken_off(self._reply):
+                        raise upstream_error("The model's stream broke off.")
                     return  # the upstream ended without [DONE]: what came is the answer
                 if len(line) > MAX_EVENT_LINE_BYTES or received > MAX_RESPONSE_BYTES:
                     raise upstream_error("The model's stream exceeded the size this API relays.")
@@ -140,11 +145,20 @@ class UpstreamStream:
                 yield from _events(json.loads(data))
         except TimeoutError:
             raise upstream_timeout() from None
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):  # HTTPException: IncompleteRead, a body broken off
             raise upstream_error("The model's stream broke off or was not valid JSON.") from None
 
     def close(self) -> None:
         self._reply.close()
+
+
+def _broken_off(reply: Any) -> bool:
+    """Whether an empty readline() was a body broken off rather than its end: http.client's readline swallows
+    the IncompleteRead of a chunked body that stops between chunks (``chunk_left`` becomes None only after the
+    last, empty chunk) and closes a short Content-Length body with ``length`` bytes still to come."""
+    if getattr(reply, "chunked", False) is True:
+        return getattr(reply, "chunk_left", None) is not None
+    return bool(getattr(reply, "length", None))
 
 
 def _message(message: Message) -> dict[str, Any]:
