@@ -127,3 +127,10 @@ def test_the_emulator_imports_only_moto_itself_and_the_runtime():
         assert [n for n in _project_imports(path) if not n.startswith(allowed)] == [], path.name
         outside = [n for n in _imports(path) if n.split(".")[0] not in (*sys.stdlib_module_names, "moto", "tools")]
         assert outside == [], path.name
+
+
+def test_the_model_server_imports_only_the_standard_library_and_xllamacpp():
+    """It runs in .venv-model, which has xllamacpp and the model but none of the platform's packages."""
+    server = ROOT / "tools" / "local" / "model_server.py"
+    assert _project_imports(server) == []
+    assert [n for n in _imports(server) if n.split(".")[0] not in (*sys.stdlib_module_names, "xllamacpp")] == []

@@ -1,18 +1,22 @@
-"""`make local`'s plumbing that needs no emulator: ports, busy ports, cleanup of a killed run."""
+"""`make local`'s plumbing that needs no emulator: ports, busy ports, waiting for a server, cleanup of a killed
+run, the model server's arguments."""
 
 from __future__ import annotations
 
 import functools
+import http.server
 import socket
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tools.local import processes, readback
+from tools.local import model_server, processes, readback
 from tools.local.deployed_api import usage_plan_of
 from tools.local.gateway import Throttle, UsagePlan
 from tools.local.processes import LocalError, Ports
@@ -36,6 +40,31 @@ def test_a_busy_port_is_reported_with_the_variable_to_set():
         port = busy.getsockname()[1]
         with pytest.raises(LocalError, match=f"Port {port} for the model server is in use; .*LOCAL_MODEL_PORT"):
             processes.ensure_free(port, "model server", "LOCAL_MODEL_PORT")
+
+
+def test_waiting_for_a_server_ends_at_its_first_answer_but_not_at_a_503(tmp_path):
+    """The model server answers 503 while its model loads, then 401 to a request without its key."""
+    statuses = [503, 503, 401]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(statuses.pop(0) if len(statuses) > 1 else statuses[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        processes.wait_for(f"http://127.0.0.1:{server.server_port}/v1/models", alive, "model server", tmp_path)
+        assert statuses == [401]
+    finally:
+        server.shutdown()
+        alive.kill()
+        alive.wait()
 
 
 def test_down_stops_what_a_killed_run_recorded(tmp_path, capsys):
@@ -106,3 +135,45 @@ def test_the_usage_plan_is_that_of_the_api_key_whose_value_the_authorizer_return
         lookup = usage_plan_of(client, api_id, "v1")
         assert lookup("id-1" * 8) == UsagePlan(plan["id"], keys["id-1"], Throttle(2.0, 5), 2000)
         assert lookup("id-2" * 8) is None and lookup("id-3" * 8) is None and lookup("id-1") is None
+
+
+def test_the_model_server_takes_its_key_from_the_environment_and_listens_on_loopback_by_default(monkeypatch):
+    monkeypatch.setenv("API_KEY", "sk-local-test")
+    args = model_server.parse_args(["--model", "m.gguf", "--alias", "smollm2-135m-instruct", "--port", "8081"])
+    assert (args.model, args.alias, args.host, args.port) == ("m.gguf", "smollm2-135m-instruct", "127.0.0.1", 8081)
+    assert (args.n_ctx, args.threads, args.api_key) == (2048, -1, "sk-local-test")
+
+
+@pytest.mark.parametrize(
+    ("argv", "key", "message"),
+    [
+        (["--model", "m", "--alias", "a", "--port", "8081"], "", "set API_KEY in the environment"),
+        (["--model", "m", "--alias", "a", "--port", "0"], "k", "--port must be 1 to 65535"),
+        (["--model", "m", "--port", "8081"], "k", "the following arguments are required: --alias"),
+        (["--model", "m", "--alias", "a", "--port", "8081", "--api-key", "k"], "k", "unrecognized arguments"),
+    ],
+)
+def test_the_model_server_refuses_bad_arguments_and_a_missing_key(monkeypatch, capsys, argv, key, message):
+    monkeypatch.setenv("API_KEY", key)
+    with pytest.raises(SystemExit) as exited:
+        model_server.parse_args(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_model_server_configures_llama_cpp_as_parsed(monkeypatch):
+    """What tools.local.model_server sets on xllamacpp.CommonParams, with a stand-in (xllamacpp is only in
+    .venv-model; the real server runs in the e2e tests)."""
+
+    class CommonParams:
+        def __init__(self) -> None:
+            self.model = SimpleNamespace(path="")
+            self.cpuparams, self.cpuparams_batch = SimpleNamespace(n_threads=-1), SimpleNamespace(n_threads=-1)
+
+    monkeypatch.setenv("API_KEY", "sk-local-test")
+    args = model_server.parse_args(["--model", "m.gguf", "--alias", "smollm2", "--port", "8081", "--threads", "2"])
+    params = model_server.server_params(SimpleNamespace(CommonParams=CommonParams), args)
+    assert (params.model.path, params.model_alias, params.chat_template) == ("m.gguf", {"smollm2"}, "chatml")
+    assert (params.hostnames, params.port, params.api_keys) == (["127.0.0.1"], 8081, ["sk-local-test"])
+    assert (params.n_ctx, params.cpuparams.n_threads, params.cpuparams_batch.n_threads) == (2048, 2, 2)
+    assert params.ui is False

@@ -127,7 +127,7 @@ class LocalPlatform:
         if self.serve_api:  # the model loads while the stacks deploy
             model = self.processes.start("model", [
                 str(MODEL_PYTHON), "-m", "tools.local.model_server", "--model", str(model_file()), "--alias",
-                MODEL_ALIAS, "--port", str(self.ports.model),
+                MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.ports.model),
             ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key, "PYTHONPATH": str(ROOT)})  # fmt: skip
         wait_for(f"http://127.0.0.1:{self.ports.emulator}/moto-api/", emulator, "emulator",
                  self.state / "emulator.log")  # fmt: skip
@@ -143,6 +143,7 @@ class LocalPlatform:
             raise LocalError("Some deployed resources are not as the templates say (BAD rows above).")
         if not self.serve_api:
             return
+        # 401 without the key once the model is loaded (503 while it loads): it answers.
         wait_for(f"http://127.0.0.1:{self.ports.model}/v1/models", model, "model server", self.state / "model.log",
                  seconds=120)  # fmt: skip
         configure_model(self.client, self.ports.model, upstream_key)

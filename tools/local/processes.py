@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,8 +109,9 @@ def wait_for(url: str, process: subprocess.Popen[bytes], name: str, log: Path, s
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - 127.0.0.1 only
                 return
-        except urllib.error.HTTPError:
-            return  # it answers (an auth error from the model server is an answer)
+        except urllib.error.HTTPError as error:
+            if error.code != HTTPStatus.SERVICE_UNAVAILABLE:  # the model server while its model loads
+                return  # it answers (an auth error from the model server is an answer)
         except OSError:
             pass
         time.sleep(0.2)
