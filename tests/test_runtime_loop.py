@@ -201,16 +201,12 @@ def test_the_context_and_trace_id_come_from_the_invocation(worker):
     assert context["trace"].startswith("Root=1-")
 
 
-def test_an_import_failure_is_an_init_error(task_root):
-    worker = worker_for(task_root, handler="no_such_module.handler")
+@pytest.mark.parametrize(("handler", "kind"), [("no_such_module.handler", r"Runtime\.ImportModuleError"),
+                                              ("fixture_handlers.missing", r"Runtime\.HandlerNotFound")])  # fmt: skip
+def test_an_import_failure_is_an_init_error(task_root, handler, kind):
+    worker = worker_for(task_root, handler=handler)
     try:
-        with pytest.raises(FunctionError, match=r"Runtime\.ImportModuleError"):
-            worker.invoke({"kind": "dict"})
-    finally:
-        worker.close()
-    worker = worker_for(task_root, handler="fixture_handlers.missing")
-    try:
-        with pytest.raises(FunctionError, match=r"Runtime\.HandlerNotFound"):
+        with pytest.raises(FunctionError, match=kind):
             worker.invoke({"kind": "dict"})
     finally:
         worker.close()

@@ -28,20 +28,9 @@ from lambda_src.contracts.audit import session_key
 from lambda_src.contracts.schemas import MAX_USER_CHARS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.config_source import ModelSettings
-from lambda_src.shared.errors import (
-    ApiError,
-    invalid_request,
-    not_found,
-    server_error,
-    unauthorized,
-)
+from lambda_src.shared.errors import ApiError, audit_unavailable, invalid_request, not_found, server_error, unauthorized
 from lambda_src.shared.logs import frames
-from lambda_src.shared.models import (
-    Completion,
-    CompletionRequest,
-    Message,
-    ModelClient,
-)
+from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
 from lambda_src.shared.proxy import header, json_body, json_response
 from lambda_src.shared.validation import Schema, request_error
 
@@ -206,8 +195,7 @@ class Api:
                 self._refuse_unaudited(outcome, event if isinstance(event, dict) else {})
 
     def _refuse_unaudited(self, outcome: Outcome, event: dict[str, Any]) -> None:
-        failure = ApiError(503, "The request could not be recorded in the audit log; try again later.",
-                           "server_error", "audit_unavailable")  # fmt: skip
+        failure = audit_unavailable()
         outcome.error_type = failure.code
         self._finish(outcome, failure.status, failure.body(), event)
 

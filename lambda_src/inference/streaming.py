@@ -19,7 +19,7 @@ from lambda_src.contracts.audit import PHASE_REQUEST
 from lambda_src.inference.sse import CONTENT_TYPE, DONE, ChunkWriter, event, tool_call_delta
 from lambda_src.shared.audit_writer import AuditFailedError
 from lambda_src.shared.config_source import ModelSettings
-from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
+from lambda_src.shared.errors import ApiError, audit_unavailable, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import (
     Completion,
@@ -62,8 +62,7 @@ class Streams:
             except AuditFailedError:
                 outcome.streamed = False
                 outcome.audit_failed = True
-                raise ApiError(503, "The request could not be recorded in the audit log; try again later.",
-                               "server_error", "audit_unavailable") from None  # fmt: skip
+                raise audit_unavailable() from None
         try:
             self.api.hooks.before(request, outcome)
         except BaseException:

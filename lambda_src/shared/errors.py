@@ -52,5 +52,11 @@ def upstream_timeout(message: str = "The model did not answer in time; try again
     return ApiError(504, message, "upstream_error", "upstream_timeout")
 
 
+def audit_unavailable() -> ApiError:
+    """Required audit mode: no record, no model output."""
+    return ApiError(503, "The request could not be recorded in the audit log; try again later.", "server_error",
+                    "audit_unavailable")  # fmt: skip
+
+
 def server_error(message: str = "The server could not handle the request.") -> ApiError:
     return ApiError(500, message, "server_error", "internal_error")
