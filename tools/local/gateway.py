@@ -391,14 +391,13 @@ class LocalGateway:
 
 
 class _framed:  # noqa: N801 - reads as what it makes
-    """A StreamingResponse's bytes as the Runtime API loop sends them: prelude, then the body's chunks."""
+    """A StreamingResponse's bytes as the Runtime API loop sends them (``StreamingResponse.chunks``)."""
 
     def __init__(self, response: StreamingResponse) -> None:
         self._response = response
 
     def __iter__(self) -> Iterator[bytes]:
-        yield self._response.prelude()
-        yield from self._response.body
+        yield from self._response.chunks()
 
     def close(self) -> None:
         self._response.close()

@@ -182,11 +182,10 @@ def invoke(api: RuntimeApi, handler: Callable[[Any, Any], Any], log: Callable[[s
     try:
         result = handler(json.loads(payload), Context(request_id, headers))
         if isinstance(result, StreamingResponse):
-            body = result
-            rest = iter(result.body)
             # The prelude leaves with the body's first piece: a body that fails at its first step is still an
             # error before the first byte (the gateway's 502), as in Lambda's own streaming runtimes.
-            first = result.prelude() + next(rest, b"")
+            body, rest = result, result.chunks()
+            first = next(rest)
         elif isinstance(result, dict):
             first = frame(result)
         else:

@@ -38,6 +38,13 @@ class StreamingResponse:
     def prelude(self) -> bytes:
         return prelude({"statusCode": self.status_code, "headers": self.headers})
 
+    def chunks(self) -> Iterator[bytes]:
+        """The framed response as it is sent: the prelude with the body's first piece (a body failing at its
+        first step fails before the first byte), then each further piece."""
+        body = iter(self.body)
+        yield self.prelude() + next(body, b"")
+        yield from body
+
     def close(self) -> None:
         close = getattr(self.body, "close", None)
         if close is not None:
