@@ -28,6 +28,7 @@ from stacks.audit_stack import AuditStack
 from stacks.config_stack import ConfigStack
 from stacks.context import CONTEXT_KEYS, Deployment, resolve_deployment
 from stacks.data_stack import DataStack
+from stacks.knowledge_stack import KnowledgeStack
 
 
 def create_app(**app_props: Any) -> tuple[cdk.App, Deployment]:
@@ -60,11 +61,12 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     data = DataStack(app, stage.stack_name("data"), stage=stage, env=env)
     config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
     audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
+    knowledge = KnowledgeStack(app, stage.stack_name("knowledge"), stage=stage, data=data, config=config, env=env)
     api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
     if account is not None:
         api.add_stack_dependency(account, "API Gateway needs the account's CloudWatch role before a stage can log")
     cdk.Tags.of(app).add("project", APP_NAME)
-    for stack in (data, config, audit, api):
+    for stack in (data, config, audit, knowledge, api):
         cdk.Tags.of(stack).add("stage", stage.name)
 
 

@@ -186,7 +186,7 @@ def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
 
 
 def package_sizes() -> dict[str, int]:
-    from constructs_lib.foundation.powertools_layer import build_layer_dir
+    from constructs_lib.foundation.package_layer import build_layer_dir
     from constructs_lib.foundation.python_function import SHARED_PACKAGES
 
     sizes = {}

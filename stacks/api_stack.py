@@ -9,7 +9,7 @@ from constructs import Construct
 
 from constructs_lib.foundation.keys import customer_managed_key
 from constructs_lib.foundation.nag import acknowledge
-from constructs_lib.foundation.powertools_layer import PowertoolsLayer
+from constructs_lib.foundation.package_layer import PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
 from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.inference.key_table import ApiKeyTable, ApiKeyTableProps

@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
+from constructs_lib.dataset.prefix_access import PrefixPolicies
 from constructs_lib.dataset.read_role import DatasetReadRole, DatasetReadRoleProps
 from constructs_lib.dataset.upload import DatasetUpload, DatasetUploadProps
 from constructs_lib.foundation.settings import ConfigError
@@ -18,7 +19,8 @@ class DataStack(PlatformStack):
     """Dataset bucket (SecureBucket) + DatasetReadRole, with an optional deploy-time upload.
 
     Exposed for other stacks: ``bucket``, ``key``, ``read_role``, ``dataset_prefix`` and
-    ``dataset_uris`` (``s3://`` URIs of the dataset prefix).
+    ``dataset_uris`` (``s3://`` URIs of the dataset prefix), ``knowledge_access`` (PrefixPolicies of the
+    knowledge prefix).
     """
 
     def __init__(
@@ -42,6 +44,10 @@ class DataStack(PlatformStack):
                 service_principals=settings.reader_service_principals,
             ),
         ).role
+
+        # What the knowledge pipeline (KnowledgeStack) attaches to its functions: listing and reading that prefix.
+        self.knowledge_access = PrefixPolicies(self, "KnowledgeAccess", bucket=self.bucket, key=self.key,
+                                               prefix=stage.knowledge.prefix, purpose="knowledge pipeline")  # fmt: skip
 
         if settings.source_dir is not None:
             source = Path(settings.source_dir)

@@ -19,6 +19,7 @@ from constructs_lib.config.settings import ModelConfig
 from constructs_lib.dataset.settings import DatasetConfig
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError, Settings, whole
 from constructs_lib.inference.settings import ApiConfig
+from constructs_lib.knowledge.settings import KnowledgeConfig
 from lambda_src.contracts.naming import parameter_root, stack_name
 
 
@@ -44,6 +45,7 @@ class StageConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
 
     def __post_init__(self) -> None:
         self._check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.name)), "name",

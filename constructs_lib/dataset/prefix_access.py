@@ -8,6 +8,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from constructs_lib.foundation.nag import acknowledge, nag_ref
 
 
 def prefix_statements(
@@ -48,3 +51,30 @@ def prefix_statements(
             },
         ),
     ]
+
+
+class PrefixPolicies(Construct):
+    """Two customer-managed policies on one prefix, made beside the bucket so another stack's roles can attach
+    them (its own grant would reference the bucket across stacks): ``list_policy`` lists the prefix,
+    ``read_policy`` reads its objects."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket, key: kms.IKey, prefix: str,
+                 purpose: str) -> None:  # fmt: skip
+        super().__init__(scope, construct_id)
+        statements = {s.sid: s for s in prefix_statements(bucket, key, prefix, object_actions=["s3:GetObject"],
+                                                          key_actions=["kms:Decrypt"])}  # fmt: skip
+        self.list_policy = iam.ManagedPolicy(
+            self, "ListPolicy", statements=[statements["ListPrefix"]], description=f"List {prefix} ({purpose})"
+        )
+        self.read_policy = iam.ManagedPolicy(
+            self,
+            "ReadPolicy",
+            statements=[statements["PrefixObjects"], statements["KeyViaS3"]],
+            description=f"Read objects under {prefix} ({purpose})",
+        )
+        acknowledge(
+            self.read_policy,
+            f"The {purpose} reads every object under its prefix; object keys are not known at deploy time, so "
+            "the object ARN ends in the prefix wildcard and nothing wider.",
+            [f"AwsSolutions-IAM5[Resource::{nag_ref(bucket)}/{prefix}*]"],
+        )

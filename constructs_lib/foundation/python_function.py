@@ -47,6 +47,8 @@ class PythonFunctionProps:
     reserved_concurrency: int = 5
     environment: dict[str, str] = field(default_factory=dict)
     layers: tuple[lambda_.ILayerVersion, ...] = ()
+    # The entry point in the package's handler.py (one package may serve several functions).
+    handler: str = "lambda_handler"
 
     def __post_init__(self) -> None:
         if (
@@ -58,6 +60,8 @@ class PythonFunctionProps:
                 "PythonFunctionProps.package must name a function folder of lambda_src/ with a handler.py, "
                 f"got {self.package!r}."
             )
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.handler):
+            raise ValueError(f"PythonFunctionProps.handler must be a function name, got {self.handler!r}.")
         if not 1 <= self.reserved_concurrency <= 1000:
             raise ValueError("PythonFunctionProps.reserved_concurrency must be from 1 to 1000.")
         if not 128 <= self.memory_size <= 10240:
@@ -108,7 +112,7 @@ class PythonFunction(Construct):
             runtime=PYTHON_RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             code=lambda_.Code.from_asset(str(stage_package(props.package))),
-            handler=f"lambda_src.{props.package}.handler.lambda_handler",
+            handler=f"lambda_src.{props.package}.handler.{props.handler}",
             role=self.role,
             log_group=self.log_group,
             timeout=props.timeout,

@@ -18,8 +18,10 @@ from constructs_lib.config.settings import GEO_PROFILE
 ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
 
 
-def grant_invoke(scope: Construct, grantee: iam.IGrantable, model_ids: list[str]) -> list[str]:
-    """Grant invoking ``model_ids``; returns the cdk-nag finding ids their cross-region wildcards raise."""
+def grant_invoke(scope: Construct, grantee: iam.IGrantable, model_ids: list[str],
+                 actions: list[str] = ACTIONS) -> list[str]:  # fmt: skip
+    """Grant ``actions`` (invoking, streamed or not) on ``model_ids``; returns the cdk-nag finding ids their
+    cross-region wildcards raise."""
     stack = cdk.Stack.of(scope)
     partition, region, account = stack.partition, stack.region, stack.account
     direct: list[str] = []
@@ -36,11 +38,11 @@ def grant_invoke(scope: Construct, grantee: iam.IGrantable, model_ids: list[str]
         direct.append(profile_arn)
         through_profiles.append((profile_arn, profile.group("model")))
     if direct:
-        iam.Grant.add_to_principal(grantee=grantee, actions=ACTIONS, resource_arns=direct)
+        iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=direct)
     for profile_arn, model in through_profiles:
         iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=ACTIONS,
+            actions=list(actions),
             resource_arns=[f"arn:{partition}:bedrock:*::foundation-model/{model}"],
             conditions={"StringEquals": {"bedrock:InferenceProfileArn": profile_arn}},
         )

@@ -49,6 +49,36 @@ class InferenceEnvironment(NamedTuple):
         return env
 
 
+class KnowledgeEnvironment(NamedTuple):
+    """The knowledge pipeline's functions (discover, ingest, report): one contract, each reads its part."""
+
+    manifest_table_name: str
+    dataset_bucket: str
+    knowledge_prefix: str
+    work_bucket: str
+    vector_index_arn: str
+    dimension: int
+    embedding_parameter_path: str
+    # The openai-compatible embedding provider's key: the stage's upstream key (a SecureString).
+    upstream_api_key_parameter: str
+    youtube_secret_arn: str
+    proxy_secret_arn: str
+    playlist_ids: tuple[str, ...]
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+    embedding_batch_size: int
+    max_document_bytes: int
+    failure_threshold_percent: int
+    config_cache_seconds: int
+
+    def variables(self) -> dict[str, str]:
+        return variables(self)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> KnowledgeEnvironment:
+        return read(cls, environ)
+
+
 class AuthorizerEnvironment(NamedTuple):
     key_table_name: str
 

@@ -262,7 +262,7 @@ def test_read_role_policy_is_exactly_read_under_the_prefix(stage, variants):
     policies = template.find_resources(
         "AWS::IAM::ManagedPolicy", {"Properties": {"Roles": [{"Ref": Match.any_value()}]}}
     )
-    (reader,) = [p for p in policies.values() if p["Properties"]["Roles"] == [ref(synth, "data", READ_ROLE)]]
+    (reader,) = [p for p in policies.values() if p["Properties"].get("Roles") == [ref(synth, "data", READ_ROLE)]]
     assert reader["Properties"]["PolicyDocument"]["Statement"] == prefix_statements_json(
         synth, "s3:GetObject", "kms:Decrypt", "datasets/"
     )
@@ -318,7 +318,7 @@ def test_upload_handler_policy_is_exact(dev_upload):
     (policy,) = [
         p
         for p in by_type(template, "AWS::IAM::ManagedPolicy").values()
-        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+        if p["Properties"].get("Roles") == [{"Ref": role_id}]
     ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == ["ReadAsset", "PrefixObjects", "ListPrefix", "KeyViaS3", "WriteOwnLogs"]

@@ -1,0 +1,1 @@
+"""The knowledge capability: the vector index, the manifest, the weekly ingestion pipeline."""

@@ -1,0 +1,1 @@
+"""The knowledge pipeline: discover, ingest and report steps of the weekly state machine."""

@@ -1,0 +1,116 @@
+"""Lambda entry points of the knowledge pipeline (one package, three functions with their own roles):
+``discover``, ``ingest`` and ``report``, called by the state machine. Wiring only: lambda_src/knowledge/pipeline.py
+holds the logic.
+
+Nothing here calls the network at import. Secrets (the YouTube key, the proxy) are read from Secrets Manager
+when a step needs them, through Powertools' cache, never from environment variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
+
+from lambda_src.contracts.environment import KnowledgeEnvironment
+from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
+from lambda_src.knowledge.manifest import Manifest
+from lambda_src.knowledge.pipeline import Pipeline, PipelineSettings, Sources
+from lambda_src.knowledge.youtube import SourceError
+from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
+from lambda_src.shared.logs import route_module_logs
+from lambda_src.shared.vectors import VectorIndex
+
+ENV = KnowledgeEnvironment.from_environment()
+LOGGER = Logger()
+route_module_logs(LOGGER)
+_RETRIES = Config(connect_timeout=5, read_timeout=60, retries={"mode": "adaptive", "max_attempts": 5})
+SESSION = boto3.Session()
+S3 = SESSION.client("s3", config=_RETRIES)
+MANIFEST = Manifest(SESSION.resource("dynamodb", config=_RETRIES).Table(ENV.manifest_table_name))
+VECTORS = VectorIndex(SESSION.client("s3vectors", config=_RETRIES), ENV.vector_index_arn)
+SSM = parameters.SSMProvider(boto3_client=SESSION.client("ssm", config=_RETRIES))
+SECRETS = parameters.SecretsProvider(boto3_client=SESSION.client("secretsmanager", config=_RETRIES))
+
+
+@functools.cache
+def _bedrock() -> Any:
+    return SESSION.client("bedrock-runtime", config=_RETRIES)
+
+
+def _embedder() -> Embedder:
+    raw = SSM.get_multiple(ENV.embedding_parameter_path, max_age=ENV.config_cache_seconds)
+    settings = EmbeddingSettings.parse({str(key).rsplit("/", 1)[-1]: str(value) for key, value in raw.items()})
+    return embedder(settings, dimension=ENV.dimension, bedrock=_bedrock, batch_size=ENV.embedding_batch_size,
+                    api_key=lambda: str(SSM.get(ENV.upstream_api_key_parameter, decrypt=True,
+                                                max_age=ENV.config_cache_seconds)))  # fmt: skip
+
+
+def _secret(arn: str) -> dict[str, Any]:
+    value = SECRETS.get(arn, max_age=ENV.config_cache_seconds)
+    try:
+        parsed = json.loads(value if isinstance(value, str | bytes) else "")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def youtube_key() -> str:
+    key = _secret(ENV.youtube_secret_arn).get("api_key")
+    if not isinstance(key, str) or not key.strip() or key.startswith(PLACEHOLDER_PREFIX):
+        raise SourceError("The YouTube Data API key is not set; an operator must put it in the YouTube secret "
+                          "(README: knowledge base).")  # fmt: skip
+    return key.strip()
+
+
+def youtube_proxy() -> dict[str, str] | None:
+    proxy = _secret(ENV.proxy_secret_arn)
+    urls = {name: proxy[name] for name in ("http_url", "https_url") if isinstance(proxy.get(name), str)}
+    if not urls or any(url.startswith(PLACEHOLDER_PREFIX) for url in urls.values()):
+        return None
+    return urls
+
+
+PIPELINE = Pipeline(
+    PipelineSettings(
+        bucket=ENV.dataset_bucket,
+        prefix=ENV.knowledge_prefix,
+        playlist_ids=ENV.playlist_ids,
+        chunk_tokens=ENV.chunk_tokens,
+        chunk_overlap_tokens=ENV.chunk_overlap_tokens,
+        max_document_bytes=ENV.max_document_bytes,
+        failure_threshold_percent=ENV.failure_threshold_percent,
+        work_bucket=ENV.work_bucket,
+    ),
+    MANIFEST,
+    Sources(s3=S3, vectors=VECTORS, embedder=_embedder, youtube_key=youtube_key, youtube_proxy=youtube_proxy),
+)
+
+
+@LOGGER.inject_lambda_context(log_event=False)
+def discover(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = PIPELINE.discover(str(event["execution"]), str(event["started_at"]))
+    LOGGER.info("discovered", extra={"run_id": result["run_id"], "total": result["total"],
+                                     "source_errors": result["source_errors"]})  # fmt: skip
+    return result
+
+
+@LOGGER.inject_lambda_context(log_event=False)
+def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One work item; with ``error`` (what the state machine caught), record that failure instead."""
+    item = event["item"]
+    result = PIPELINE.record_failure(item, event["error"]) if "error" in event else PIPELINE.ingest(item)
+    LOGGER.info("document", extra={"document_id": item.get("document_id"), **result})
+    return result
+
+
+@LOGGER.inject_lambda_context(log_event=False)
+def report(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    summary = PIPELINE.report(str(event["run_id"]))
+    LOGGER.info("run finished", extra={"run": summary})
+    return summary
