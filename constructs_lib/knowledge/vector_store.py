@@ -65,9 +65,12 @@ class VectorStore(Construct):
                 principals=[iam.ServicePrincipal(INDEXING_PRINCIPAL)],
                 actions=["kms:Decrypt"],
                 resources=["*"],
+                # Not the bucket's own ARN: the bucket is encrypted with this key, so naming it here would be a
+                # circular dependency. This account's vector buckets in this region, through S3 Vectors only.
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": self.bucket.attr_vector_bucket_arn},
+                    "ArnLike": {"aws:SourceArn": stack.format_arn(service="s3vectors", resource="bucket",
+                                                                  resource_name="*")},
                 },
             )
         )

@@ -16,15 +16,29 @@ local targets:
   and the helper that teaches moto's CloudFormation a resource type through a service backend;
 - firehose: `AWS::KinesisFirehose::DeliveryStream` is not modelled;
 - apigateway: `Authorizer`, `Stage` and `UsagePlan` are not modelled, and `Method` drops its authorizer
-  and fails on MOCK integrations.
+  and fails on MOCK integrations;
+- s3vectors: `AWS::S3Vectors::VectorBucket` and `Index` are not modelled, and QueryVectors is missing;
+- secretsmanager: `AWS::SecretsManager::Secret` is not modelled (values generated as CloudFormation does);
+- stepfunctions: state machines made by CloudFormation never run (moto interprets ASL in another backend).
 
 Still skipped (template assertions cover them): bucket policies, Glue, Athena, WAF, gateway responses,
-request validators and models, log streams, the API Gateway account.
+request validators and models, log streams, the API Gateway account, EventBridge Scheduler schedules
+(`python -m tools.knowledge sync` starts a run by hand).
 """
 
 from __future__ import annotations
 
-from tools.local.emulator import apigateway, awslambda, cloudformation, firehose, kms, ssm
+from tools.local.emulator import (
+    apigateway,
+    awslambda,
+    cloudformation,
+    firehose,
+    kms,
+    s3vectors,
+    secretsmanager,
+    ssm,
+    stepfunctions,
+)
 
 
 def install_patches(port: int) -> None:
@@ -35,3 +49,6 @@ def install_patches(port: int) -> None:
     awslambda.install(endpoint)
     firehose.install()
     apigateway.install()
+    s3vectors.install()
+    secretsmanager.install()
+    stepfunctions.install()
