@@ -69,8 +69,9 @@ class VectorStore(Construct):
                 # circular dependency. This account's vector buckets in this region, through S3 Vectors only.
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": stack.format_arn(service="s3vectors", resource="bucket",
-                                                                  resource_name="*")},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(service="s3vectors", resource="bucket", resource_name="*")
+                    },
                 },
             )
         )

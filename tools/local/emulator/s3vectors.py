@@ -37,9 +37,14 @@ def _index(properties: dict[str, Any], account: str, region: str, name: str) -> 
     bucket = backend.get_vector_bucket(vector_bucket_name=properties.get("VectorBucketName"),
                                        vector_bucket_arn=properties.get("VectorBucketArn"))  # fmt: skip
     index_name = properties.get("IndexName") or f"{name.lower()[:40]}-{secrets.token_hex(6)}"
-    backend.create_index(vector_bucket_name=bucket.vector_bucket_name, vector_bucket_arn=bucket.vector_bucket_arn,
-                         index_name=index_name, data_type=properties.get("DataType", "float32"),
-                         dimension=int(properties["Dimension"]), distance_metric=properties["DistanceMetric"])  # fmt: skip
+    backend.create_index(
+        vector_bucket_name=bucket.vector_bucket_name,
+        vector_bucket_arn=bucket.vector_bucket_arn,
+        index_name=index_name,
+        data_type=properties.get("DataType", "float32"),
+        dimension=int(properties["Dimension"]),
+        distance_metric=properties["DistanceMetric"],
+    )
     arn = backend.get_index(bucket.vector_bucket_name, index_name, "").index_arn
     return arn, {"IndexArn": arn, "CreationTime": "1970-01-01T00:00:00Z"}
 
