@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.responses import ActionResult, get_partition
@@ -87,22 +88,24 @@ def _holds(metadata: dict[str, Any], key: str, condition: Any) -> bool:
     if not isinstance(condition, dict):
         return present and (value == condition or (isinstance(value, list) and condition in value))
     for operator, operand in condition.items():
-        ok = {
-            "$eq": lambda o: present and value == o,
-            "$ne": lambda o: not present or value != o,
-            "$gt": lambda o: present and value > o,
-            "$gte": lambda o: present and value >= o,
-            "$lt": lambda o: present and value < o,
-            "$lte": lambda o: present and value <= o,
-            "$in": lambda o: present and value in o,
-            "$nin": lambda o: not present or value not in o,
-            "$exists": lambda o: present == bool(o),
-        }.get(operator)
-        if ok is None:
+        if operator not in _OPERATORS:
             raise ValueError(f"Unsupported filter operator {operator}")
-        if not ok(operand):
+        if not _OPERATORS[operator](present, value, operand):
             return False
     return True
+
+
+_OPERATORS: dict[str, Callable[[bool, Any, Any], bool]] = {
+    "$eq": lambda present, value, o: present and value == o,
+    "$ne": lambda present, value, o: not present or value != o,
+    "$gt": lambda present, value, o: present and value > o,
+    "$gte": lambda present, value, o: present and value >= o,
+    "$lt": lambda present, value, o: present and value < o,
+    "$lte": lambda present, value, o: present and value <= o,
+    "$in": lambda present, value, o: present and value in o,
+    "$nin": lambda present, value, o: not present or value not in o,
+    "$exists": lambda present, value, o: present == bool(o),
+}
 
 
 def query_vectors(self: S3VectorsResponse) -> ActionResult:
