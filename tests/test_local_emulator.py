@@ -16,7 +16,11 @@ from moto import mock_aws, settings
 from moto.apigateway.models import Method
 from moto.awslambda import models as lambda_models
 from moto.kms import models as kms_models
+from moto.core.config import default_user_config
+from moto.s3vectors import urls as s3vectors_urls
+from moto.s3vectors.responses import S3VectorsResponse
 from moto.ssm import models as ssm_models
+from moto.stepfunctions import models as sfn_models
 
 from tools.local.emulator import install_patches
 
@@ -145,6 +149,10 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                          (Method, "create_from_cloudformation_json"), (lambda_models.LambdaFunction, "invoke"),
                          (settings, "moto_server_host")):  # fmt: skip
         monkeypatch.setattr(target, name, getattr(target, name))
+    monkeypatch.setattr(S3VectorsResponse, "query_vectors", None, raising=False)
+    monkeypatch.setattr(s3vectors_urls, "url_paths", dict(s3vectors_urls.url_paths))
+    monkeypatch.setattr(sfn_models, "stepfunctions_backends", sfn_models.stepfunctions_backends)
+    monkeypatch.setitem(default_user_config, "stepfunctions", dict(default_user_config.get("stepfunctions", {})))
     monkeypatch.setenv("MOTO_PORT", "5000")
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
@@ -220,3 +228,54 @@ def test_python_functions_run_on_the_host_with_their_environment(patched):
     answer = client("lambda").invoke(FunctionName="fn", Payload=json.dumps({"x": 7}))
     assert "FunctionError" not in answer
     assert json.loads(answer["Payload"].read()) == {"echo": 7, "stage": "dev"}
+
+
+KNOWLEDGE_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Vectors": {"Type": "AWS::S3Vectors::VectorBucket", "Properties": {}},
+        "Index": {
+            "Type": "AWS::S3Vectors::Index",
+            "Properties": {"VectorBucketArn": {"Fn::GetAtt": ["Vectors", "VectorBucketArn"]}, "IndexName": "chunks",
+                           "DataType": "float32", "Dimension": 3, "DistanceMetric": "cosine"},
+        },
+        "Secret": {
+            "Type": "AWS::SecretsManager::Secret",
+            "Properties": {"GenerateSecretString": {"SecretStringTemplate": '{"api_key": "UNSET-REPLACE-ME-api_key"}',
+                                                    "GenerateStringKey": "placeholder_nonce",
+                                                    "ExcludePunctuation": True}},
+        },
+        "IndexArn": {"Type": "AWS::SSM::Parameter",
+                     "Properties": {"Name": "/app/dev/index", "Type": "String",
+                                    "Value": {"Fn::GetAtt": ["Index", "IndexArn"]}}},
+    }
+}  # fmt: skip
+
+
+def test_vector_indexes_and_secrets_deploy_and_queries_rank_by_cosine_distance_with_filters(patched):
+    client = boto3.session.Session(region_name=REGION).client
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="emulated", TemplateBody=json.dumps(KNOWLEDGE_TEMPLATE))
+    assert cfn.describe_stacks(StackName="emulated")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    physical = _resources(cfn)
+    index_arn = client("ssm").get_parameter(Name="/app/dev/index")["Parameter"]["Value"]
+    assert index_arn == physical["Index"] and index_arn.endswith("/index/chunks")
+
+    vectors = client("s3vectors")
+    vectors.put_vectors(indexArn=index_arn, vectors=[
+        {"key": "north", "data": {"float32": [0.0, 1.0, 0.0]}, "metadata": {"source": "s3", "text": "N"}},
+        {"key": "east", "data": {"float32": [1.0, 0.0, 0.0]}, "metadata": {"source": "youtube", "text": "E"}},
+        {"key": "north-east", "data": {"float32": [0.7, 0.7, 0.0]}, "metadata": {"source": "s3", "text": "NE"}},
+    ])  # fmt: skip
+    answer = vectors.query_vectors(indexArn=index_arn, queryVector={"float32": [0.1, 1.0, 0.0]}, topK=2,
+                                   returnDistance=True, returnMetadata=True)  # fmt: skip
+    assert [v["key"] for v in answer["vectors"]] == ["north", "north-east"]
+    assert answer["vectors"][0]["distance"] < answer["vectors"][1]["distance"]
+    assert answer["vectors"][0]["metadata"] == {"source": "s3", "text": "N"}
+    filtered = vectors.query_vectors(indexArn=index_arn, queryVector={"float32": [0.1, 1.0, 0.0]}, topK=3,
+                                     filter={"source": {"$eq": "youtube"}})  # fmt: skip
+    assert [v["key"] for v in filtered["vectors"]] == ["east"]
+    assert "distance" not in filtered["vectors"][0] and "metadata" not in filtered["vectors"][0]
+
+    value = json.loads(client("secretsmanager").get_secret_value(SecretId=physical["Secret"])["SecretString"])
+    assert value["api_key"] == "UNSET-REPLACE-ME-api_key"
+    assert len(value["placeholder_nonce"]) == 32 and value["placeholder_nonce"].isalnum()

@@ -39,8 +39,13 @@ class VectorStore(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: VectorStoreProps) -> None:
         super().__init__(scope, construct_id)
         self._key = props.key
-        encryption = {"sse_type": "aws:kms", "kms_key_arn": props.key.key_arn}
-        self.bucket = s3vectors.CfnVectorBucket(self, "Bucket", encryption_configuration=encryption)
+        self.bucket = s3vectors.CfnVectorBucket(
+            self,
+            "Bucket",
+            encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
+                sse_type="aws:kms", kms_key_arn=props.key.key_arn
+            ),
+        )
         self.index_name = index_name(props.index_version, props.dimension)
         self.index = s3vectors.CfnIndex(
             self,
@@ -50,7 +55,9 @@ class VectorStore(Construct):
             data_type=DATA_TYPE,
             dimension=props.dimension,
             distance_metric=DISTANCE_METRIC,
-            encryption_configuration=encryption,
+            encryption_configuration=s3vectors.CfnIndex.EncryptionConfigurationProperty(
+                sse_type="aws:kms", kms_key_arn=props.key.key_arn
+            ),
             metadata_configuration=s3vectors.CfnIndex.MetadataConfigurationProperty(
                 non_filterable_metadata_keys=list(NON_FILTERABLE_METADATA)
             ),
