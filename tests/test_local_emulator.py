@@ -15,8 +15,8 @@ import pytest
 from moto import mock_aws, settings
 from moto.apigateway.models import Method
 from moto.awslambda import models as lambda_models
-from moto.kms import models as kms_models
 from moto.core.config import default_user_config
+from moto.kms import models as kms_models
 from moto.s3vectors import urls as s3vectors_urls
 from moto.s3vectors.responses import S3VectorsResponse
 from moto.ssm import models as ssm_models

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from lambda_src.contracts.knowledge import EMBEDDING_PROVIDERS
 from lambda_src.contracts.parameters import upstream_url_allowed
@@ -47,6 +47,10 @@ class Embeddings(NamedTuple):
     # Input tokens as the model counted them, and the model calls it took.
     tokens: int
     calls: int
+
+
+class Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
 class TitanEmbedder:
@@ -163,9 +167,6 @@ def _checked(vector: Any, dimension: int) -> list[float]:
     if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in vector):
         raise upstream_error("The embedding model answered with values that are not numbers.")
     return [float(value) for value in vector]
-
-
-Embedder = TitanEmbedder | OpenAICompatibleEmbedder
 
 
 def embedder(settings: EmbeddingSettings, *, dimension: int, bedrock: Callable[[], Any],

@@ -78,7 +78,8 @@ def test_the_state_machine_logs_everything_encrypted_and_is_traced(dev):
 def definition(synth: Any) -> dict[str, Any]:
     """The state machine's ASL with the template's references blanked (they are strings in the JSON)."""
     parts = synth.properties("knowledge", "Pipeline/StateMachine")["DefinitionString"]["Fn::Join"][1]
-    return json.loads("".join(p if isinstance(p, str) else "REF" for p in parts))
+    asl: dict[str, Any] = json.loads("".join(p if isinstance(p, str) else "REF" for p in parts))
+    return asl
 
 
 def test_the_definition_discovers_maps_with_bounded_concurrency_retries_catches_and_reports(dev):
