@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +17,8 @@ import pytest
 from moto import mock_aws, settings
 from moto.apigateway.models import Method
 from moto.awslambda import models as lambda_models
+from moto.cloudformation import parsing as cfn_parsing
+from moto.cloudformation.models import cloudformation_backends
 from moto.core.config import default_user_config
 from moto.kms import models as kms_models
 from moto.s3vectors import urls as s3vectors_urls
@@ -23,6 +27,7 @@ from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
 
 from tools.local.emulator import install_patches
+from tools.local.emulator.cloudformation import register_model
 
 REGION = "us-east-1"
 TEMPLATE: dict[str, Any] = {
@@ -149,6 +154,7 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                          (Method, "create_from_cloudformation_json"), (lambda_models.LambdaFunction, "invoke"),
                          (settings, "moto_server_host")):  # fmt: skip
         monkeypatch.setattr(target, name, getattr(target, name))
+    monkeypatch.setattr(cfn_parsing.ResourceMap, "__getitem__", cfn_parsing.ResourceMap.__getitem__)
     monkeypatch.setattr(S3VectorsResponse, "query_vectors", None, raising=False)
     monkeypatch.setattr(s3vectors_urls, "url_paths", dict(s3vectors_urls.url_paths))
     monkeypatch.setattr(sfn_models, "stepfunctions_backends", sfn_models.stepfunctions_backends)
@@ -279,3 +285,27 @@ def test_vector_indexes_and_secrets_deploy_and_queries_rank_by_cosine_distance_w
     value = json.loads(client("secretsmanager").get_secret_value(SecretId=physical["Secret"])["SecretString"])
     assert value["api_key"] == "UNSET-REPLACE-ME-api_key"
     assert len(value["placeholder_nonce"]) == 32 and value["placeholder_nonce"].isalnum()
+
+
+def test_a_resource_looked_up_while_it_is_being_created_is_created_once(patched):
+    """A custom resource's answer checks the stack's readiness from another thread while the stack is still
+    being created: the lookup waits for the creation instead of creating the resource a second time."""
+    created: list[str] = []
+
+    def slow(properties: dict[str, Any], account: str, region: str, name: str) -> tuple[str, dict[str, str]]:
+        created.append(name)
+        time.sleep(0.3)
+        return f"thing-{len(created)}", {}
+
+    register_model("Test::Emulator::Slow", "s3vectors", slow)
+    cfn = boto3.session.Session(region_name=REGION).client("cloudformation")
+    template = {"Resources": {"Slow": {"Type": "Test::Emulator::Slow", "Properties": {}}}}
+    creating = threading.Thread(target=cfn.create_stack, kwargs={"StackName": "race",
+                                                                 "TemplateBody": json.dumps(template)})  # fmt: skip
+    creating.start()
+    time.sleep(0.1)  # the creating thread is inside the slow creation now
+    (stack,) = [s for s in cloudformation_backends["123456789012"][REGION].stacks.values() if s.name == "race"]
+    looked_up = stack.resource_map["Slow"]  # what a custom resource's answer does (verify_readiness)
+    creating.join()
+    assert len(created) == 1, created
+    assert looked_up.physical_resource_id == "thing-1"

@@ -1,10 +1,18 @@
-"""moto's CloudFormation: custom resources answer on 127.0.0.1, and the helpers the service modules use
-to convert tag shapes and to teach it resource types it lacks."""
+"""moto's CloudFormation: custom resources answer on 127.0.0.1, a stack's resources are created once, and the
+helpers the service modules use to convert tag shapes and to teach it resource types it lacks.
+
+moto creates a stack's resources lazily, on first lookup. A custom resource's answer arrives on another
+thread (moto invokes its function in one) and checks the stack's readiness by looking every resource up,
+while the creating thread may still be making them: both threads then create the same parameter, table or
+queue, and the second one fails (ParameterAlreadyExists). One lock around the lookup makes it a single
+creation, as in AWS.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +27,20 @@ Create = Callable[[dict[str, Any], str, str, str], tuple[str, dict[str, str]]]
 _REGISTERED_MODELS: list[type] = []
 
 
+_CREATION = threading.RLock()  # reentrant: creating one resource looks up the ones it references
+
+
 def install(port: int) -> None:
     # Custom resources get a ResponseURL on host.docker.internal (where moto's Docker Lambdas would run).
     settings.moto_server_host = lambda: "http://127.0.0.1"
     os.environ["MOTO_PORT"] = str(port)
+    lookup = parsing.ResourceMap.__getitem__
+
+    def lookup_once(self: parsing.ResourceMap, key: str) -> Any:
+        with _CREATION:
+            return lookup(self, key)
+
+    parsing.ResourceMap.__getitem__ = lookup_once
 
 
 def answer_custom_resource(event: dict[str, Any], status: str, reason: str) -> None:
