@@ -80,16 +80,23 @@ def acknowledgments_disabled() -> Iterator[None]:
         _state["enabled"] = True
 
 
-def nag_ref(resource: IConstruct, attribute: str = "Arn") -> str:
-    """How cdk-nag renders a reference to ``resource`` in a finding id, e.g. ``<DatasetBucket5A07B7EE.Arn>``.
+def nag_ref(resource: IConstruct, attribute: str | None = "Arn") -> str:
+    """How cdk-nag renders a reference to ``resource`` in a finding id: ``<DatasetBucket5A07B7EE.Arn>`` for an
+    attribute, ``<DatasetBucket5A07B7EE>`` for a ``Ref`` (``attribute=None``).
 
     ``resource`` is an L2 construct (its default child is used) or an L1 CfnResource.
     """
+    name = logical_id(resource)
+    return f"<{name}>" if attribute is None else f"<{name}.{attribute}>"
+
+
+def logical_id(resource: IConstruct) -> str:
+    """The logical id of ``resource`` (an L2 construct's default child, or an L1 CfnResource)."""
     cfn = resource.node.default_child or resource
     if not isinstance(cfn, cdk.CfnResource):
         raise ValueError(f"{resource.node.path} is not a CloudFormation resource defined in this app.")
     stack = cdk.Stack.of(cfn)
-    return f"<{stack.resolve(stack.get_logical_id(cfn))}.{attribute}>"
+    return str(stack.resolve(stack.get_logical_id(cfn)))
 
 
 @dataclass(frozen=True)

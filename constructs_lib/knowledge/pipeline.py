@@ -27,7 +27,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from constructs_lib.foundation.logs import encrypted_log_group
-from constructs_lib.foundation.nag import acknowledge, nag_ref
+from constructs_lib.foundation.nag import acknowledge, logical_id, nag_ref
 from constructs_lib.foundation.python_function import ManagedPolicyRole
 from constructs_lib.knowledge.settings import KnowledgeConfig
 from lambda_src.contracts.knowledge import TRANSIENT_ERROR
@@ -105,7 +105,7 @@ class IngestionPipeline(Construct):
             "(ARN:*); the Map reads the run's work list, whose key is chosen at run time, from the work bucket.",
             ["AwsSolutions-IAM5[Resource::*]",
              *(f"AwsSolutions-IAM5[Resource::{nag_ref(f)}:*]" for f in (props.discover, props.ingest, props.report)),
-             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_ref(props.work_bucket, 'Ref')[:-5]}>/*]"],
+             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_ref(props.work_bucket, None)}/*]"],
         )  # fmt: skip
 
         self.dead_letter_queue = sqs.Queue(
@@ -155,8 +155,8 @@ class IngestionPipeline(Construct):
         policy = iam.ManagedPolicy(self, "ChildExecutionsPolicy", roles=[role], document=inline.document,
                                    description="Runs the knowledge pipeline's Distributed Map")  # fmt: skip
         # How cdk-nag prints the name part of the state machine's ARN in the finding.
-        logical_id = nag_ref(self.state_machine, "x")[1:-3]
-        name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": logical_id}]}]}, separators=(",", ":"))
+        ref = {"Ref": logical_id(self.state_machine)}
+        name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", ref]}]}, separators=(",", ":"))
         execution = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}"
         acknowledge(
             policy,
