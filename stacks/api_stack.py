@@ -7,7 +7,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from constructs_lib.foundation.keys import customer_managed_key
 from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.foundation.package_layer import PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
@@ -44,13 +43,7 @@ class ApiStack(PlatformStack):
     ) -> None:
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
         api_config = stage.api
-        self.key = customer_managed_key(
-            self,
-            "ApiKey",
-            description=f"Encrypts the {stage.name} API's key registry and logs",
-            retain=stage.retain_data,
-            pending_window_days=stage.kms_pending_window_days,
-        )
+        self.key = self.stage_key("ApiKey", description=f"Encrypts the {stage.name} API's key registry and logs")
         self.key_table = ApiKeyTable(self, "Keys", props=ApiKeyTableProps(key=self.key, retain=stage.retain_data))
         powertools = PowertoolsLayer(self, "Powertools").layer
 

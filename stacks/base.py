@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from constructs_lib.foundation.keys import customer_managed_key
 from constructs_lib.foundation.secure_bucket import SecureBucket, SecureBucketProps
 from stacks.stages import StageConfig
 
@@ -24,6 +25,11 @@ class PlatformStack(cdk.Stack):
             termination_protection=stage.termination_protection,
         )
         self.stage = stage
+
+    def stage_key(self, construct_id: str, *, description: str) -> kms.Key:
+        """A customer-managed key with the stage's retention and deletion window."""
+        return customer_managed_key(self, construct_id, description=description, retain=self.stage.retain_data,
+                                    pending_window_days=self.stage.kms_pending_window_days)  # fmt: skip
 
     def secure_bucket(
         self,

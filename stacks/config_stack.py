@@ -12,7 +12,6 @@ from constructs_lib.config.secure_parameter import (
     SecureParameterProvider,
     SecureParameterProviderProps,
 )
-from constructs_lib.foundation.keys import customer_managed_key
 from lambda_src.contracts import parameters
 from stacks.base import PlatformStack
 from stacks.data_stack import DataStack
@@ -43,12 +42,8 @@ class ConfigStack(PlatformStack):
         super().__init__(
             scope, construct_id, stage=stage, purpose="model configuration and secrets in SSM Parameter Store", env=env
         )
-        self.key = customer_managed_key(
-            self,
-            "ConfigKey",
-            description=f"Encrypts the {stage.name} stage's SecureString parameters and config logs",
-            retain=stage.retain_data,
-            pending_window_days=stage.kms_pending_window_days,
+        self.key = self.stage_key(
+            "ConfigKey", description=f"Encrypts the {stage.name} stage's SecureString parameters and config logs"
         )
         values = stage.model.parameter_values()
         self.model = ConfigParameters(

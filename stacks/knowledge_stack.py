@@ -12,7 +12,6 @@ from constructs import Construct
 
 from constructs_lib.config.parameters import ConfigParameters, ConfigParametersProps
 from constructs_lib.dataset.prefix_access import prefix_statements
-from constructs_lib.foundation.keys import customer_managed_key
 from constructs_lib.foundation.nag import acknowledge, nag_ref
 from constructs_lib.foundation.package_layer import KNOWLEDGE_PACKAGES, PackageLayer, PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
@@ -39,12 +38,9 @@ class KnowledgeStack(PlatformStack):
                  config: ConfigStack, env: cdk.Environment | None = None) -> None:  # fmt: skip
         super().__init__(scope, construct_id, stage=stage, purpose="knowledge base and its ingestion", env=env)
         settings = stage.knowledge
-        self.key = customer_managed_key(
-            self,
+        self.key = self.stage_key(
             "KnowledgeKey",
             description=f"Encrypts the {stage.name} knowledge base: vectors, manifest, secrets, pipeline",
-            retain=stage.retain_data,
-            pending_window_days=stage.kms_pending_window_days,
         )
         self.vectors = VectorStore(self, "Vectors", props=VectorStoreProps(
             key=self.key, dimension=settings.dimension, index_version=settings.index_version,
