@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from constructs_lib.foundation.keys import removal_policy
-from constructs_lib.foundation.nag import acknowledge
+from constructs_lib.foundation.tables import encrypted_table, grant_table
 from lambda_src.contracts.keys import HASH_ATTRIBUTE, KEY_ID_ATTRIBUTE, KEY_ID_INDEX
 
 
@@ -28,19 +26,14 @@ class ApiKeyTable(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: ApiKeyTableProps) -> None:
         super().__init__(scope, construct_id)
         self._key = props.key
-        # Table (not TableV2): TableV2's customer-managed key cannot render in an env-agnostic stack.
-        self.table = dynamodb.Table(
+        self.table = encrypted_table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=HASH_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=props.key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=props.retain,
-            removal_policy=removal_policy(props.retain),
+            key=props.key,
+            retain=props.retain,
+            partition_key=HASH_ATTRIBUTE,
+            backup_reason="Point-in-time recovery keeps 35 days of continuous backups; keys can be re-issued with the "
+            "admin command, so an AWS Backup plan would add cost without a better recovery point.",
         )
         # Adding an index is an in-place update (the table keeps its data); revoke reads the table key from
         # the index and the rest from the item it updates, so the index holds nothing else.
@@ -49,23 +42,7 @@ class ApiKeyTable(Construct):
             partition_key=dynamodb.Attribute(name=KEY_ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
-        acknowledge(
-            self.table,
-            "Point-in-time recovery keeps 35 days of continuous backups; keys can be re-issued with the "
-            "admin command, so an AWS Backup plan would add cost without a better recovery point.",
-            ["NIST.800.53.R5-DynamoDBInBackupPlan", "HIPAA.Security-DynamoDBInBackupPlan"],
-        )
 
     def grant_lookup(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read one item by key hash, decrypting through DynamoDB only (narrower than ``grant_read_data``)."""
-        region = cdk.Stack.of(self).region
-        grant = iam.Grant.add_to_principal(grantee=grantee, actions=["dynamodb:GetItem"],
-                                           resource_arns=[self.table.table_arn])  # fmt: skip
-        return grant.combine(
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["kms:Decrypt"],
-                resource_arns=[self._key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
-            )
-        )
+        return grant_table(grantee, self.table, self._key, ["dynamodb:GetItem"])
