@@ -11,7 +11,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from constructs_lib.config.parameters import ConfigParameters, ConfigParametersProps
-from constructs_lib.dataset.prefix_access import prefix_statements
+from constructs_lib.dataset.prefix_access import object_statements
 from constructs_lib.foundation.nag import acknowledge, nag_ref
 from constructs_lib.foundation.package_layer import KNOWLEDGE_PACKAGES, PackageLayer, PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
@@ -97,15 +97,14 @@ class KnowledgeStack(PlatformStack):
         discover.role.add_managed_policy(data.knowledge_access.list_policy)
         ingest.role.add_managed_policy(data.knowledge_access.read_policy)
         self.manifest.grant(discover, ["dynamodb:Query", "dynamodb:PutItem"])
-        for statement in prefix_statements(
+        for statement in object_statements(
             work.bucket,
             self.key,
             knowledge.WORK_PREFIX,
             object_actions=["s3:PutObject"],
             key_actions=["kms:GenerateDataKey"],
         ):
-            if statement.sid != "ListPrefix":
-                discover.add_to_policy(statement)
+            discover.add_to_policy(statement)
         acknowledge(discover.policy, "Each run writes its own work list under the work prefix; the run's name is "
                     "chosen by Step Functions at run time, so the object ARN ends in the prefix wildcard.",
                     [f"AwsSolutions-IAM5[Resource::{nag_ref(work.bucket)}/{knowledge.WORK_PREFIX}*]"])  # fmt: skip

@@ -25,18 +25,32 @@ def prefix_statements(
 
     Sids: ``PrefixObjects``, ``ListPrefix``, ``KeyViaS3``.
     """
+    objects, key_via_s3 = object_statements(bucket, key, prefix, object_actions=object_actions,
+                                            key_actions=key_actions)  # fmt: skip
+    return [objects, list_statement(bucket, prefix), key_via_s3]
+
+
+def list_statement(bucket: s3.IBucket, prefix: str) -> iam.PolicyStatement:
+    """Listing the bucket limited to ``prefix`` (sid ``ListPrefix``)."""
+    return iam.PolicyStatement(
+        sid="ListPrefix",
+        actions=["s3:ListBucket"],
+        resources=[bucket.bucket_arn],
+        conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+    )
+
+
+def object_statements(
+    bucket: s3.IBucket, key: kms.IKey, prefix: str, *, object_actions: Sequence[str], key_actions: Sequence[str]
+) -> list[iam.PolicyStatement]:
+    """``object_actions`` on objects under ``prefix`` and the bucket key only via S3, for this bucket
+    (sids ``PrefixObjects``, ``KeyViaS3``)."""
     region = cdk.Stack.of(bucket).region
     return [
         iam.PolicyStatement(
             sid="PrefixObjects",
             actions=list(object_actions),
             resources=[bucket.arn_for_objects(f"{prefix}*")],
-        ),
-        iam.PolicyStatement(
-            sid="ListPrefix",
-            actions=["s3:ListBucket"],
-            resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
         ),
         iam.PolicyStatement(
             sid="KeyViaS3",
@@ -61,15 +75,15 @@ class PrefixPolicies(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket, key: kms.IKey, prefix: str,
                  purpose: str) -> None:  # fmt: skip
         super().__init__(scope, construct_id)
-        statements = {s.sid: s for s in prefix_statements(bucket, key, prefix, object_actions=["s3:GetObject"],
-                                                          key_actions=["kms:Decrypt"])}  # fmt: skip
         self.list_policy = iam.ManagedPolicy(
-            self, "ListPolicy", statements=[statements["ListPrefix"]], description=f"List {prefix} ({purpose})"
+            self, "ListPolicy", statements=[list_statement(bucket, prefix)], description=f"List {prefix} ({purpose})"
         )
         self.read_policy = iam.ManagedPolicy(
             self,
             "ReadPolicy",
-            statements=[statements["PrefixObjects"], statements["KeyViaS3"]],
+            statements=object_statements(
+                bucket, key, prefix, object_actions=["s3:GetObject"], key_actions=["kms:Decrypt"]
+            ),
             description=f"Read objects under {prefix} ({purpose})",
         )
         acknowledge(
