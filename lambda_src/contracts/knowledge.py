@@ -15,7 +15,6 @@ from lambda_src.contracts.bounds import Range
 # Sources the pipeline reads: the dataset bucket's knowledge prefix and YouTube playlists.
 SOURCE_S3 = "s3"
 SOURCE_YOUTUBE = "youtube"
-SOURCES = (SOURCE_S3, SOURCE_YOUTUBE)
 
 # Vector metadata. Filterable keys (source, document id) narrow a query; the others travel with each
 # vector but cannot filter (the index declares them non-filterable, which also lifts the 2 KB limit).
@@ -34,10 +33,8 @@ DIMENSION = Range(1, 4096, integer=True)
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
 EMBEDDING_PROVIDERS = ("bedrock", "openai-compatible")
 
-# S3 Vectors: at most 500 vectors per PutVectors or DeleteVectors call, topK at most 100 per query.
+# S3 Vectors: at most 500 vectors per PutVectors or DeleteVectors call.
 MAX_VECTORS_PER_CALL = 500
-TOP_K = Range(1, 20, integer=True)
-MAX_QUERY_CHARS = 2_000
 
 # Manifest table (one table, partition key `pk`, sort key `sk`).
 PARTITION_KEY = "pk"
@@ -87,7 +84,6 @@ ACTION_DELETE = "delete"
 
 # Embedding settings under <root>/knowledge/embedding: switched at run time like the chat model.
 EMBEDDING_PATH = "knowledge/embedding"
-EMBEDDING_LEAVES = ("provider", "model-id", "base-url")
 # Where the operator tool finds the state machine and the manifest.
 STATE_MACHINE_PARAMETER = "knowledge/state-machine-arn"
 MANIFEST_PARAMETER = "knowledge/manifest-table"
@@ -106,7 +102,6 @@ def index_name(version: int, dimension: int) -> str:
     return f"chunks-v{version}-d{dimension}-{DISTANCE_METRIC}"
 
 
-# Error names the pipeline's functions raise (Lambda reports the exception's class name) and the state
-# machine acts on: retried with backoff, or ending the run past the failure threshold.
+# The error name the pipeline's functions raise (Lambda reports the exception's class name) for what the
+# state machine retries with backoff.
 TRANSIENT_ERROR = "TransientError"
-RUN_FAILED_ERROR = "RunFailedError"

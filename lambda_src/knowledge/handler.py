@@ -9,7 +9,6 @@ when a step needs them, through Powertools' cache, never from environment variab
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 import boto3
@@ -20,8 +19,9 @@ from botocore.config import Config
 from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
 from lambda_src.knowledge.manifest import Manifest
-from lambda_src.knowledge.pipeline import Pipeline, PipelineSettings, Sources
+from lambda_src.knowledge.pipeline import Pipeline, Sources
 from lambda_src.knowledge.youtube import SourceError
+from lambda_src.shared.config_source import ConfigSource
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.vectors import VectorIndex
@@ -34,7 +34,12 @@ SESSION = boto3.Session()
 S3 = SESSION.client("s3", config=_RETRIES)
 MANIFEST = Manifest(SESSION.resource("dynamodb", config=_RETRIES).Table(ENV.manifest_table_name))
 VECTORS = VectorIndex(SESSION.client("s3vectors", config=_RETRIES), ENV.vector_index_arn)
-SSM = parameters.SSMProvider(boto3_client=SESSION.client("ssm", config=_RETRIES))
+CONFIG = ConfigSource(
+    ENV.embedding_parameter_path,
+    ENV.upstream_api_key_parameter,
+    max_age=ENV.config_cache_seconds,
+    provider=ConfigSource.ssm_provider(SESSION.client("ssm", config=_RETRIES)),
+)
 SECRETS = parameters.SecretsProvider(boto3_client=SESSION.client("secretsmanager", config=_RETRIES))
 
 
@@ -44,20 +49,17 @@ def _bedrock() -> Any:
 
 
 def _embedder() -> Embedder:
-    raw = SSM.get_multiple(ENV.embedding_parameter_path, max_age=ENV.config_cache_seconds)
-    settings = EmbeddingSettings.parse({str(key).rsplit("/", 1)[-1]: str(value) for key, value in raw.items()})
-    return embedder(settings, dimension=ENV.dimension, bedrock=_bedrock, batch_size=ENV.embedding_batch_size,
-                    api_key=lambda: str(SSM.get(ENV.upstream_api_key_parameter, decrypt=True,
-                                                max_age=ENV.config_cache_seconds)))  # fmt: skip
+    return embedder(EmbeddingSettings.parse(CONFIG.leaves()), dimension=ENV.dimension, bedrock=_bedrock,
+                    api_key=CONFIG.upstream_api_key, batch_size=ENV.embedding_batch_size)  # fmt: skip
 
 
 def _secret(arn: str) -> dict[str, Any]:
-    value = SECRETS.get(arn, max_age=ENV.config_cache_seconds)
+    """The secret's JSON object; a value that is not one reads as empty (the callers say what is missing)."""
     try:
-        parsed = json.loads(value if isinstance(value, str | bytes) else "")
-    except ValueError:
+        value = SECRETS.get(arn, max_age=ENV.config_cache_seconds, transform="json")
+    except parameters.exceptions.TransformParameterError:
         return {}
-    return parsed if isinstance(parsed, dict) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def youtube_key() -> str:
@@ -77,16 +79,7 @@ def youtube_proxy() -> dict[str, str] | None:
 
 
 PIPELINE = Pipeline(
-    PipelineSettings(
-        bucket=ENV.dataset_bucket,
-        prefix=ENV.knowledge_prefix,
-        playlist_ids=ENV.playlist_ids,
-        chunk_tokens=ENV.chunk_tokens,
-        chunk_overlap_tokens=ENV.chunk_overlap_tokens,
-        max_document_bytes=ENV.max_document_bytes,
-        failure_threshold_percent=ENV.failure_threshold_percent,
-        work_bucket=ENV.work_bucket,
-    ),
+    ENV,
     MANIFEST,
     Sources(s3=S3, vectors=VECTORS, embedder=_embedder, youtube_key=youtube_key, youtube_proxy=youtube_proxy),
 )

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from lambda_src.contracts import knowledge as k
+from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.knowledge.chunking import chunk
 from lambda_src.knowledge.errors import RunFailedError, TransientError
 from lambda_src.knowledge.extract import DocumentError, extract
@@ -29,18 +30,6 @@ from lambda_src.shared.errors import ApiError
 from lambda_src.shared.vectors import VectorIndex
 
 MAX_TEXT_CHARS = 5_000_000  # of extracted text per document (a 20 MB PDF of text stays well under)
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    bucket: str
-    prefix: str
-    playlist_ids: tuple[str, ...]
-    chunk_tokens: int
-    chunk_overlap_tokens: int
-    max_document_bytes: int
-    failure_threshold_percent: int
-    work_bucket: str
 
 
 @dataclass
@@ -58,7 +47,7 @@ class Sources:
 
 
 class Pipeline:
-    def __init__(self, settings: PipelineSettings, manifest: Manifest, sources: Sources,
+    def __init__(self, settings: KnowledgeEnvironment, manifest: Manifest, sources: Sources,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
         self.settings = settings
         self.manifest = manifest
@@ -108,13 +97,13 @@ class Pipeline:
     def _s3_documents(self) -> Iterator[tuple[dict[str, Any], str]]:
         """(work item, why it is skipped or '') for every object under the prefix."""
         paginator = self.sources.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=self.settings.prefix):
+        for page in paginator.paginate(Bucket=self.settings.dataset_bucket, Prefix=self.settings.knowledge_prefix):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if key.endswith("/"):
                     continue  # a folder marker
                 item = {"document_id": f"{k.SOURCE_S3}/{key}", "source": k.SOURCE_S3, "key": key,
-                        "uri": f"s3://{self.settings.bucket}/{key}", "title": PurePosixPath(key).name,
+                        "uri": f"s3://{self.settings.dataset_bucket}/{key}", "title": PurePosixPath(key).name,
                         "version": str(obj.get("ETag", "")).strip('"')}  # fmt: skip
                 reason = ""
                 if PurePosixPath(key).suffix.lower() not in k.KNOWLEDGE_FILE_TYPES:
@@ -195,7 +184,7 @@ class Pipeline:
         if item["source"] == k.SOURCE_YOUTUBE:
             text = self.sources.transcript(item["video_id"], proxy=self.sources.youtube_proxy())
             return item["title"], _bounded(text), item["version"]
-        answer = self._s3_call(self.sources.s3.get_object, Bucket=self.settings.bucket, Key=item["key"])
+        answer = self._s3_call(self.sources.s3.get_object, Bucket=self.settings.dataset_bucket, Key=item["key"])
         if int(answer.get("ContentLength", 0)) > self.settings.max_document_bytes:
             raise DocumentError("The file grew past the size limit since it was listed.")
         data = answer["Body"].read(self.settings.max_document_bytes + 1)

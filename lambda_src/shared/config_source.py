@@ -62,10 +62,11 @@ class ModelSettings(NamedTuple):
 
 
 class ConfigSource:
-    """Reads the stage's model parameters and the upstream key; values live in Powertools' TTL cache."""
+    """Reads one settings path of the stage (the model's, or the embeddings') and the upstream key; values live
+    in Powertools' TTL cache."""
 
-    def __init__(self, model_path: str, api_key_name: str, max_age: int, provider: Any = None) -> None:
-        self.model_path = model_path
+    def __init__(self, settings_path: str, api_key_name: str, max_age: int, provider: Any = None) -> None:
+        self.settings_path = settings_path
         self.api_key_name = api_key_name
         self.max_age = max_age
         self._provider = provider or parameters.SSMProvider()
@@ -76,8 +77,12 @@ class ConfigSource:
         return parameters.SSMProvider(boto3_client=ssm_client)
 
     def settings(self) -> ModelSettings:
-        raw = self._provider.get_multiple(self.model_path, max_age=self.max_age)
-        return ModelSettings.parse({str(k).rsplit("/", 1)[-1]: str(v) for k, v in raw.items()})
+        return ModelSettings.parse(self.leaves())
+
+    def leaves(self) -> dict[str, str]:
+        """The parameters under the settings path by leaf name (``provider``, ``model-id`` ...)."""
+        raw = self._provider.get_multiple(self.settings_path, max_age=self.max_age)
+        return {str(k).rsplit("/", 1)[-1]: str(v) for k, v in raw.items()}
 
     def upstream_api_key(self) -> str:
         value = str(self._provider.get(self.api_key_name, decrypt=True, max_age=self.max_age))

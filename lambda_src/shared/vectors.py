@@ -1,22 +1,14 @@
-"""The knowledge base's S3 Vectors index: put and delete in batches of at most 500 (the service's limit),
-query with an optional filter on the filterable metadata."""
+"""The knowledge base's S3 Vectors index: put and delete in batches of at most 500 (the service's limit)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from lambda_src.contracts.knowledge import MAX_VECTORS_PER_CALL
 from lambda_src.shared.errors import rate_limited, upstream_error
 
 _THROTTLED = ("TooManyRequestsException", "ThrottlingException", "SlowDownException")
-
-
-class Hit(NamedTuple):
-    key: str
-    # Cosine distance (0 identical .. 2 opposite); score = 1 - distance.
-    distance: float
-    metadata: dict[str, Any]
 
 
 class VectorIndex:
@@ -40,15 +32,6 @@ class VectorIndex:
             self._call("delete_vectors", indexArn=self._index_arn, keys=list(batch))
             calls += 1
         return calls
-
-    def query(self, vector: list[float], top_k: int, where: dict[str, Any] | None = None) -> list[Hit]:
-        arguments: dict[str, Any] = {"indexArn": self._index_arn, "queryVector": {"float32": vector}, "topK": top_k,
-                                     "returnMetadata": True, "returnDistance": True}  # fmt: skip
-        if where:
-            arguments["filter"] = where
-        answer = self._call("query_vectors", **arguments)
-        return [Hit(item["key"], float(item.get("distance", 0.0)), item.get("metadata") or {})
-                for item in answer.get("vectors", [])]  # fmt: skip
 
     def _call(self, operation: str, **arguments: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - loaded with the client

@@ -15,9 +15,10 @@ import pytest
 from pypdf import PdfWriter
 
 from lambda_src.contracts import knowledge as k
+from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.knowledge.errors import RunFailedError, TransientError
 from lambda_src.knowledge.manifest import Manifest
-from lambda_src.knowledge.pipeline import Pipeline, PipelineSettings, Sources
+from lambda_src.knowledge.pipeline import Pipeline, Sources
 from lambda_src.knowledge.youtube import SourceError, Unavailable, Video
 from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import rate_limited
@@ -27,6 +28,8 @@ from tests.aws_fakes import REGION
 BUCKET = "dataset"
 WORK = "work"
 DIMENSION = 8
+# The pipeline reads no secret itself: Sources hands it the YouTube key and the proxy.
+UNUSED_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused"
 
 
 class CountingEmbedder:
@@ -109,9 +112,13 @@ def world(aws: None) -> Iterator[World]:
             raise Unavailable("YouTube blocked the request.")
         return f"Transcript of {video_id}. It explains how the weekly pipeline embeds videos."
 
-    settings = PipelineSettings(bucket=BUCKET, prefix="knowledge/", playlist_ids=("PLtestplaylist01",),
-                                chunk_tokens=60, chunk_overlap_tokens=10, max_document_bytes=4096,
-                                failure_threshold_percent=40, work_bucket=WORK)  # fmt: skip
+    settings = KnowledgeEnvironment(
+        manifest_table_name="manifest", dataset_bucket=BUCKET, knowledge_prefix="knowledge/", work_bucket=WORK,
+        vector_index_arn=index_arn, dimension=DIMENSION, embedding_parameter_path="/app/dev/knowledge/embedding",
+        upstream_api_key_parameter="/app/dev/secrets/upstream-api-key", youtube_secret_arn=UNUSED_ARN,
+        proxy_secret_arn=UNUSED_ARN, playlist_ids=("PLtestplaylist01",), chunk_tokens=60, chunk_overlap_tokens=10,
+        embedding_batch_size=4, max_document_bytes=4096, failure_threshold_percent=40, config_cache_seconds=0,
+    )  # fmt: skip
     sources = Sources(s3=s3, vectors=VectorIndex(vectors, index_arn), embedder=lambda: embedder,
                       youtube_key=youtube_key, youtube_proxy=lambda: None,
                       videos=lambda playlist, _key: iter(videos.get(playlist, [])), transcript=transcript)  # fmt: skip
@@ -246,6 +253,7 @@ def test_a_missing_youtube_key_fails_that_source_only_and_keeps_its_documents(wo
 
 
 def test_throttling_is_a_transient_error_the_state_machine_retries(world):
+    assert TransientError.__name__ == k.TRANSIENT_ERROR  # the error name the state machine's Retry lists
     world.put("guide.md", GUIDE)
     found = world.pipeline.discover("run1", "2026-11-21T03:00:00Z")
     (item,) = json.loads(world.s3.get_object(Bucket=WORK, Key=found["items_key"])["Body"].read())
