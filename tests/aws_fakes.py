@@ -44,6 +44,13 @@ MODEL_VALUES = {
 }
 
 
+def stub_client(service: str) -> Any:
+    """A boto3 client with dummy credentials for botocore's Stubber (it never reaches a network)."""
+    import boto3  # noqa: PLC0415 - only the stubbed tests need it
+
+    return boto3.client(service, region_name=REGION, aws_access_key_id="stub", aws_secret_access_key="stub")  # noqa: S106
+
+
 def create_key_table(dynamodb: Any, name: str = "keys") -> None:
     """The key table as ApiKeyTable deploys it (tests/infra/test_api_stack.py checks the template's side)."""
     dynamodb.create_table(

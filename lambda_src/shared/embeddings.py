@@ -9,6 +9,7 @@ would fill the index with vectors it cannot compare. Errors are the API's (429 t
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -136,22 +137,18 @@ class OpenAICompatibleEmbedder:
             method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key()}"},
         )
-        from lambda_src.shared.models.openai_upstream import _OPENER  # noqa: PLC0415 - no redirects, shared
+        # The chat adapter's: no redirects (the key would follow them), and the same status mapping.
+        from lambda_src.shared.models.openai_upstream import OPENER, map_status  # noqa: PLC0415 - on first use
 
         try:
-            with _OPENER.open(request, timeout=self._timeout) as response:
+            with OPENER.open(request, timeout=self._timeout) as response:
                 raw = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as error:
-            if error.code == 429:
-                raise rate_limited("The embedding upstream is throttling requests; try again shortly.") from None
-            if 400 <= error.code < 500:
-                raise ApiError(400, "The embedding upstream rejected the input.", "invalid_request_error",
-                               "invalid_input") from None  # fmt: skip
-            raise upstream_error("The embedding upstream returned an error; try again later.") from None
+            raise map_status(error) from None
         except TimeoutError:
             raise upstream_timeout("The embedding upstream did not answer in time.") from None
-        except (urllib.error.URLError, OSError):
-            raise upstream_error("The embedding upstream could not be reached.") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            raise upstream_error("The embedding upstream could not be reached or answered garbage.") from None
         if len(raw) > MAX_RESPONSE_BYTES:
             raise upstream_error("The embedding upstream's answer is too large.")
         try:

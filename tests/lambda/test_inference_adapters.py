@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
@@ -19,6 +16,7 @@ from lambda_src.shared.errors import ApiError
 from lambda_src.shared.models import CompletionRequest, Message
 from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel
 from tests.aws_fakes import MODEL_PATH, UPSTREAM_KEY, put_model_parameters
+from tests.http_fakes import Upstream
 
 REQUEST = CompletionRequest(model_id="SmolLM2", system=("Be brief.",), messages=(Message("user", "Hi"),),
                             temperature=0.0, top_p=1.0, max_tokens=16, stop=("\n",), timeout_seconds=1)  # fmt: skip
@@ -52,41 +50,6 @@ def test_an_unset_upstream_key_is_reported_not_sent(ssm, key_arn):
     assert "has not been set" in error.value.message and "0" * 32 not in str(error.value)
     ssm.put_parameter(Name=UPSTREAM_KEY, Value="sk-upstream", Type="SecureString", KeyId=key_arn, Overwrite=True)
     assert source.upstream_api_key() == "sk-upstream"
-
-
-class Upstream:
-    """An OpenAI-compatible server on 127.0.0.1 with a scripted answer."""
-
-    def __init__(self) -> None:
-        self.status, self.body, self.delay = 200, b"", 0.0
-        self.headers: dict[str, str] = {}
-        self.requests: list[dict[str, Any]] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                upstream.requests.append({"path": self.path, "auth": self.headers["Authorization"],
-                                          "json": json.loads(self.rfile.read(length))})  # fmt: skip
-                time.sleep(upstream.delay)
-                self.send_response(upstream.status)
-                for name, value in upstream.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(upstream.body)
-
-            def do_GET(self) -> None:  # where urllib follows a 301/302/303 to
-                upstream.requests.append({"path": self.path, "auth": self.headers["Authorization"], "json": None})
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(json.dumps({"choices": [{"message": {"content": "stolen"}}]}).encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
 
 
 @pytest.fixture

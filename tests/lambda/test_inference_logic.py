@@ -6,7 +6,6 @@ import base64
 import json
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import ANY, Stubber
@@ -16,6 +15,7 @@ from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import ApiError
 from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
 from lambda_src.shared.models.bedrock import BedrockModel
+from tests.aws_fakes import stub_client
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 SETTINGS = ModelSettings(provider="bedrock", model_id=MODEL, temperature=0.2, top_p=0.9, max_output_tokens=1024,
@@ -39,8 +39,7 @@ class FixedConfig:
 
 @pytest.fixture
 def bedrock() -> Any:
-    credentials = {"aws_access_key_id": "stub", "aws_secret_access_key": "stub"}
-    client = boto3.client("bedrock-runtime", region_name="us-east-1", **credentials)
+    client = stub_client("bedrock-runtime")
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()

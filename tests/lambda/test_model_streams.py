@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 import pytest
 import urllib3
 from botocore.stub import Stubber
@@ -20,6 +19,7 @@ from lambda_src.shared.models import CompletionRequest, Image, Message, Tool, To
 from lambda_src.shared.models.bedrock import BedrockModel
 from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel
 from lambda_src.shared.models.stream import Finish, TextDelta, ToolCallDelta, Usage
+from tests.aws_fakes import stub_client
 from tests.bedrock_events import answer_with, event, exception, text_answer
 
 REQUEST = CompletionRequest(model_id="anthropic.claude-3-haiku-20240307-v1:0", system=("Be brief.",),
@@ -29,8 +29,7 @@ REQUEST = CompletionRequest(model_id="anthropic.claude-3-haiku-20240307-v1:0", s
 
 @pytest.fixture
 def bedrock() -> Any:
-    credentials = {"aws_access_key_id": "stub", "aws_secret_access_key": "stub"}
-    return boto3.client("bedrock-runtime", region_name="us-east-1", **credentials)
+    return stub_client("bedrock-runtime")
 
 
 def test_text_stop_reason_and_usage(bedrock):

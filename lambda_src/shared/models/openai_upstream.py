@@ -33,7 +33,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class OpenAICompatibleModel:
@@ -80,9 +80,9 @@ class OpenAICompatibleModel:
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key()}"},
         )
         try:
-            return _OPENER.open(http_request, timeout=request.timeout_seconds)
+            return OPENER.open(http_request, timeout=request.timeout_seconds)
         except urllib.error.HTTPError as error:
-            raise _map_status(error) from None
+            raise map_status(error) from None
         except TimeoutError:
             raise upstream_timeout() from None
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):  # e.g. BadStatusLine
@@ -201,7 +201,8 @@ def _events(chunk: Any) -> Iterator[StreamEvent]:
         yield Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
 
-def _map_status(error: urllib.error.HTTPError) -> Exception:
+def map_status(error: urllib.error.HTTPError) -> Exception:
+    """An OpenAI-compatible endpoint's HTTP error as the API's own (also for the embeddings adapter)."""
     if error.code == 429:
         retry = error.headers.get("Retry-After", "") if error.headers else ""
         return rate_limited("The model is receiving too many requests; retry after a short wait.",
