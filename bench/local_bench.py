@@ -71,7 +71,7 @@ def main() -> int:
     finally:
         platform.stop()
     latencies.sort()
-    print(f"platform ready (emulator, deploy of 4 stacks, checks, model, key, API): {ready:.1f} s")
+    print(f"platform ready (emulator, deploy of every stack, checks, model, key, API): {ready:.1f} s")
     print(f"chat, one-sentence answer, {args.requests} requests: p50 {statistics.median(latencies):.0f} ms, "
           f"p90 {latencies[int(len(latencies) * 0.9) - 1]:.0f} ms")  # fmt: skip
     print(f"longer answer: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.0f} tokens/s end to end")

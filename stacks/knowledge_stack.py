@@ -139,7 +139,6 @@ class KnowledgeStack(PlatformStack):
         cdk.CfnOutput(self, "VectorIndexArn", value=self.vectors.index_arn)
         cdk.CfnOutput(self, "YoutubeSecretArn", value=self.youtube_secret.secret_arn,
                       description='Set {"api_key": "..."} here to ingest the configured playlists')  # fmt: skip
-        cdk.CfnOutput(self, "SyncCommand", value=f"python -m tools.knowledge sync --stage {stage.name}")
 
     def _secret(self, construct_id: str, field: str, description: str) -> secretsmanager.Secret:
         """A secret the operator fills in; created holding a placeholder (generated, never in the template)."""

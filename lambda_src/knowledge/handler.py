@@ -66,7 +66,7 @@ def youtube_key() -> str:
     key = _secret(ENV.youtube_secret_arn).get("api_key")
     if not isinstance(key, str) or not key.strip() or key.startswith(PLACEHOLDER_PREFIX):
         raise SourceError("The YouTube Data API key is not set; an operator must put it in the YouTube secret "
-                          "(README: knowledge base).")  # fmt: skip
+                          "(README: the knowledge base's secrets).")  # fmt: skip
     return key.strip()
 
 
