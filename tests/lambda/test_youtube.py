@@ -8,6 +8,7 @@ import io
 import json
 import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import pytest
 from youtube_transcript_api._errors import IpBlocked, TranscriptsDisabled, VideoUnavailable
 from youtube_transcript_api._transcripts import FetchedTranscriptSnippet
 
-from lambda_src.knowledge import youtube
 from lambda_src.knowledge.youtube import SourceError, Unavailable, Video, playlist_videos, transcript
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "youtube"
@@ -54,7 +54,7 @@ def test_the_api_errors_are_one_sentence_for_the_source_never_the_key(monkeypatc
     def refuse(request: Any, timeout: float) -> Any:
         raise urllib.error.HTTPError(request.full_url, status, "error", email.message.Message(), io.BytesIO(body))
 
-    monkeypatch.setattr(youtube.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
     with pytest.raises(SourceError) as error:
         list(playlist_videos("PLabcdefghij", "AIza-secret-key"))
     assert str(error.value) == sentence
