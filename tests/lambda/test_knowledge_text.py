@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -25,7 +26,7 @@ def test_chunks_stay_within_the_token_budget_and_cover_the_text():
 
 def test_each_chunk_starts_with_the_end_of_the_previous_one():
     pieces = chunk(PROSE, 60, 15)
-    for previous, current in zip(pieces, pieces[1:], strict=False):
+    for previous, current in itertools.pairwise(pieces):
         first_sentence = current.split(". ")[0]
         assert first_sentence in previous
 
