@@ -18,6 +18,7 @@ from lambda_src.contracts import api, gateway, keys, parameters
 from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
 from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, REQUEST_SCHEMAS
 from lambda_src.inference import logic
+from lambda_src.shared import dispatch
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import ApiError, unauthorized
 from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
@@ -78,9 +79,9 @@ def test_every_route_of_a_function_reaches_an_operation_of_it():
 
 
 def test_a_route_without_an_operation_fails_at_init(monkeypatch):
-    extra = api.Route("POST", "/embeddings", function=logic.FUNCTION, operation="embeddings")
-    monkeypatch.setattr(logic, "routes_of", lambda function: (*api.routes_of(function), extra))
-    with pytest.raises(ValueError, match="operation 'embeddings', which the inference function does not have"):
+    extra = api.Route("POST", "/translations", function=logic.FUNCTION, operation="translations")
+    monkeypatch.setattr(dispatch, "routes_of", lambda function: (*api.routes_of(function), extra))
+    with pytest.raises(ValueError, match="operation 'translations', which the inference function does not have"):
         logic.Api(_NoConfig(), lambda _settings: _NoModel(), max_body_bytes=1024)
 
 

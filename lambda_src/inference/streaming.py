@@ -36,7 +36,8 @@ from lambda_src.shared.runtime.response import StreamingResponse
 if TYPE_CHECKING:
     from typing import Any
 
-    from lambda_src.inference.logic import Api, OnFinish, Outcome
+    from lambda_src.inference.logic import Api
+    from lambda_src.shared.dispatch import OnFinish, Outcome
 
 LOGGER = logging.getLogger(__name__)
 # Attempts at the COMPLETE audit record of a stream (its output has already left: retry, then count).

@@ -49,7 +49,8 @@ def test_an_unhandled_error_is_one_json_line_with_its_frames_the_request_and_the
     assert failure["level"] == "ERROR" and failure["location"].startswith("_handle:")
     assert (failure["api_request_id"], failure["key_id"], failure["error_type"]) == (
         "req-9", "key_00000000000000aa", "KeyError")  # fmt: skip
-    assert failure["frames"][0]["file"] == "lambda_src/inference/logic.py"
+    assert failure["frames"][0]["file"] == "lambda_src/shared/dispatch.py"
+    assert failure["frames"][1]["file"] == "lambda_src/inference/logic.py"
     assert failure["frames"][-1] == {"file": "<string>", "line": 8, "function": "settings"}
     assert "secret-internal-state" not in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

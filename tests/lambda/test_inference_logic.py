@@ -285,7 +285,7 @@ def test_a_bug_is_a_500_without_details(caplog):
     (record,) = [r for r in caplog.records if r.getMessage() == "unhandled error"]
     assert (record.error_type, record.api_request_id, record.key_id) == ("KeyError", "req-123", "key_0001")
     # Where it failed and how it got there (was: only the exception's type).
-    assert record.frames[0] == {"file": "lambda_src/inference/logic.py", "line": record.frames[0]["line"],
+    assert record.frames[0] == {"file": "lambda_src/shared/dispatch.py", "line": record.frames[0]["line"],
                                 "function": "_handle"}  # fmt: skip
     assert record.frames[-1]["function"] == "complete" and record.frames[-1]["file"].endswith("test_inference_logic.py")
     assert record.exc_info is None

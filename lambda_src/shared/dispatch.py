@@ -1,0 +1,237 @@
+"""What every API function does around its operations, dispatched on the route table (lambda_src/contracts/api.py):
+the caller from the authorizer, the route and method, the body against the route's schema, the answer in the
+API's JSON shape with CORS for an allowed origin, the audit record of an audited route, and an error shape for
+everything that goes wrong (client faults 4xx, upstream faults 5xx, a bug 500 without its trace).
+
+A function subclasses Dispatcher with its operations (``Operation``: event, checked body, outcome -> JSON
+answer); the inference function also answers with streams (``answer_stream``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from lambda_src.contracts.api import (
+    CONTEXT_KEY_ID,
+    CONTEXT_OWNER,
+    SESSION_HEADER,
+    STAGE_NAME,
+    Route,
+    request_schema,
+    routes_of,
+)
+from lambda_src.contracts.audit import session_key
+from lambda_src.contracts.schemas import MAX_USER_CHARS
+from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
+from lambda_src.shared.errors import ApiError, audit_unavailable, not_found, server_error, unauthorized
+from lambda_src.shared.logs import frames
+from lambda_src.shared.proxy import header, json_body, json_response
+from lambda_src.shared.validation import Schema, request_error
+
+if TYPE_CHECKING:
+    from lambda_src.shared.runtime.response import StreamingResponse
+
+    Operation = Callable[[dict[str, Any], dict[str, Any], "Outcome"], "dict[str, Any] | StreamingResponse"]
+    OnFinish = Callable[["Outcome"], None]
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Caller(NamedTuple):
+    """Who called, from the authorizer: the key's id and owner (never the key itself)."""
+
+    key_id: str
+    owner: str
+
+
+class TokenUsage(Protocol):
+    """What the audit record counts of a model call (a Completion, or an embedding's input tokens)."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+class Outcome:
+    """The response plus what the handler logs and measures (filled in as the request goes).
+
+    ``response`` is the proxy response of a JSON answer; a streamed answer is ``stream`` instead, a
+    StreamingResponse whose body fills in the rest of the outcome as it is sent: the ``on_finish`` callback given
+    to ``Dispatcher.handle`` runs when the outcome is final."""
+
+    __slots__ = ("audit_failed", "audited", "caller", "disconnected", "error_type", "input_text", "latency_ms",
+                 "model_id", "output_text", "provider", "request_id", "response", "route", "session_id", "status",
+                 "stream", "streamed", "usage")  # fmt: skip
+
+    def __init__(self, *, route: str, caller: Caller, request_id: str) -> None:
+        self.response: dict[str, Any] = {}  # the proxy response of a JSON answer
+        self.stream: StreamingResponse | None = None  # or the streamed answer
+        self.status = 0
+        self.route = route
+        self.caller = caller
+        self.request_id = request_id
+        self.audited = False
+        self.error_type: str | None = None
+        self.model_id: str | None = None
+        self.usage: TokenUsage | None = None
+        self.session_id: str | None = None
+        self.provider: str | None = None
+        # What the audit log may keep (the writer applies the stage's privacy setting).
+        self.input_text = ""
+        self.output_text = ""
+        self.audit_failed = False
+        self.streamed = False
+        self.disconnected = False
+        self.latency_ms = 0.0
+
+
+class _Endpoint(NamedTuple):
+    route: Route
+    operation: Operation
+    schema: Schema | None
+
+
+class Dispatcher:
+    """One function's routes (``Route.function == function``), each served by the operation it names."""
+
+    def __init__(self, function: str, operations: Mapping[str, Operation], *, max_body_bytes: int,
+                 cors_origins: tuple[str, ...] = (), audit: AuditWriter | None = None) -> None:  # fmt: skip
+        self.audit = audit
+        self.cors_origins = cors_origins
+        self._max_body_bytes = max_body_bytes
+        unused = dict(operations)
+        self._endpoints: dict[str, dict[str, _Endpoint]] = {}
+        for route in routes_of(function):
+            if route.operation not in unused:
+                raise ValueError(f"Route {route.method} {route.path} names operation {route.operation!r}, which the "
+                                 f"{function} function does not have.")  # fmt: skip
+            schema = request_schema(route)
+            self._endpoints.setdefault(route.path, {})[route.method] = _Endpoint(
+                route, unused.pop(route.operation), Schema(schema) if schema else None
+            )
+        if unused:
+            raise ValueError(f"Operations {sorted(unused)} of the {function} function have no route.")
+
+    def handle(self, event: Any, on_finish: OnFinish | None = None) -> Outcome:
+        """The outcome of one request. ``on_finish(outcome)`` runs once the outcome is final: before this returns
+        for a buffered answer, when the body has been sent (or abandoned) for a streamed one."""
+        started = time.perf_counter()
+        outcome = self._handle(event if isinstance(event, dict) else {}, started, on_finish)
+        if not outcome.streamed:
+            if self.audit is not None and outcome.audited:
+                self._write_audit(outcome, started, event)
+            self.finished(outcome, started, on_finish)
+        return outcome
+
+    def finished(self, outcome: Outcome, started: float, on_finish: OnFinish | None) -> None:
+        outcome.latency_ms = (time.perf_counter() - started) * 1000
+        if on_finish is not None:
+            on_finish(outcome)
+
+    def audit_event(self, outcome: Outcome, started: float, phase: str | None = None) -> AuditEvent:
+        usage = outcome.usage
+        released = outcome.status == 200 or outcome.streamed
+        event = AuditEvent(
+            request_id=outcome.request_id, api_key_id=outcome.caller.key_id, user_id=outcome.caller.owner,
+            session_id=outcome.session_id, model_id=outcome.model_id, provider=outcome.provider,
+            input_text=outcome.input_text, output_text=outcome.output_text if released else "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=int((time.perf_counter() - started) * 1000), status_code=outcome.status,
+            error_type=outcome.error_type, streamed=outcome.streamed, disconnected=outcome.disconnected,
+        )  # fmt: skip
+        return event._replace(phase=phase) if phase else event
+
+    def answer_stream(self, outcome: Outcome, answer: StreamingResponse, started: float,
+                      on_finish: OnFinish | None) -> Outcome:  # fmt: skip
+        """An operation answered with a stream: only a streaming function's operations do."""
+        raise TypeError("This function's operations answer with JSON objects, not streams.")
+
+    def _write_audit(self, outcome: Outcome, started: float, event: Any) -> None:
+        assert self.audit is not None  # noqa: S101 - checked by the caller
+        try:
+            written = self.audit.write(self.audit_event(outcome, started))
+            outcome.audit_failed = outcome.audit_failed or not written
+        except AuditFailedError:
+            outcome.audit_failed = True
+            if outcome.status == 200:
+                # Required audit: no record, no release of the answer.
+                failure = audit_unavailable()
+                outcome.error_type = failure.code
+                self.finish(outcome, failure.status, failure.body(), event if isinstance(event, dict) else {})
+
+    def _handle(self, event: dict[str, Any], started: float, on_finish: OnFinish | None) -> Outcome:
+        context = mapping(event.get("requestContext"))
+        authorizer = mapping(context.get("authorizer"))
+        caller = Caller(key_id=text(authorizer.get(CONTEXT_KEY_ID)), owner=text(authorizer.get(CONTEXT_OWNER)))
+        path = route_of(event)
+        outcome = Outcome(route=path, caller=caller, request_id=text(context.get("requestId")) or "local")
+        try:
+            if not caller.key_id:
+                # Only a misconfigured method (no authorizer) or a direct invoke gets here: never serve anonymously.
+                raise unauthorized()
+            methods = self._endpoints.get(path)
+            if methods is None:
+                raise not_found(f"Unknown route {path[:100]!r}.", "unknown_route")
+            # Every request to an audited route is recorded, a wrong method too.
+            outcome.audited = any(endpoint.route.audited for endpoint in methods.values())
+            endpoint = methods.get(text(event.get("httpMethod")).upper())
+            if endpoint is None:
+                raise ApiError(405, f"Use {', '.join(methods)} on {path}.", "invalid_request_error",
+                               "method_not_allowed", {"Allow": ", ".join(methods)})  # fmt: skip
+            body: dict[str, Any] = {}
+            if endpoint.schema is not None:
+                body = json_body(event, self._max_body_bytes)
+                violation = endpoint.schema.first_violation(body)
+                if violation is not None:
+                    raise request_error(violation)
+            answer = endpoint.operation(event, body, outcome)
+            if not isinstance(answer, dict):  # a StreamingResponse: sent after this returns
+                return self.answer_stream(outcome, answer, started, on_finish)
+            return self.finish(outcome, 200, answer, event)
+        except ApiError as error:
+            outcome.error_type = error.code
+            return self.finish(outcome, error.status, error.body(), event, error.headers)
+        except Exception as error:  # a bug must still answer in the documented shape
+            # Where it failed, never what it said: the message may quote the request or a secret.
+            LOGGER.error("unhandled error", extra={"error_type": type(error).__name__, "frames": frames(error),
+                                                   "api_request_id": outcome.request_id, "key_id": caller.key_id,
+                                                   "route": path[:200]})  # fmt: skip
+            failure = server_error()
+            outcome.error_type = failure.code
+            return self.finish(outcome, failure.status, failure.body(), event)
+
+    def finish(self, outcome: Outcome, status: int, body: dict[str, Any], event: dict[str, Any],
+               extra_headers: dict[str, str] | None = None) -> Outcome:  # fmt: skip
+        outcome.status = status
+        outcome.response = json_response(status, body, request_id=outcome.request_id, origin=header(event, "origin"),
+                                         cors_origins=self.cors_origins, extra_headers=extra_headers)  # fmt: skip
+        return outcome
+
+
+def route_of(event: dict[str, Any]) -> str:
+    # API Gateway gives the matched resource; fall back to the path without the stage prefix.
+    route = event.get("resource") or event.get("path") or ""
+    route = route if isinstance(route, str) else ""
+    if route.startswith(f"/{STAGE_NAME}/"):
+        route = route[len(STAGE_NAME) + 1 :]
+    return route.rstrip("/") or "/"
+
+
+def session_id(event: dict[str, Any], caller: Caller, user: str | None) -> str | None:
+    """The audit session: the X-Session-Id header (or OpenAI's ``user``) inside the caller's key's namespace."""
+    session = header(event, SESSION_HEADER)[:MAX_USER_CHARS] or user
+    return session_key(caller.key_id, session) if session else None
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
