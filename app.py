@@ -62,7 +62,7 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
     audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
     knowledge = KnowledgeStack(app, stage.stack_name("knowledge"), stage=stage, data=data, config=config, env=env)
-    api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, env=env)
+    api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, knowledge=knowledge, env=env)
     if account is not None:
         api.add_stack_dependency(account, "API Gateway needs the account's CloudWatch role before a stage can log")
     cdk.Tags.of(app).add("project", APP_NAME)

@@ -14,11 +14,13 @@ from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.inference.key_table import ApiKeyTable, ApiKeyTableProps
 from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
+from lambda_src.contracts import knowledge as knowledge_contract
 from lambda_src.contracts import parameters
-from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
+from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment, RetrievalEnvironment
 from stacks.audit_stack import AuditStack
 from stacks.base import PlatformStack
 from stacks.config_stack import ConfigStack
+from stacks.knowledge_stack import KnowledgeStack
 from stacks.stages import StageConfig
 
 # API Gateway's integration timeout: the function may not outlive the request it answers.
@@ -29,7 +31,8 @@ STREAMING_WRAPPER = "/var/task/lambda_src/shared/runtime/wrapper"
 
 
 class ApiStack(PlatformStack):
-    """Attributes: ``api`` (InferenceApi), ``inference`` and ``authorizer`` (PythonFunction), ``key_table``."""
+    """Attributes: ``api`` (InferenceApi), ``inference``, ``retrieval`` and ``authorizer`` (PythonFunction),
+    ``key_table``."""
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class ApiStack(PlatformStack):
         stage: StageConfig,
         config: ConfigStack,
         audit: AuditStack,
+        knowledge: KnowledgeStack,
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
@@ -99,13 +103,15 @@ class ApiStack(PlatformStack):
                 wildcard_findings,
             )
 
+        self.retrieval = self._retrieval(config, audit, knowledge, powertools)
+
         self.api = InferenceApi(
             self,
             "Api",
             props=InferenceApiProps(
                 stage_name=stage.name,
                 api=api_config,
-                functions={"inference": self.inference.function},
+                functions={"inference": self.inference.function, "retrieval": self.retrieval.function},
                 streaming_functions=frozenset({"inference"}) if streaming else frozenset(),
                 authorizer=self.authorizer.function,
                 log_key=self.key,
@@ -149,6 +155,43 @@ class ApiStack(PlatformStack):
         cdk.CfnOutput(self, "AdminCommand", value=f"python -m tools.keys create --stage {stage.name} --owner NAME "
                       "--plan " + api_config.usage_plans[0].name)  # fmt: skip
 
+    def _retrieval(self, config: ConfigStack, audit: AuditStack, knowledge: KnowledgeStack,
+                   layer: cdk.aws_lambda.ILayerVersion) -> PythonFunction:  # fmt: skip
+        """POST /embeddings and /retrieve: the knowledge base's embedding model and a read of its index, no chat
+        model, no write anywhere but the audit stream."""
+        stage = self.stage
+        function = self._function(
+            "Retrieval",
+            package="retrieval",
+            description="Embeddings and knowledge base retrieval for API clients",
+            timeout=FUNCTION_TIMEOUT,
+            memory_size=512,
+            layer=layer,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "llm-retrieval",
+                **RetrievalEnvironment(
+                    embedding_parameter_path=knowledge.embedding.path,
+                    upstream_api_key_parameter=config.upstream_api_key.parameter_name,
+                    vector_index_arn=knowledge.vectors.index_arn,
+                    dimension=stage.knowledge.dimension,
+                    embedding_batch_size=stage.knowledge.embedding_batch_size,
+                    config_cache_seconds=stage.api.config_cache_seconds,
+                    max_body_bytes=stage.api.max_body_bytes,
+                    cors_allowed_origins=stage.api.cors_allowed_origins,
+                    audit_stream_name=audit.audit.stream.delivery_stream_name,
+                    audit_mode=stage.audit.mode,
+                    audit_content=stage.audit.content,
+                    stage=stage.name,
+                ).variables(),
+            },
+        )
+        knowledge.vectors.grant_read(function)
+        knowledge.embedding.grant_read(function)
+        config.upstream_api_key.grant_read(function)
+        grant_invoke(self, function, [knowledge_contract.TITAN_V2], actions=["bedrock:InvokeModel"])
+        audit.audit.grant_write(function)
+        return function
+
     def _function(self, construct_id: str, *, package: str, description: str, timeout: cdk.Duration,
                   memory_size: int, layer: cdk.aws_lambda.ILayerVersion,
                   environment: dict[str, str]) -> PythonFunction:  # fmt: skip
@@ -173,7 +216,7 @@ class ApiStack(PlatformStack):
         function.acknowledge_dlq_and_vpc(
             dlq_reason="API Gateway invokes this function synchronously and returns its error to the caller; "
             "a dead-letter queue only receives failed asynchronous invocations, which never happen here.",
-            vpc_reason="The function only calls AWS APIs (Bedrock, SSM, DynamoDB) and the configured HTTPS "
+            vpc_reason="The function only calls AWS APIs (Bedrock, SSM, DynamoDB, S3 Vectors) and the configured HTTPS "
             "upstream; the platform has no VPC, and one with endpoints and NAT would add cost without less "
             "exposure.",
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from constructs_lib.config.settings import ModelConfig
 from lambda_src.contracts import parameters
-from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
+from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment, RetrievalEnvironment
 from lambda_src.contracts.keys import HASH_ATTRIBUTE, KEY_ID_ATTRIBUTE, KEY_ID_INDEX
 
 REGION = "us-east-1"
@@ -28,11 +28,28 @@ INFERENCE_ENVIRONMENT = InferenceEnvironment(
     audit_content="full",
     stage="dev",
 )
+EMBEDDING_PATH = parameters.parameter_name("dev", "knowledge/embedding")
+INDEX_ARN = f"arn:aws:s3vectors:{REGION}:123456789012:bucket/vectors/index/chunks-v1-d4-cosine"
+RETRIEVAL_ENVIRONMENT = RetrievalEnvironment(
+    embedding_parameter_path=EMBEDDING_PATH,
+    upstream_api_key_parameter=UPSTREAM_KEY,
+    vector_index_arn=INDEX_ARN,
+    dimension=4,
+    embedding_batch_size=16,
+    config_cache_seconds=60,
+    max_body_bytes=262_144,
+    cors_allowed_origins=(),
+    audit_stream_name="",
+    audit_mode="best_effort",
+    audit_content="full",
+    stage="dev",
+)
 # Handlers read these at import, as in Lambda, where the function's environment is always set.
 for _name, _value in {
     "AWS_DEFAULT_REGION": REGION,
     "POWERTOOLS_SERVICE_NAME": "llm-test",
     **INFERENCE_ENVIRONMENT.variables(),
+    **RETRIEVAL_ENVIRONMENT.variables(),
     **AuthorizerEnvironment(key_table_name="keys").variables(),
 }.items():
     os.environ.setdefault(_name, _value)
@@ -61,6 +78,17 @@ def create_key_table(dynamodb: Any, name: str = "keys") -> None:
                                  "KeyType": "HASH"}], "Projection": {"ProjectionType": "KEYS_ONLY"}}],
         BillingMode="PAY_PER_REQUEST",
     )  # fmt: skip
+
+
+def issue_key(ssm: Any, dynamodb: Any, apigateway: Any, owner: str = "alice") -> tuple[str, str]:
+    """A key made by the admin command (tools.keys) against moto: the key table, a usage plan, their parameters."""
+    from tools.keys import Clients, KeyAdmin  # noqa: PLC0415 - tools load only where a test makes keys
+
+    create_key_table(dynamodb)
+    plan = apigateway.create_usage_plan(name="llm-platform-dev-api-standard")["id"]
+    ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
+    ssm.put_parameter(Name="/llm-platform/dev/api/usage-plans/standard", Value=plan, Type="String")
+    return KeyAdmin("dev", Clients(ssm, dynamodb, apigateway)).create(owner, "standard")
 
 
 def put_model_parameters(ssm: Any, **overrides: str) -> None:

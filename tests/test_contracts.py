@@ -87,7 +87,10 @@ def test_a_route_without_an_operation_fails_at_init(monkeypatch):
 
 def test_the_unknown_route_answer_lists_the_route_table():
     message = gateway.GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"][3]
-    assert message == "Unknown route: the API serves GET /models, POST /chat/completions and POST /model."
+    assert message == (
+        "Unknown route: the API serves GET /models, POST /chat/completions, POST /model, "
+        "POST /embeddings and POST /retrieve."
+    )
 
 
 def test_keys_made_by_the_admin_code_pass_the_header_rule_and_the_authorizer():

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from lambda_src.contracts.schemas import CHAT_COMPLETION_REQUEST, PROMPT_REQUEST, REQUEST_SCHEMAS
+from lambda_src.contracts.schemas import (
+    CHAT_COMPLETION_REQUEST,
+    EMBEDDINGS_REQUEST,
+    PROMPT_REQUEST,
+    REQUEST_SCHEMAS,
+    RETRIEVE_REQUEST,
+)
 
 STAGE_NAME = "v1"
 # Groups requests of one conversation in the audit log (or the OpenAI `user` field).
@@ -38,6 +44,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/chat/completions", function="inference", operation="chat_completions",
           body=CHAT_COMPLETION_REQUEST, audited=True),
     Route("POST", "/model", function="inference", operation="prompt", body=PROMPT_REQUEST, audited=True),
+    # The knowledge base for API clients: its own function, which may read the index but call no chat model.
+    Route("POST", "/embeddings", function="retrieval", operation="embeddings", body=EMBEDDINGS_REQUEST,
+          audited=True),
+    Route("POST", "/retrieve", function="retrieval", operation="retrieve", body=RETRIEVE_REQUEST, audited=True),
 )  # fmt: skip
 
 

@@ -40,12 +40,7 @@ class InferenceEnvironment(NamedTuple):
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> InferenceEnvironment:
         env = read(cls, environ)
-        if env.audit_mode not in MODES or env.audit_content not in CONTENTS:
-            raise ValueError(f"The function's AUDIT_MODE must be one of {', '.join(MODES)} and AUDIT_CONTENT one of "
-                             f"{', '.join(CONTENTS)}.")  # fmt: skip
-        if env.audit_mode == "required" and not env.audit_stream_name:
-            # Serving unaudited would silently break the promise of required mode: fail the init instead.
-            raise ValueError("The function's AUDIT_MODE is required but AUDIT_STREAM_NAME is empty.")
+        _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)
         return env
 
 
@@ -79,6 +74,34 @@ class KnowledgeEnvironment(NamedTuple):
         return read(cls, environ)
 
 
+class RetrievalEnvironment(NamedTuple):
+    """The retrieval function (POST /embeddings, POST /retrieve)."""
+
+    embedding_parameter_path: str
+    upstream_api_key_parameter: str
+    vector_index_arn: str
+    # The index's vector size: the default `dimensions` of /embeddings, and what /retrieve's query must have.
+    dimension: int
+    # Texts per openai-compatible request, or concurrent Titan calls.
+    embedding_batch_size: int
+    config_cache_seconds: int
+    max_body_bytes: int
+    cors_allowed_origins: tuple[str, ...]
+    audit_stream_name: str
+    audit_mode: str
+    audit_content: str
+    stage: str
+
+    def variables(self) -> dict[str, str]:
+        return variables(self)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> RetrievalEnvironment:
+        env = read(cls, environ)
+        _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)
+        return env
+
+
 class AuthorizerEnvironment(NamedTuple):
     key_table_name: str
 
@@ -88,6 +111,15 @@ class AuthorizerEnvironment(NamedTuple):
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AuthorizerEnvironment:
         return read(cls, environ)
+
+
+def _check_audit(mode: str, content: str, stream_name: str) -> None:
+    if mode not in MODES or content not in CONTENTS:
+        raise ValueError(f"The function's AUDIT_MODE must be one of {', '.join(MODES)} and AUDIT_CONTENT one of "
+                         f"{', '.join(CONTENTS)}.")  # fmt: skip
+    if mode == "required" and not stream_name:
+        # Serving unaudited would silently break the promise of required mode: fail the init instead.
+        raise ValueError("The function's AUDIT_MODE is required but AUDIT_STREAM_NAME is empty.")
 
 
 def variables(contract: tuple[Any, ...]) -> dict[str, str]:

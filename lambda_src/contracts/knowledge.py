@@ -15,6 +15,7 @@ from lambda_src.contracts.bounds import Range
 # Sources the pipeline reads: the dataset bucket's knowledge prefix and YouTube playlists.
 SOURCE_S3 = "s3"
 SOURCE_YOUTUBE = "youtube"
+SOURCES = (SOURCE_S3, SOURCE_YOUTUBE)
 
 # Vector metadata. Filterable keys (source, document id) narrow a query; the others travel with each
 # vector but cannot filter (the index declares them non-filterable, which also lifts the 2 KB limit).
@@ -35,6 +36,14 @@ EMBEDDING_PROVIDERS = ("bedrock", "openai-compatible")
 
 # S3 Vectors: at most 500 vectors per PutVectors or DeleteVectors call.
 MAX_VECTORS_PER_CALL = 500
+
+# POST /retrieve: chunks per answer (QueryVectors itself allows 100) and the query's length.
+TOP_K = Range(1, 20, integer=True)
+DEFAULT_TOP_K = 5
+MAX_QUERY_CHARS = 4000
+# POST /embeddings: texts per request, and characters per text (Titan Text Embeddings V2 takes 50,000).
+MAX_EMBEDDING_INPUTS = 64
+MAX_EMBEDDING_INPUT_CHARS = 50_000
 
 # Manifest table (one table, partition key `pk`, sort key `sk`).
 PARTITION_KEY = "pk"

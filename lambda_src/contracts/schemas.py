@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from lambda_src.contracts.knowledge import (
+    DIMENSION,
+    MAX_EMBEDDING_INPUT_CHARS,
+    MAX_EMBEDDING_INPUTS,
+    MAX_QUERY_CHARS,
+    SOURCES,
+    TOP_K,
+)
 from lambda_src.contracts.parameters import MAX_OUTPUT_TOKENS, TEMPERATURE, TOP_P
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 CHAT_COMPLETION_REQUEST = "ChatCompletionRequest"
 PROMPT_REQUEST = "PromptRequest"
+EMBEDDINGS_REQUEST = "EmbeddingsRequest"
+RETRIEVE_REQUEST = "RetrieveRequest"
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MESSAGES = 256
@@ -126,5 +136,39 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["prompt"],
         "properties": {"prompt": {"type": "string", "minLength": 1}},
+    },
+    # OpenAI's embeddings request. Token arrays as input are refused (the schema's "a string"): the models here
+    # take text. The openai SDK asks for base64 unless told otherwise.
+    EMBEDDINGS_REQUEST: {
+        "$schema": DRAFT4,
+        "title": EMBEDDINGS_REQUEST,
+        "type": "object",
+        "required": ["input"],
+        "properties": {
+            "input": {
+                "type": ["string", "array"],
+                "minLength": 1,
+                "maxLength": MAX_EMBEDDING_INPUT_CHARS,
+                "minItems": 1,
+                "maxItems": MAX_EMBEDDING_INPUTS,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_EMBEDDING_INPUT_CHARS},
+            },
+            "model": {"type": ["string", "null"], "maxLength": MAX_MODEL_CHARS},
+            "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+            "dimensions": DIMENSION.json_schema(nullable=True),
+            "user": {"type": ["string", "null"], "maxLength": MAX_USER_CHARS},
+        },
+    },
+    RETRIEVE_REQUEST: {
+        "$schema": DRAFT4,
+        "title": RETRIEVE_REQUEST,
+        "type": "object",
+        "required": ["query"],
+        "properties": {
+            "query": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+            "top_k": TOP_K.json_schema(nullable=True),
+            # Only chunks of this source (the index's filterable `source` metadata).
+            "source": {"type": "string", "enum": list(SOURCES)},
+        },
     },
 }

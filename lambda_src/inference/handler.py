@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import InferenceEnvironment
 from lambda_src.inference.logic import Api, Outcome
-from lambda_src.shared.audit_writer import AuditWriter
+from lambda_src.shared import request_log
+from lambda_src.shared.audit_writer import AuditWriter, stream_writer
 from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient
@@ -71,14 +71,8 @@ def model_for(settings: ModelSettings) -> ModelClient:
 
 
 def audit_writer() -> AuditWriter | None:
-    if not ENV.audit_stream_name:
-        return None
-    # Bounded: a slow Firehose must not hold the caller (required mode then answers 503).
-    firehose = boto3.client(
-        "firehose", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
-    )
-    return AuditWriter(firehose, ENV.audit_stream_name, mode=ENV.audit_mode, content=ENV.audit_content,
-                       stage=ENV.stage)  # fmt: skip
+    return stream_writer(boto3.client, ENV.audit_stream_name, mode=ENV.audit_mode, content=ENV.audit_content,
+                         stage=ENV.stage)  # fmt: skip
 
 
 API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
@@ -96,34 +90,4 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | Stre
 
 def record(outcome: Outcome) -> None:
     """Metrics and the request's log line, once its outcome is final (for a stream: when its body ended)."""
-    latency_ms = outcome.latency_ms
-    route = outcome.route if outcome.status != 404 else metrics.UNKNOWN_ROUTE
-    METRICS.add_dimension(name=metrics.ROUTE_DIMENSION, value=route)
-    METRICS.add_metric(name=metrics.LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
-    METRICS.add_metric(name=metrics.REQUESTS, unit=MetricUnit.Count, value=1)
-    if outcome.error_type:
-        METRICS.add_metric(name=metrics.error_metric(outcome.error_type), unit=MetricUnit.Count, value=1)
-    if outcome.disconnected:
-        METRICS.add_metric(name=metrics.CLIENT_DISCONNECTS, unit=MetricUnit.Count, value=1)
-    if outcome.audit_failed:
-        METRICS.add_metric(name=metrics.AUDIT_WRITE_FAILED, unit=MetricUnit.Count, value=1)
-    if outcome.usage is not None:
-        METRICS.add_metric(name=metrics.PROMPT_TOKENS, unit=MetricUnit.Count, value=outcome.usage.prompt_tokens)
-        METRICS.add_metric(name=metrics.COMPLETION_TOKENS, unit=MetricUnit.Count,
-                           value=outcome.usage.completion_tokens)  # fmt: skip
-    # Who and how, never what: no prompts, outputs, keys or headers in the log.
-    LOGGER.info(
-        "request",
-        extra={
-            "api_request_id": outcome.request_id,
-            "key_id": outcome.caller.key_id,
-            "route": outcome.route,
-            "status": outcome.status,
-            "error_type": outcome.error_type,
-            "model_id": outcome.model_id,
-            "streamed": outcome.streamed,
-            "disconnected": outcome.disconnected,
-            "latency_ms": round(latency_ms, 1),
-        },
-    )
-    METRICS.flush_metrics()
+    request_log.record(outcome, METRICS, LOGGER)

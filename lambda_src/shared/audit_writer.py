@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src.contracts.audit import AUDIT_COLUMNS, CONTENTS, MODES, PHASE_COMPLETE, TIMESTAMP_FORMAT
@@ -123,3 +124,15 @@ class AuditWriter:
         if self.mode == "required":
             raise AuditFailedError(code)
         return False
+
+
+def stream_writer(client: Callable[..., Any], stream_name: str, *, mode: str, content: str,
+                  stage: str) -> AuditWriter | None:  # fmt: skip
+    """The writer of a function's audit stream (None without one: local unit tests only). ``client`` is
+    ``boto3.client`` or a session's ``client``; its Firehose calls are bounded, so a slow Firehose cannot hold the
+    caller (required mode then answers 503)."""
+    if not stream_name:
+        return None
+    firehose = client("firehose", config=Config(connect_timeout=1, read_timeout=2,
+                                                retries={"mode": "standard", "max_attempts": 3}))  # fmt: skip
+    return AuditWriter(firehose, stream_name, mode=mode, content=content, stage=stage)

@@ -1,4 +1,5 @@
-"""The knowledge base's S3 Vectors index: put and delete in batches of at most 500 (the service's limit)."""
+"""The knowledge base's S3 Vectors index: put and delete in batches of at most 500 (the service's limit), and
+the nearest vectors to a query with their metadata."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ class VectorIndex:
             self._call("delete_vectors", indexArn=self._index_arn, keys=list(batch))
             calls += 1
         return calls
+
+    def query(self, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The ``top_k`` nearest vectors, nearest first: {key, distance, metadata}; ``where`` filters on
+        filterable metadata (``{"source": {"$eq": "s3"}}``)."""
+        arguments: dict[str, Any] = {"indexArn": self._index_arn, "topK": top_k,
+                                     "queryVector": {"float32": list(vector)}, "returnMetadata": True,
+                                     "returnDistance": True}  # fmt: skip
+        if where:
+            arguments["filter"] = where
+        answer = self._call("query_vectors", **arguments)
+        found = answer.get("vectors") if isinstance(answer, dict) else None
+        return [hit for hit in found if isinstance(hit, dict)] if isinstance(found, list) else []
 
     def _call(self, operation: str, **arguments: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - loaded with the client

@@ -57,14 +57,14 @@ def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(vari
             continue
         methods[(props["HttpMethod"], route_path(template["Resources"], props["ResourceId"]))] = props
     assert set(methods) == {(route.method, route.path) for route in ROUTES}
-    function = synth.logical_id("api", "Inference/Function")
     for route in ROUTES:
+        function = synth.logical_id("api", f"{route.function.title()}/Function")
         props = methods[(route.method, route.path)]
         assert props["AuthorizationType"] == "CUSTOM"
         assert props["AuthorizerId"] == ref(synth, "api", "Api/Authorizer")
         assert props["ApiKeyRequired"] is True
         assert props["Integration"]["Type"] == "AWS_PROXY"
-        assert function in json.dumps(props["Integration"]["Uri"])  # the route table's function: inference
+        assert function in json.dumps(props["Integration"]["Uri"])  # the route table's function
         if route.body is None:
             assert "RequestValidatorId" not in props and "RequestModels" not in props
         else:
@@ -74,13 +74,15 @@ def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(vari
 
 @pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])
 def test_routes_stream_through_a_stream_integration_unless_switched_off(variant, variants):
+    """Only the inference function streams; the retrieval function's answers are JSON, buffered."""
     stage = UPLOAD_STAGE if variant == "dev_upload" else STAGES[variant]
+    inference = variants[variant].logical_id("api", "Inference/Function")
     for method in by_type(variants[variant].raw("api"), "AWS::ApiGateway::Method").values():
         integration = method["Properties"]["Integration"]
         if integration["Type"] != "AWS_PROXY":
             continue
         uri = json.dumps(integration["Uri"])
-        if stage.api.streaming:
+        if stage.api.streaming and inference in uri:
             assert integration["ResponseTransferMode"] == "STREAM"
             assert "/response-streaming-invocations" in uri
             assert integration["TimeoutInMillis"] == stage.api.stream_timeout_seconds * 1000
@@ -407,7 +409,7 @@ def test_no_key_material_in_the_api_template(dev, prod):
 def test_a_new_route_table_entry_becomes_a_method_with_its_model(monkeypatch):
     """Adding a route is one entry in the route table: the API construct builds its method, authorizer and
     request model from it (the function's side: tests/test_contracts.py)."""
-    extra = Route("POST", "/embeddings", function="inference", operation="embeddings", body=PROMPT_REQUEST)
+    extra = Route("POST", "/translations", function="inference", operation="translations", body=PROMPT_REQUEST)
     monkeypatch.setattr(rest_api, "ROUTES", (*ROUTES, extra))
     stack = cdk.Stack(cdk.App(context=CDK_JSON_CONTEXT, builtin_cloud_formation_validation=False), "routes")
     code = lambda_.Code.from_inline("def handler(event, context): pass")
@@ -416,7 +418,8 @@ def test_a_new_route_table_entry_becomes_a_method_with_its_model(monkeypatch):
         return lambda_.Function(stack, name, runtime=lambda_.Runtime.PYTHON_3_14, handler="index.handler", code=code)
 
     rest_api.InferenceApi(stack, "Api", props=rest_api.InferenceApiProps(
-        stage_name="dev", api=DEV.api, functions={"inference": function("Inference")},
+        stage_name="dev", api=DEV.api,
+        functions={"inference": function("Inference"), "retrieval": function("Retrieval")},
         authorizer=function("Authorizer"), log_key=kms.Key(stack, "Key"), log_retention_days=14, retain_logs=False,
     ))  # fmt: skip
     template = dict(Template.from_stack(stack).to_json())
@@ -424,7 +427,32 @@ def test_a_new_route_table_entry_becomes_a_method_with_its_model(monkeypatch):
         (m["Properties"]["HttpMethod"], route_path(template["Resources"], m["Properties"]["ResourceId"])): m
         for m in by_type(template, "AWS::ApiGateway::Method").values()
     }
-    added = methods[("POST", "/embeddings")]["Properties"]
+    added = methods[("POST", "/translations")]["Properties"]
     assert added["AuthorizationType"] == "CUSTOM" and added["ApiKeyRequired"] is True
     model = logical_id_at(template, "routes/Api/Api/PromptRequest")
     assert added["RequestModels"] == {"application/json": {"Ref": model}}
+
+
+def test_the_retrieval_function_may_embed_with_titan_query_the_index_read_its_settings_and_audit_nothing_else(dev):
+    """IAM exactly: the embedding model, a read of the index (QueryVectors with metadata needs GetVectors), the
+    embedding parameters and the upstream key, the audit stream; no chat model, no write to the index."""
+    found = dev.properties("api", "Retrieval/Policy")["PolicyDocument"]["Statement"]
+    actions = sorted(tuple(sorted([s["Action"]] if isinstance(s["Action"], str) else s["Action"])) for s in found)
+    assert actions == sorted([
+        ("logs:CreateLogStream", "logs:PutLogEvents"), ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
+        ("s3vectors:GetVectors", "s3vectors:QueryVectors"), ("kms:Decrypt",), ("ssm:GetParameter", "ssm:GetParameters"),
+        ("ssm:GetParametersByPath",), ("ssm:GetParameter",), ("kms:Decrypt",), ("bedrock:InvokeModel",),
+        ("firehose:PutRecord", "firehose:PutRecordBatch")])  # fmt: skip
+    by_action = {json.dumps(s["Action"]): s for s in found}
+    index = by_action[json.dumps(["s3vectors:GetVectors", "s3vectors:QueryVectors"])]["Resource"]
+    assert "VectorsIndex" in json.dumps(index) and "IndexArn" in json.dumps(index)
+    model = json.dumps(by_action['"bedrock:InvokeModel"']["Resource"])
+    assert model.endswith('"::foundation-model/amazon.titan-embed-text-v2:0"]]}')
+    by_path = json.dumps(by_action['"ssm:GetParametersByPath"']["Resource"])
+    assert by_path.endswith(':parameter/llm-platform/dev/knowledge/embedding"]]}')
+    decrypts = [s for s in found if s["Action"] == "kms:Decrypt"]
+    services = sorted(json.dumps(s["Condition"]["StringEquals"]["kms:ViaService"]) for s in decrypts)
+    assert ["s3vectors." in services[0], "ssm." in services[1]] == [True, True]
+    environment = dev.properties("api", "Retrieval/Function")["Environment"]["Variables"]
+    assert environment["DIMENSION"] == str(DEV.knowledge.dimension)
+    assert environment["EMBEDDING_PARAMETER_PATH"] == "/llm-platform/dev/knowledge/embedding"

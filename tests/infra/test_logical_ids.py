@@ -62,6 +62,7 @@ API_PINNED = {
     "KeysTableF42AC009": "AWS::DynamoDB::Table",
     "AuthorizerLogsF64AA3CA": "AWS::Logs::LogGroup",
     "InferenceLogsC1F7CC05": "AWS::Logs::LogGroup",
+    "RetrievalLogs9C61C794": "AWS::Logs::LogGroup",
     "ApiAccessLogs50B185DB": "AWS::Logs::LogGroup",
 }
 

@@ -23,7 +23,7 @@ from lambda_src.contracts import metrics
 from lambda_src.inference import handler as inference_handler
 from lambda_src.inference.logic import Api
 from lambda_src.shared.config_source import ConfigSource
-from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, create_key_table, put_model_parameters
+from tests.aws_fakes import MODEL_PATH, MODEL_VALUES, REGION, UPSTREAM_KEY, issue_key, put_model_parameters
 from tests.bedrock_events import answer_with, text_answer
 from tools.keys import Clients, KeyAdmin
 from tools.local.gateway import LocalGateway
@@ -43,11 +43,7 @@ def deployment(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     apigateway = boto3.client("apigateway", region_name=REGION)
     put_model_parameters(ssm)
-    create_key_table(dynamodb)
-    plan = apigateway.create_usage_plan(name="llm-platform-dev-api-standard")["id"]
-    ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
-    ssm.put_parameter(Name="/llm-platform/dev/api/usage-plans/standard", Value=plan, Type="String")
-    key_id, key = KeyAdmin("dev", Clients(ssm, dynamodb, apigateway)).create("alice", "standard")
+    key_id, key = issue_key(ssm, dynamodb, apigateway)
 
     bedrock = boto3.client("bedrock-runtime", region_name=REGION)
     stubber = Stubber(bedrock)
