@@ -1,7 +1,7 @@
 """What app.py reads from CDK context, resolved into a Deployment (CDK-free, validated).
 
 cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1] [-c cfn_validation=true]
-          [-c account_stack=false]
+          [-c account_stack=false] [-c local_embeddings=true]
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs_lib.foundation.settings import ConfigError
-from stacks.stages import STAGES, StageConfig
+from stacks.stages import STAGES, StageConfig, with_local_embeddings
 
-CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack")
+CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack", "local_embeddings")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
@@ -30,6 +30,9 @@ class Deployment:
     # `-c account_stack=false`: the account's API Gateway CloudWatch role is managed outside this app, so
     # the account-wide stack (stacks/account_stack.py) is left out and the api stack does not wait for it.
     account_stack: bool = True
+    # `-c local_embeddings=true` (make local only): the knowledge base sized for the local embedding model
+    # (stacks/stages.py, with_local_embeddings).
+    local_embeddings: bool = False
 
 
 def resolve_deployment(context: dict[str, Any]) -> Deployment:
@@ -39,12 +42,15 @@ def resolve_deployment(context: dict[str, Any]) -> Deployment:
         raise ConfigError(f"Context key 'stage' must be one of {', '.join(sorted(STAGES))} (got {raw_stage!r}).")
     account = _optional_context(context, "account", _ACCOUNT, "a 12-digit AWS account id")
     region = _optional_context(context, "region", _REGION, "an AWS region name such as 'eu-west-1'")
+    local_embeddings = _flag(context, "local_embeddings", default=False)
+    stage = STAGES[raw_stage]
     return Deployment(
-        stage=STAGES[raw_stage],
+        stage=with_local_embeddings(stage) if local_embeddings else stage,
         account=account,
         region=region,
         cfn_validation=_flag(context, "cfn_validation", default=False),
         account_stack=_flag(context, "account_stack", default=True),
+        local_embeddings=local_embeddings,
     )
 
 

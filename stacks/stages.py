@@ -133,3 +133,17 @@ PROD = StageConfig(
 )
 
 STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (DEV, PROD)}
+
+# `make local` has no Bedrock: its knowledge base is embedded by all-MiniLM-L6-v2 on the laptop
+# (tools/local/embedding_server.py), which answers in 384 dimensions and reads 256 word pieces per text. The index
+# dimension is fixed at deploy, so the local deployment sizes it (and the chunks) for that model; everything else
+# is the stage as it deploys to AWS. tools/local/deploy.py asks for it with `-c local_embeddings=true`.
+LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
+LOCAL_EMBEDDING_DIMENSION = 384
+
+
+def with_local_embeddings(stage: StageConfig) -> StageConfig:
+    knowledge = dataclasses.replace(stage.knowledge, embedding_provider="openai-compatible",
+                                    embedding_model_id=LOCAL_EMBEDDING_MODEL, dimension=LOCAL_EMBEDDING_DIMENSION,
+                                    chunk_tokens=200, chunk_overlap_tokens=30)  # fmt: skip
+    return dataclasses.replace(stage, knowledge=knowledge)

@@ -152,6 +152,7 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for target, name in ((kms_models.Key, "create_from_cloudformation_json"),
                          (ssm_models.Parameter, "create_from_cloudformation_json"),
                          (Method, "create_from_cloudformation_json"), (lambda_models.LambdaFunction, "invoke"),
+                         (lambda_models.LambdaFunction, "create_from_cloudformation_json"),
                          (settings, "moto_server_host")):  # fmt: skip
         monkeypatch.setattr(target, name, getattr(target, name))
     monkeypatch.setattr(cfn_parsing.ResourceMap, "__getitem__", cfn_parsing.ResourceMap.__getitem__)
@@ -234,6 +235,43 @@ def test_python_functions_run_on_the_host_with_their_environment(patched):
     answer = client("lambda").invoke(FunctionName="fn", Payload=json.dumps({"x": 7}))
     assert "FunctionError" not in answer
     assert json.loads(answer["Payload"].read()) == {"echo": 7, "stage": "dev"}
+
+
+def _zip(files: dict[str, str]) -> bytes:
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return code.getvalue()
+
+
+def test_a_function_deployed_by_cloudformation_runs_with_its_layers(patched):
+    """moto's CloudFormation drops a function's Layers; the emulator keeps them, so a function that imports a
+    package of its layer (Powertools, the knowledge readers) runs as in Lambda."""
+    client = boto3.session.Session(region_name=REGION).client
+    s3 = client("s3")
+    s3.create_bucket(Bucket="assets")
+    s3.put_object(Bucket="assets", Key="layer.zip", Body=_zip({"python/helper.py": "GREETING = 'from the layer'\n"}))
+    s3.put_object(Bucket="assets", Key="code.zip", Body=_zip({"app.py": "import helper\ndef handle(event, context):"
+                                                                        "\n    return helper.GREETING\n"}))  # fmt: skip
+    role = client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    template = {"Resources": {
+        "Layer": {"Type": "AWS::Lambda::LayerVersion", "Properties": {
+            "Content": {"S3Bucket": "assets", "S3Key": "layer.zip"}, "CompatibleRuntimes": ["python3.14"]}},
+        "Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.14", "Handler": "app.handle", "Role": role, "Layers": [{"Ref": "Layer"}],
+            "Code": {"S3Bucket": "assets", "S3Key": "code.zip"}}},
+    }}  # fmt: skip
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="layered", TemplateBody=json.dumps(template))
+    name = cfn.describe_stack_resource(StackName="layered", LogicalResourceId="Function")["StackResourceDetail"][
+        "PhysicalResourceId"
+    ]
+    configuration = client("lambda").get_function(FunctionName=name)["Configuration"]
+    assert len(configuration["Layers"]) == 1
+    answer = client("lambda").invoke(FunctionName=name, Payload=b"{}")
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read()) == "from the layer"
 
 
 KNOWLEDGE_TEMPLATE: dict[str, Any] = {

@@ -11,7 +11,8 @@ import pytest
 from constructs_lib.foundation.settings import ConfigError
 from constructs_lib.knowledge.settings import KnowledgeConfig
 from lambda_src.contracts import knowledge as k
-from stacks.stages import DEV
+from stacks.context import resolve_deployment
+from stacks.stages import DEV, LOCAL_EMBEDDING_MODEL
 from tests.infra.templates import by_type, only
 
 
@@ -161,3 +162,15 @@ def test_bad_knowledge_settings_fail_with_a_sentence_naming_the_field(change, fi
 def test_an_openai_compatible_provider_takes_any_dimension():
     settings = KnowledgeConfig(embedding_provider="openai-compatible", embedding_model_id="e5-small", dimension=384)
     assert settings.problem() is None
+
+
+def test_the_local_deployment_sizes_the_knowledge_base_for_the_local_embedding_model_and_nothing_else():
+    """`make local` deploys with -c local_embeddings=true: a 384-dimension index for all-MiniLM-L6-v2."""
+    local = resolve_deployment({"stage": "dev", "local_embeddings": "true"}).stage
+    assert (local.knowledge.embedding_provider, local.knowledge.embedding_model_id, local.knowledge.dimension) == (
+        "openai-compatible", LOCAL_EMBEDDING_MODEL, 384)  # fmt: skip
+    assert k.index_name(local.knowledge.index_version, local.knowledge.dimension) == "chunks-v1-d384-cosine"
+    assert dataclasses.replace(local, knowledge=DEV.knowledge) == DEV
+    assert resolve_deployment({"stage": "dev"}).stage == DEV
+    with pytest.raises(ConfigError, match="'local_embeddings' must be true or false"):
+        resolve_deployment({"local_embeddings": "yes"})

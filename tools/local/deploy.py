@@ -51,8 +51,9 @@ def deploy(env: dict[str, str], state: Path, stage: str) -> Path:
     """Bootstrap the emulator and deploy every stack of ``stage``; returns the cloud assembly it deployed."""
     outdir = state / "cdk.out"
     cdk(env, state, "bootstrap", f"aws://{ACCOUNT}/{REGION}", "--output", str(outdir))
+    # The knowledge base sized for the local embedding model (stacks/stages.py, with_local_embeddings).
     cdk(env, state, "deploy", "--all", "--method=direct", "--require-approval", "never", "-c", f"stage={stage}",
-        "--output", str(outdir))  # fmt: skip
+        "-c", "local_embeddings=true", "--output", str(outdir))  # fmt: skip
     return outdir
 
 

@@ -132,7 +132,12 @@ def lambda_environment(configuration: dict[str, Any], endpoint: str, region: str
 
 
 class FunctionError(Exception):
-    """The function raised: Lambda's "Unhandled" error, with the error type and message."""
+    """The function raised: Lambda's "Unhandled" error. ``error_type`` and ``message`` are what Lambda reports
+    as errorType and errorMessage (Step Functions matches its Retry and Catch on errorType)."""
+
+    def __init__(self, text: str, error_type: str = "Runtime.Unknown", message: str | None = None) -> None:
+        super().__init__(text)
+        self.error_type, self.message = error_type, text if message is None else message
 
 
 class Worker:
@@ -182,7 +187,7 @@ class Worker:
                 self._process = self._start()
             stdin, stdout = self._process.stdin, self._process.stdout
             if stdin is None or stdout is None:
-                raise FunctionError("Runtime has no pipes")
+                raise FunctionError("Runtime has no pipes", "Runtime.ExitError")
             stdin.write(json.dumps({"event": event, "request_id": request_id, "deadline_ms": int(deadline * 1000)}))
             stdin.write("\n")
             stdin.flush()
@@ -191,13 +196,14 @@ class Worker:
             if not ready:
                 self._process.kill()
                 self._process.wait()
-                raise FunctionError(f"Task timed out after {self.timeout_seconds:.2f} seconds")
+                raise FunctionError(f"Task timed out after {self.timeout_seconds:.2f} seconds", "Sandbox.Timedout")
             line = stdout.readline()
         if not line:
-            raise FunctionError(f"Runtime exited with code {self._process.wait()} (see its log)")
+            raise FunctionError(f"Runtime exited with code {self._process.wait()} (see its log)", "Runtime.ExitError")
         answer = json.loads(line)
         if "error" in answer:
-            raise FunctionError(f"{answer['error']['type']}: {answer['error']['message']}")
+            error = answer["error"]
+            raise FunctionError(f"{error['type']}: {error['message']}", error["type"], error["message"])
         return answer["result"]
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Lambda: invocations run the deployed Python code on the host (tools/local/runtime.py) instead of Docker."""
+"""Lambda: invocations run the deployed Python code on the host (tools/local/runtime.py) instead of Docker, with
+the function's layers, which moto's CloudFormation drops from `AWS::Lambda::Function` (its Layers property)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ from tools.local.runtime import FunctionError, Worker, lambda_environment, unpac
 
 
 def install(endpoint: str) -> None:
+    created = models.LambdaFunction.create_from_cloudformation_json.__func__
+
+    def create_with_layers(cls: Any, /, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+                           region_name: str, **kwargs: Any) -> Any:  # fmt: skip
+        function = created(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        # A Ref to a LayerVersion reaches here as moto's model of it, an ARN as text.
+        layers = [getattr(layer, "arn", layer) for layer in cloudformation_json["Properties"].get("Layers") or []]
+        if layers:
+            function.layers = function._get_layers_data(layers)
+        return function
+
+    models.LambdaFunction.create_from_cloudformation_json = classmethod(create_with_layers)
+
     def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
         event = json.loads(body) if body else {}
         print(f"emulator: invoking {self.function_name} ({self.run_time})", file=sys.stderr, flush=True)
@@ -39,7 +53,8 @@ def install(endpoint: str) -> None:
             return json.dumps(worker.invoke(event)).encode()
         except FunctionError as error:
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorMessage": str(error)}).encode()
+            # Lambda's error payload: Step Functions' Retry and Catch match on errorType.
+            return json.dumps({"errorMessage": error.message, "errorType": error.error_type}).encode()
         finally:
             worker.close()
 
