@@ -123,13 +123,15 @@ e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## end-to-end: deplo
 local-down: setup-dev ## stop what a killed local run left behind (PIDs in .local/pids)
 	$(BIN)/python -m tools.local down
 
-bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, P5 idle cost
+bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, P5 idle cost, ingestion cost
 	$(BIN)/python bench/synth_bench.py --suite
 	$(BIN)/python bench/api_bench.py
 	$(BIN)/python bench/idle_cost.py
+	$(BIN)/python bench/knowledge_cost.py
 
 bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## start-up time, chat latency and the knowledge base of `make local`
 	$(BIN)/python bench/local_bench.py
+	$(BIN)/python bench/knowledge_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out .build $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache

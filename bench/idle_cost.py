@@ -4,8 +4,9 @@
 
 Only resources with a fixed monthly charge cost anything at idle; everything else here is priced per
 request, per GB or per second of use and costs $0 without traffic or data. The table below is the
-us-east-1 list price in USD from the AWS pricing pages as of 2025 (not re-checked from this machine,
-which cannot reach them); adjust PRICES for your region.
+us-east-1 list price in USD from the AWS pricing pages as of 2025-2026 (not re-checked from this machine,
+which cannot reach them); adjust the tables for your region. A resource type in no table fails the run:
+a new stack cannot add a fixed charge unnoticed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BIN = Path(sys.executable).parent
 FIXED_MONTHLY: dict[str, tuple[float, str]] = {
     "AWS::KMS::Key": (1.00, "customer-managed KMS key, per key-month (rotation included)"),
     "AWS::WAFv2::WebACL": (5.00, "WAF web ACL, per ACL-month"),
+    "AWS::SecretsManager::Secret": (0.40, "Secrets Manager secret, per secret-month (+$0.05 per 10,000 calls)"),
 }
 WAF_RULE_MONTHLY = 1.00  # per rule (each managed rule group and the rate-based rule) per month
 ZERO_AT_IDLE = {
@@ -39,7 +41,22 @@ ZERO_AT_IDLE = {
     "AWS::Logs::LogGroup": "per GB ingested and stored",
     "AWS::SSM::Parameter": "Standard tier: free",
     "AWS::ApiGateway::Account": "account setting, in the account-wide stack every stage shares: free",
+    "AWS::S3Vectors::VectorBucket": "per GB-month stored ($0.06), per GB written ($0.20), per query",
+    "AWS::S3Vectors::Index": "billed through its vector bucket: storage, writes and queries only",
+    "AWS::StepFunctions::StateMachine": "Standard: per state transition ($0.025 per 1,000)",
+    "AWS::Scheduler::Schedule": "per invocation after 14 million free a month (weekly: 4-5)",
+    "AWS::SQS::Queue": "per request (1 million free a month)",
+    "AWS::Lambda::LayerVersion": "code storage (75 GB free per region)",
 }
+# Configuration that has no charge of its own (what it configures is priced above).
+NO_CHARGE = {"AWS::ApiGateway::Authorizer", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::GatewayResponse",
+             "AWS::ApiGateway::Method", "AWS::ApiGateway::Model", "AWS::ApiGateway::RequestValidator",
+             "AWS::ApiGateway::Resource", "AWS::ApiGateway::Stage", "AWS::ApiGateway::UsagePlan",
+             "AWS::ApiGateway::UsagePlanKey", "AWS::ApiGateway::ApiKey", "AWS::Athena::NamedQuery",
+             "AWS::CDK::Metadata", "AWS::Glue::Database", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role",
+             "AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::Logs::LogStream", "AWS::S3::BucketPolicy",
+             "AWS::SQS::QueuePolicy", "AWS::WAFv2::WebACLAssociation", "AWS::WAFv2::LoggingConfiguration",
+             "Custom::S3AutoDeleteObjects", "Custom::SecureStringParameter", "Custom::CDKBucketDeployment"}  # fmt: skip
 
 
 def synth(stage: str, outdir: str) -> dict[str, dict[str, Any]]:
@@ -50,6 +67,15 @@ def synth(stage: str, outdir: str) -> dict[str, dict[str, Any]]:
     return {p.name: json.loads(p.read_text()) for p in Path(outdir).glob("*.template.json")}
 
 
+def fixed_cost(template: dict[str, Any]) -> float:
+    total = 0.0
+    for resource in template["Resources"].values():
+        total += FIXED_MONTHLY.get(resource["Type"], (0.0, ""))[0]
+        if resource["Type"] == "AWS::WAFv2::WebACL":
+            total += len(resource["Properties"].get("Rules", [])) * WAF_RULE_MONTHLY
+    return total
+
+
 def idle_cost(templates: dict[str, dict[str, Any]]) -> tuple[float, list[str]]:
     counts: Counter[str] = Counter()
     waf_rules = 0
@@ -58,6 +84,9 @@ def idle_cost(templates: dict[str, dict[str, Any]]) -> tuple[float, list[str]]:
             counts[resource["Type"]] += 1
             if resource["Type"] == "AWS::WAFv2::WebACL":
                 waf_rules += len(resource["Properties"].get("Rules", []))
+    unpriced = sorted(set(counts) - set(FIXED_MONTHLY) - set(ZERO_AT_IDLE) - NO_CHARGE)
+    if unpriced:
+        raise SystemExit(f"Resource types with no price in bench/idle_cost.py: {', '.join(unpriced)}")
     lines, total = [], 0.0
     for kind, (price, what) in FIXED_MONTHLY.items():
         if counts[kind]:
@@ -76,9 +105,13 @@ def idle_cost(templates: dict[str, dict[str, Any]]) -> tuple[float, list[str]]:
 def main() -> int:
     for stage in ("dev", "prod"):
         with tempfile.TemporaryDirectory() as outdir:
-            total, lines = idle_cost(synth(stage, outdir))
+            templates = synth(stage, outdir)
+            total, lines = idle_cost(templates)
         print(f"P5 idle monthly cost, {stage}: ${total:.2f}")
         print("\n".join(lines))
+        by_stack = ", ".join(f"{name.removesuffix('.template.json')} ${fixed_cost(t):.2f}"
+                             for name, t in sorted(templates.items()))  # fmt: skip
+        print(f"  by stack: {by_stack}")
     return 0
 
 

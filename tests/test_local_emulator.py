@@ -225,8 +225,9 @@ def test_python_functions_run_on_the_host_with_their_environment(patched):
     client = boto3.session.Session(region_name=REGION).client
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("app.py", "import os\ndef handle(event, context):\n"
-                                   "    return {'echo': event['x'], 'stage': os.environ['STAGE']}\n")  # fmt: skip
+        archive.writestr("app.py", "import os\nCALLS = []\ndef handle(event, context):\n    CALLS.append(1)\n"
+                                   "    return {'echo': event['x'], 'stage': os.environ['STAGE'],\n"
+                                   "            'calls': len(CALLS)}\n")  # fmt: skip
     role = client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     client("lambda").create_function(
         FunctionName="fn", Runtime="python3.14", Role=role, Handler="app.handle", Code={"ZipFile": code.getvalue()},
@@ -234,7 +235,13 @@ def test_python_functions_run_on_the_host_with_their_environment(patched):
     )  # fmt: skip
     answer = client("lambda").invoke(FunctionName="fn", Payload=json.dumps({"x": 7}))
     assert "FunctionError" not in answer
-    assert json.loads(answer["Payload"].read()) == {"echo": 7, "stage": "dev"}
+    assert json.loads(answer["Payload"].read()) == {"echo": 7, "stage": "dev", "calls": 1}
+    # The environment stays warm between invocations, as in Lambda; a changed configuration starts a new one.
+    again = client("lambda").invoke(FunctionName="fn", Payload=json.dumps({"x": 8}))
+    assert json.loads(again["Payload"].read()) == {"echo": 8, "stage": "dev", "calls": 2}
+    client("lambda").update_function_configuration(FunctionName="fn", Environment={"Variables": {"STAGE": "prod"}})
+    changed = client("lambda").invoke(FunctionName="fn", Payload=json.dumps({"x": 9}))
+    assert json.loads(changed["Payload"].read()) == {"echo": 9, "stage": "prod", "calls": 1}
 
 
 def _zip(files: dict[str, str]) -> bytes:

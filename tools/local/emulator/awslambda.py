@@ -1,16 +1,47 @@
 """Lambda: invocations run the deployed Python code on the host (tools/local/runtime.py) instead of Docker, with
-the function's layers, which moto's CloudFormation drops from `AWS::Lambda::Function` (its Layers property)."""
+the function's layers, which moto's CloudFormation drops from `AWS::Lambda::Function` (its Layers property).
+
+Execution environments stay warm between invocations, as in Lambda: an invocation takes an idle environment of the
+function or starts one (a cold start), and hands it back when it is done, so the pipeline's Map does not pay
+an interpreter start and its imports for every document. A changed function (code, handler, layers,
+environment, timeout) gets new environments.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from moto.awslambda import models
 
 from tools.local.emulator.cloudformation import answer_custom_resource
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
+
+
+class Environments:
+    """Idle execution environments (Workers) by function configuration."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[Worker]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, configuration: str, start: Callable[[], Worker]) -> Worker:
+        with self._lock:
+            idle = self._idle.get(configuration)
+            if idle:
+                return idle.pop()
+        return start()
+
+    def give(self, configuration: str, worker: Worker) -> None:
+        with self._lock:
+            self._idle.setdefault(configuration, []).append(worker)
+
+
+ENVIRONMENTS = Environments()
 
 
 def install(endpoint: str) -> None:
@@ -39,16 +70,18 @@ def install(endpoint: str) -> None:
             return json.dumps(
                 {"errorMessage": f"The local emulator runs Python functions only ({self.run_time})"}
             ).encode()
-        backend = models.lambda_backends[self.account_id][self.region]
-        layers = [unpack(backend.layers_versions_by_arn(layer["Arn"]).code_bytes) for layer in self.layers]
-        worker = Worker(
-            handler=self.handler,
-            code_dir=unpack(self.code_bytes),
-            layers=layers,
-            environment=lambda_environment(self.get_configuration(), endpoint, self.region),
-            timeout_seconds=int(self.timeout),
-            log=sys.stderr,
-        )
+        environment = lambda_environment(self.get_configuration(), endpoint, self.region)
+        configuration = json.dumps([self.function_arn, self.code_sha_256, self.handler, self.layers, environment,
+                                    int(self.timeout)], sort_keys=True)  # fmt: skip
+        key = hashlib.sha256(configuration.encode()).hexdigest()
+
+        def start() -> Worker:
+            backend = models.lambda_backends[self.account_id][self.region]
+            layers = [unpack(backend.layers_versions_by_arn(layer["Arn"]).code_bytes) for layer in self.layers]
+            return Worker(handler=self.handler, code_dir=unpack(self.code_bytes), layers=layers,
+                          environment=environment, timeout_seconds=int(self.timeout), log=sys.stderr)  # fmt: skip
+
+        worker = ENVIRONMENTS.take(key, start)
         try:
             return json.dumps(worker.invoke(event)).encode()
         except FunctionError as error:
@@ -56,6 +89,6 @@ def install(endpoint: str) -> None:
             # Lambda's error payload: Step Functions' Retry and Catch match on errorType.
             return json.dumps({"errorMessage": error.message, "errorType": error.error_type}).encode()
         finally:
-            worker.close()
+            ENVIRONMENTS.give(key, worker)  # a timed-out or crashed one restarts (cold) on its next call
 
     models.LambdaFunction.invoke = invoke
