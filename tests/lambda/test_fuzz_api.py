@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,9 +18,12 @@ from hypothesis import strategies as st
 
 from lambda_src.contracts.api import routes_of
 from lambda_src.inference.logic import Api
+from lambda_src.retrieval.logic import RetrievalApi
 from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import upstream_error
 from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
+from lambda_src.shared.vectors import VectorIndex
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 # Planted where a leak could come from: the system prompt, the upstream key, a model exception's text, and
@@ -191,3 +195,56 @@ def test_the_planted_leaks_are_reachable_and_the_check_catches_them():
         }
         with pytest.raises(AssertionError):
             _check(leaked)
+
+
+class Embedder:
+    """Embeds, or fails with secrets in the exception's text (as the chat model above)."""
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        size = sum(len(text) for text in texts)
+        if size % 3 == 1:
+            Model.failed = True
+            raise RuntimeError(f"embedding upstream refused key {UPSTREAM_KEY_CANARY} ({EXCEPTION_CANARY})")
+        if size % 3 == 2:
+            Model.failed = True
+            raise upstream_error()
+        return Embeddings([[0.5, 0.5, 0.5, 0.5] for _ in texts], len(texts), 1)
+
+
+class VectorsClient:
+    """S3 Vectors answering with another caller's query text in a chunk's metadata would be a leak through the
+    index, not the API: the chunks are the knowledge base's. What must not leak is an exception's text."""
+
+    def query_vectors(self, **request: Any) -> dict[str, Any]:
+        if request["topK"] == 7:
+            Model.failed = True
+            raise RuntimeError(f"index failure {EXCEPTION_CANARY}")
+        return {"vectors": [{"key": "k", "distance": 0.25, "metadata": {"text": "chunk", "source": "s3"}}],
+                "distanceMetric": "cosine"}  # fmt: skip
+
+
+class Leaves:
+    def leaves(self) -> dict[str, str]:
+        return {"provider": "bedrock", "model-id": "amazon.titan-embed-text-v2:0", "base-url": "https://x.example/v1"}
+
+
+RETRIEVAL = RetrievalApi(Leaves(), lambda _settings, _dimension: Embedder(),
+                         VectorIndex(VectorsClient(), "arn:aws:s3vectors:us-east-1:1:bucket/b/index/i"), dimension=4,
+                         max_body_bytes=16_384)  # fmt: skip
+retrieval_bodies = st.one_of(
+    st.fixed_dictionaries({"query": st.one_of(st.text(max_size=100), json_values)},
+                          optional={"top_k": json_values | st.integers(-3, 30), "source": json_values}),
+    st.fixed_dictionaries({"input": st.one_of(st.text(max_size=100), st.lists(st.text(max_size=30), max_size=5),
+                                              json_values)},
+                          optional={"model": json_values, "encoding_format": json_values, "dimensions": json_values,
+                                    "user": json_values}),
+)  # fmt: skip
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([route.path for route in routes_of("retrieval")]), st.one_of(retrieval_bodies.map(json.dumps),
+                                                                                      raw_bodies))  # fmt: skip
+def test_any_retrieval_request_gets_a_well_formed_answer(path, body):
+    Model.failed = False
+    event = {"resource": path, "httpMethod": "POST", "headers": {}, "body": body, "requestContext": AUTHORIZED}
+    _check(RETRIEVAL.handle(event).response)
