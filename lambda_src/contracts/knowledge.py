@@ -3,7 +3,7 @@ embedding settings in Parameter Store, and the bounds the stage config, the pipe
 route share.
 
 KnowledgeStack builds the index and the table from these names, the pipeline functions write them, the
-inference function's retrieval reads them, and `python -m tools.knowledge` reports from them.
+retrieval function (POST /retrieve) reads them, and `python -m tools.knowledge` reports from them.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     logical_ids = {r.get("PhysicalResourceId"): r["LogicalResourceId"] for r in resources}
 
     def layer_keys(function: str) -> list[str]:
-        # moto drops a function's Layers, so they come from the deployed template (Ref to each LayerVersion).
+        # The deployed template's Layers (a Ref to each LayerVersion, whose code is in the bootstrap bucket).
         properties = template["Resources"][logical_ids[function]]["Properties"]
         return [
             template["Resources"][ref["Ref"]]["Properties"]["Content"]["S3Key"] for ref in properties.get("Layers", [])

@@ -60,7 +60,9 @@ class Ports:
         try:  # held open together, so no two are the same
             for probe in probes:
                 probe.bind(("127.0.0.1", 0))
-            return cls(*(int(probe.getsockname()[1]) for probe in probes))
+            return cls(
+                **{name: int(probe.getsockname()[1]) for name, probe in zip(PORT_VARIABLES, probes, strict=True)}
+            )
         finally:
             for probe in probes:
                 probe.close()

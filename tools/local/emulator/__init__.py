@@ -9,9 +9,10 @@ local targets:
 - kms, ssm: tagged `AWS::KMS::Key` and `AWS::SSM::Parameter` fail (CloudFormation's tag shapes reach
   backends that expect another): the tags are converted;
 - awslambda: functions only run in Docker: Python functions run on the host with tools/local/runtime.py
-  (the deployed code and layers, the function's own environment, AWS_ENDPOINT_URL pointing back here);
-  CDK's own Node.js providers (S3 auto-delete in dev) are answered SUCCESS unrun, as they only act on
-  deletion;
+  (the deployed code and layers, which moto's CloudFormation drops and this module keeps, the function's own
+  environment, AWS_ENDPOINT_URL pointing back here), in execution environments kept warm between invocations,
+  with Lambda's errorType on a failure; CDK's own Node.js providers (S3 auto-delete in dev) are answered
+  SUCCESS unrun, as they only act on deletion;
 - cloudformation: custom resources are told to answer at http://host.docker.internal: 127.0.0.1 instead;
   and the helper that teaches moto's CloudFormation a resource type through a service backend;
 - firehose: `AWS::KinesisFirehose::DeliveryStream` is not modelled;
