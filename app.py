@@ -25,6 +25,7 @@ from lambda_src.contracts.naming import APP_NAME, account_stack_name
 from stacks.account_stack import AccountStack
 from stacks.api_stack import ApiStack
 from stacks.audit_stack import AuditStack
+from stacks.chat_stack import ChatStack
 from stacks.config_stack import ConfigStack
 from stacks.context import CONTEXT_KEYS, Deployment, resolve_deployment
 from stacks.data_stack import DataStack
@@ -62,11 +63,14 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     config = ConfigStack(app, stage.stack_name("config"), stage=stage, data=data, env=env)
     audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
     knowledge = KnowledgeStack(app, stage.stack_name("knowledge"), stage=stage, data=data, config=config, env=env)
-    api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, knowledge=knowledge, env=env)
+    chat = ChatStack(app, stage.stack_name("chat"), stage=stage, env=env)
+    api = ApiStack(
+        app, stage.stack_name("api"), stage=stage, config=config, audit=audit, knowledge=knowledge, chat=chat, env=env
+    )
     if account is not None:
         api.add_stack_dependency(account, "API Gateway needs the account's CloudWatch role before a stage can log")
     cdk.Tags.of(app).add("project", APP_NAME)
-    for stack in (data, config, audit, knowledge, api):
+    for stack in (data, config, audit, knowledge, chat, api):
         cdk.Tags.of(stack).add("stage", stage.name)
 
 

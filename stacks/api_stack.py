@@ -16,9 +16,15 @@ from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
 from lambda_src.contracts import knowledge as knowledge_contract
 from lambda_src.contracts import parameters
-from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment, RetrievalEnvironment
+from lambda_src.contracts.environment import (
+    AuthorizerEnvironment,
+    ChatEnvironment,
+    InferenceEnvironment,
+    RetrievalEnvironment,
+)
 from stacks.audit_stack import AuditStack
 from stacks.base import PlatformStack
+from stacks.chat_stack import ChatStack
 from stacks.config_stack import ConfigStack
 from stacks.knowledge_stack import KnowledgeStack
 from stacks.stages import StageConfig
@@ -43,6 +49,7 @@ class ApiStack(PlatformStack):
         config: ConfigStack,
         audit: AuditStack,
         knowledge: KnowledgeStack,
+        chat: ChatStack,
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
@@ -94,16 +101,10 @@ class ApiStack(PlatformStack):
         config.model.grant_read(self.inference)
         config.upstream_api_key.grant_read(self.inference)
         audit.audit.grant_write(self.inference)
-        wildcard_findings = grant_invoke(self, self.inference, stage.model.bedrock_model_ids())
-        if wildcard_findings:
-            acknowledge(
-                self.inference.policy,
-                "A cross-region inference profile routes each call to a region AWS picks, so the foundation "
-                "model ARN has a region wildcard; the statement only applies through the configured profile.",
-                wildcard_findings,
-            )
+        self._grant_model(self.inference)
 
         self.retrieval = self._retrieval(config, audit, knowledge, powertools)
+        self.chat = self._chat(config, audit, knowledge, chat, layer=powertools, stream_timeout=stream_timeout)
 
         self.api = InferenceApi(
             self,
@@ -111,8 +112,13 @@ class ApiStack(PlatformStack):
             props=InferenceApiProps(
                 stage_name=stage.name,
                 api=api_config,
-                functions={"inference": self.inference.function, "retrieval": self.retrieval.function},
-                streaming_functions=frozenset({"inference"}) if streaming else frozenset(),
+                functions={
+                    "inference": self.inference.function,
+                    "retrieval": self.retrieval.function,
+                    "chat": self.chat.function,
+                },
+                streaming_functions=frozenset({"inference", "chat"}) if streaming else frozenset(),
+                user_pool=chat.users.pool,
                 authorizer=self.authorizer.function,
                 log_key=self.key,
                 log_retention_days=stage.log_retention_days,
@@ -191,6 +197,66 @@ class ApiStack(PlatformStack):
         grant_invoke(self, function, [knowledge_contract.TITAN_V2], actions=["bedrock:InvokeModel"])
         audit.audit.grant_write(function)
         return function
+
+    def _chat(self, config: ConfigStack, audit: AuditStack, knowledge: KnowledgeStack, chat: ChatStack, *,
+              layer: cdk.aws_lambda.ILayerVersion, stream_timeout: int) -> PythonFunction:  # fmt: skip
+        """The conversation routes: the history table, a read of the knowledge index and its embedding model, the
+        chat model, the audit stream."""
+        stage = self.stage
+        settings = stage.chat
+        function = self._function(
+            "Chat",
+            package="chat",
+            description="Signed-in users' conversations, answered from the knowledge base with citations",
+            timeout=cdk.Duration.seconds(stream_timeout) if stream_timeout else FUNCTION_TIMEOUT,
+            memory_size=512,
+            layer=layer,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "llm-chat",
+                **({"AWS_LAMBDA_EXEC_WRAPPER": STREAMING_WRAPPER} if stream_timeout else {}),
+                **ChatEnvironment(
+                    history_table_name=chat.history.table.table_name,
+                    model_parameter_path=config.model.path,
+                    embedding_parameter_path=knowledge.embedding.path,
+                    upstream_api_key_parameter=config.upstream_api_key.parameter_name,
+                    vector_index_arn=knowledge.vectors.index_arn,
+                    dimension=stage.knowledge.dimension,
+                    embedding_batch_size=stage.knowledge.embedding_batch_size,
+                    config_cache_seconds=stage.api.config_cache_seconds,
+                    max_body_bytes=stage.api.max_body_bytes,
+                    cors_allowed_origins=stage.api.cors_allowed_origins,
+                    audit_stream_name=audit.audit.stream.delivery_stream_name,
+                    audit_mode=stage.audit.mode,
+                    audit_content=stage.audit.content,
+                    stage=stage.name,
+                    stream_timeout_seconds=stream_timeout,
+                    history_retention_days=settings.history_retention_days,
+                    retrieval_top_k=settings.retrieval_top_k,
+                    history_messages=settings.history_messages,
+                ).variables(),
+            },
+        )
+        chat.history.grant(function, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                      "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"])  # fmt: skip
+        knowledge.vectors.grant_read(function)
+        knowledge.embedding.grant_read(function)
+        config.model.grant_read(function)
+        config.upstream_api_key.grant_read(function)
+        grant_invoke(self, function, [knowledge_contract.TITAN_V2], actions=["bedrock:InvokeModel"])
+        audit.audit.grant_write(function)
+        self._grant_model(function)
+        return function
+
+    def _grant_model(self, function: PythonFunction) -> None:
+        """The stage's chat models, buffered and streamed (cross-region profiles: their acknowledged wildcard)."""
+        wildcard_findings = grant_invoke(self, function, self.stage.model.bedrock_model_ids())
+        if wildcard_findings:
+            acknowledge(
+                function.policy,
+                "A cross-region inference profile routes each call to a region AWS picks, so the foundation "
+                "model ARN has a region wildcard; the statement only applies through the configured profile.",
+                wildcard_findings,
+            )
 
     def _function(self, construct_id: str, *, package: str, description: str, timeout: cdk.Duration,
                   memory_size: int, layer: cdk.aws_lambda.ILayerVersion,

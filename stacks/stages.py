@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 
 from constructs_lib.audit.settings import AuditConfig
+from constructs_lib.chat.settings import ChatConfig
 from constructs_lib.config.settings import ModelConfig
 from constructs_lib.dataset.settings import DatasetConfig
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError, Settings, whole
@@ -46,6 +47,7 @@ class StageConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
 
     def __post_init__(self) -> None:
         self._check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.name)), "name",
@@ -115,6 +117,7 @@ DEV = StageConfig(
     audit=AuditConfig(
         mode="best_effort", content="full", object_lock_days=1, cold_transition_days=30, buffer_seconds=60
     ),
+    chat=ChatConfig(mfa="optional", history_retention_days=30, callback_urls=("http://localhost:3000/",)),
 )
 
 PROD = StageConfig(

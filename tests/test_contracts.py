@@ -87,9 +87,12 @@ def test_a_route_without_an_operation_fails_at_init(monkeypatch):
 
 def test_the_unknown_route_answer_lists_the_route_table():
     message = gateway.GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"][3]
-    assert message == (
+    assert message.startswith(
         "Unknown route: the API serves GET /models, POST /chat/completions, POST /model, "
-        "POST /embeddings and POST /retrieve."
+        "POST /embeddings, POST /retrieve, GET /conversations, "
+    )
+    assert message.endswith(
+        ", DELETE /conversations/{conversation_id} and POST /conversations/{conversation_id}/messages."
     )
 
 

@@ -19,8 +19,10 @@ _READS = ("dynamodb:Get", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGet"
 
 
 def encrypted_table(scope: Construct, construct_id: str, *, key: kms.IKey, retain: bool, partition_key: str,
-                    sort_key: str | None = None, backup_reason: str) -> dynamodb.Table:  # fmt: skip
-    """A table with string keys; ``backup_reason`` says why PITR is enough without an AWS Backup plan."""
+                    sort_key: str | None = None, backup_reason: str,
+                    time_to_live: str | None = None) -> dynamodb.Table:  # fmt: skip
+    """A table with string keys; ``backup_reason`` says why PITR is enough without an AWS Backup plan;
+    ``time_to_live`` names the attribute (epoch seconds) after which DynamoDB deletes an item."""
     # Table (not TableV2): TableV2's customer-managed key cannot render in an env-agnostic stack.
     table = dynamodb.Table(
         scope,
@@ -35,6 +37,7 @@ def encrypted_table(scope: Construct, construct_id: str, *, key: kms.IKey, retai
         ),
         deletion_protection=retain,
         removal_policy=removal_policy(retain),
+        time_to_live_attribute=time_to_live,
     )
     acknowledge(table, backup_reason, ["NIST.800.53.R5-DynamoDBInBackupPlan", "HIPAA.Security-DynamoDBInBackupPlan"])
     return table

@@ -12,6 +12,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -19,7 +20,7 @@ from constructs import Construct
 from constructs_lib.foundation.logs import encrypted_log_group
 from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.inference.settings import ApiConfig
-from lambda_src.contracts.api import CONTEXT_KEY_ID, ROUTES, SESSION_HEADER, STAGE_NAME, error_body
+from lambda_src.contracts.api import AUTH_USER, CONTEXT_KEY_ID, ROUTES, SESSION_HEADER, STAGE_NAME, error_body
 from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX
 from lambda_src.contracts.schemas import REQUEST_SCHEMAS
@@ -84,6 +85,8 @@ class InferenceApiProps:
     # timeout. Such a function must frame every answer (lambda_src/shared/runtime): API Gateway turns an
     # unframed one into a 500.
     streaming_functions: frozenset[str] = frozenset()
+    # The user pool whose ID tokens the user routes (Route.auth == "user") take: a Cognito authorizer on them.
+    user_pool: cognito.IUserPool | None = None
 
     def __post_init__(self) -> None:
         missing = sorted({route.function for route in ROUTES} - set(self.functions))
@@ -92,6 +95,8 @@ class InferenceApiProps:
         unknown = sorted(self.streaming_functions - set(self.functions))
         if unknown:
             raise ValueError(f"InferenceApiProps.streaming_functions names {unknown}, which are not in functions.")
+        if self.user_pool is None and any(route.auth == AUTH_USER for route in ROUTES):
+            raise ValueError("InferenceApiProps.user_pool is needed: the route table has routes for signed-in users.")
 
 
 class InferenceApi(Construct):
@@ -145,6 +150,17 @@ class InferenceApi(Construct):
             validation_regex=AUTHORIZATION_HEADER_REGEX,
             results_cache_ttl=cdk.Duration.seconds(config.authorizer_cache_seconds),
         )
+        users = None
+        if props.user_pool is not None:
+            # The user pool's ID tokens (signature, issuer, audience = an app client of the pool, expiry), cached
+            # per token like the key authorizer's answers.
+            users = apigw.CognitoUserPoolsAuthorizer(
+                self,
+                "UserAuthorizer",
+                cognito_user_pools=[props.user_pool],
+                identity_source=apigw.IdentitySource.header("Authorization"),
+                results_cache_ttl=cdk.Duration.seconds(config.authorizer_cache_seconds),
+            )
         validator = self.rest_api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True
         )
@@ -158,22 +174,25 @@ class InferenceApi(Construct):
         for route in ROUTES:
             resource = self.rest_api.root.resource_for_path(route.path)
             model = models[route.body] if route.body else None
+            user_route = route.auth == AUTH_USER
             method = resource.add_method(
                 route.method,
                 integrations[route.function],
-                authorizer=authorizer,
-                authorization_type=apigw.AuthorizationType.CUSTOM,
-                # Required so the usage plan of the authorizer's key applies.
-                api_key_required=True,
+                authorizer=users if user_route else authorizer,
+                authorization_type=apigw.AuthorizationType.COGNITO if user_route else apigw.AuthorizationType.CUSTOM,
+                # Required on key routes so the usage plan of the authorizer's key applies; a user has no API key.
+                api_key_required=not user_route,
                 request_validator=validator if model else None,
                 request_models={"application/json": model} if model else None,
             )
-            acknowledge(
-                method,
-                "Callers authenticate with API keys checked by the Lambda TOKEN authorizer (what OpenAI "
-                "clients send); the platform has no Cognito user pool to attach.",
-                ["AwsSolutions-COG4"],
-            )
+            if not user_route:
+                acknowledge(
+                    method,
+                    "API clients (the OpenAI SDKs, services) authenticate with API keys checked by the Lambda TOKEN "
+                    "authorizer, throttled and capped by usage plans; the user pool's authorizer is on the routes for "
+                    "signed-in users.",
+                    ["AwsSolutions-COG4"],
+                )
         self._acknowledge_stage_and_role(config, streaming=bool(props.streaming_functions))
 
         self.usage_plans: dict[str, apigw.UsagePlan] = {}

@@ -10,21 +10,33 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from lambda_src.contracts.chat import CONVERSATION_ID_PARAMETER
 from lambda_src.contracts.schemas import (
     CHAT_COMPLETION_REQUEST,
+    CREATE_CONVERSATION_REQUEST,
     EMBEDDINGS_REQUEST,
+    MESSAGE_REQUEST,
     PROMPT_REQUEST,
+    RENAME_CONVERSATION_REQUEST,
     REQUEST_SCHEMAS,
     RETRIEVE_REQUEST,
 )
 
 STAGE_NAME = "v1"
+_CONVERSATION = "/conversations/{" + CONVERSATION_ID_PARAMETER + "}"
 # Groups requests of one conversation in the audit log (or the OpenAI `user` field).
 SESSION_HEADER = "X-Session-Id"
 # What the authorizer tells the functions (and the access log) about the caller: never the key itself.
 CONTEXT_KEY_ID = "keyId"
 CONTEXT_OWNER = "owner"
 CONTEXT_PLAN = "plan"
+# How a route's callers authenticate: an API key (the Bearer-key TOKEN authorizer, usage plans), or a signed-in
+# user (the Cognito user pool authorizer: the ID token of the user pool's app client). A user route's function
+# finds the verified token's claims under requestContext.authorizer.claims; the user is its `sub`.
+AUTH_API_KEY = "api_key"
+AUTH_USER = "user"
+CLAIMS = "claims"
+CLAIM_SUBJECT = "sub"
 
 
 class Route(NamedTuple):
@@ -37,6 +49,7 @@ class Route(NamedTuple):
     body: str | None = None
     # One audit record per request (model calls).
     audited: bool = False
+    auth: str = AUTH_API_KEY
 
 
 ROUTES: tuple[Route, ...] = (
@@ -48,6 +61,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/embeddings", function="retrieval", operation="embeddings", body=EMBEDDINGS_REQUEST,
           audited=True),
     Route("POST", "/retrieve", function="retrieval", operation="retrieve", body=RETRIEVE_REQUEST, audited=True),
+    # Signed-in users' conversations (the chat function): each user reaches only their own.
+    Route("GET", "/conversations", function="chat", operation="list_conversations", auth=AUTH_USER),
+    Route("POST", "/conversations", function="chat", operation="create_conversation",
+          body=CREATE_CONVERSATION_REQUEST, auth=AUTH_USER),
+    Route("GET", _CONVERSATION, function="chat", operation="get_conversation", auth=AUTH_USER),
+    Route("PATCH", _CONVERSATION, function="chat", operation="rename_conversation",
+          body=RENAME_CONVERSATION_REQUEST, auth=AUTH_USER),
+    Route("DELETE", _CONVERSATION, function="chat", operation="delete_conversation", auth=AUTH_USER),
+    Route("POST", _CONVERSATION + "/messages", function="chat", operation="post_message", body=MESSAGE_REQUEST,
+          audited=True, auth=AUTH_USER),
 )  # fmt: skip
 
 

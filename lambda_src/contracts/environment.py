@@ -102,6 +102,39 @@ class RetrievalEnvironment(NamedTuple):
         return env
 
 
+class ChatEnvironment(NamedTuple):
+    """The chat function (the conversation routes)."""
+
+    history_table_name: str
+    model_parameter_path: str
+    embedding_parameter_path: str
+    upstream_api_key_parameter: str
+    vector_index_arn: str
+    dimension: int
+    embedding_batch_size: int
+    config_cache_seconds: int
+    max_body_bytes: int
+    cors_allowed_origins: tuple[str, ...]
+    audit_stream_name: str
+    audit_mode: str
+    audit_content: str
+    stage: str
+    # Seconds an answer may stream (the function's timeout behind the STREAM integration).
+    stream_timeout_seconds: int
+    history_retention_days: int
+    retrieval_top_k: int
+    history_messages: int
+
+    def variables(self) -> dict[str, str]:
+        return variables(self)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ChatEnvironment:
+        env = read(cls, environ)
+        _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)
+        return env
+
+
 class AuthorizerEnvironment(NamedTuple):
     key_table_name: str
 

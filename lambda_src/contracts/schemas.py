@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lambda_src.contracts.chat import MAX_MESSAGE_CHARS, MAX_TITLE_CHARS
 from lambda_src.contracts.knowledge import (
     DIMENSION,
     MAX_EMBEDDING_INPUT_CHARS,
@@ -24,6 +25,9 @@ CHAT_COMPLETION_REQUEST = "ChatCompletionRequest"
 PROMPT_REQUEST = "PromptRequest"
 EMBEDDINGS_REQUEST = "EmbeddingsRequest"
 RETRIEVE_REQUEST = "RetrieveRequest"
+CREATE_CONVERSATION_REQUEST = "CreateConversationRequest"
+RENAME_CONVERSATION_REQUEST = "RenameConversationRequest"
+MESSAGE_REQUEST = "MessageRequest"
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MESSAGES = 256
@@ -170,5 +174,25 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             # Only chunks of this source (the index's filterable `source` metadata).
             "source": {"type": "string", "enum": list(SOURCES)},
         },
+    },
+    CREATE_CONVERSATION_REQUEST: {
+        "$schema": DRAFT4,
+        "title": CREATE_CONVERSATION_REQUEST,
+        "type": "object",
+        "properties": {"title": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_TITLE_CHARS}},
+    },
+    RENAME_CONVERSATION_REQUEST: {
+        "$schema": DRAFT4,
+        "title": RENAME_CONVERSATION_REQUEST,
+        "type": "object",
+        "required": ["title"],
+        "properties": {"title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE_CHARS}},
+    },
+    MESSAGE_REQUEST: {
+        "$schema": DRAFT4,
+        "title": MESSAGE_REQUEST,
+        "type": "object",
+        "required": ["content"],
+        "properties": {"content": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}},
     },
 }

@@ -23,7 +23,6 @@ from lambda_src.shared.models import Completion, CompletionRequest, Message, Mod
 
 if TYPE_CHECKING:
     from lambda_src.inference.streaming import Streams
-    from lambda_src.shared.dispatch import OnFinish
     from lambda_src.shared.runtime.response import StreamingResponse
 
 __all__ = ["Api", "Caller", "ModelCallHooks", "Outcome"]
@@ -77,10 +76,6 @@ class Api(Dispatcher):
         self._config = config
         self.model_for = model_for
         self.clock = clock
-
-    def answer_stream(self, outcome: Outcome, answer: StreamingResponse, started: float,
-                      on_finish: OnFinish | None) -> Outcome:  # fmt: skip
-        return self._streams().finishing(outcome, answer, started, on_finish)
 
     # --- operations (bodies already match the route's schema) ---------------------------------------
 

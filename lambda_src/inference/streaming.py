@@ -3,8 +3,8 @@
 Imported on the first `stream: true` (logic.Api._streams). Everything that can still fail with a status of its
 own happens in ``open`` (the REQUEST audit record in required mode, the model-call hooks, opening the model
 stream and reading its first event); after the first byte, failures are an error event and the stream ends.
-``finishing`` wraps the body so the COMPLETE audit record and the handler's bookkeeping follow its end,
-however it ends (the last byte, an error event, or the caller going away).
+The Dispatcher (lambda_src/shared/dispatch.py) wraps the body so the COMPLETE audit record and the handler's
+bookkeeping follow its end, however it ends (the last byte, an error event, or the caller going away).
 """
 
 from __future__ import annotations
@@ -37,11 +37,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from lambda_src.inference.logic import Api
-    from lambda_src.shared.dispatch import OnFinish, Outcome
+    from lambda_src.shared.dispatch import Outcome
 
 LOGGER = logging.getLogger(__name__)
-# Attempts at the COMPLETE audit record of a stream (its output has already left: retry, then count).
-FINAL_AUDIT_ATTEMPTS = 3
 # Seconds kept back from the stream's time budget to end the answer cleanly and write its audit record.
 STREAM_MARGIN_SECONDS = 5
 
@@ -127,31 +125,6 @@ class Streams:
             outcome.usage = Completion(outcome.output_text, answer.finish or "stop", answer.prompt_tokens,
                                        answer.completion_tokens)  # fmt: skip
             self.api.hooks.after(request, outcome)
-
-    def finishing(self, outcome: Outcome, answer: StreamingResponse, started: float,
-                on_finish: OnFinish | None) -> Outcome:  # fmt: skip
-        """Wrap the body so the COMPLETE audit record and ``on_finish`` follow its end, however it ends."""
-        outcome.status = answer.status_code
-        body = answer.body
-
-        def finishing() -> Iterator[bytes]:
-            try:
-                yield from body
-            finally:
-                close = getattr(body, "close", None)
-                if close is not None:
-                    close()
-                if self.api.audit is not None and outcome.audited:
-                    try:
-                        written = self.api.audit.write(self.api.audit_event(outcome, started),
-                                                    attempts=FINAL_AUDIT_ATTEMPTS)  # fmt: skip
-                        outcome.audit_failed = outcome.audit_failed or not written
-                    except AuditFailedError:
-                        outcome.audit_failed = True  # the output has left: counted and logged, not withheld
-                self.api.finished(outcome, started, on_finish)
-
-        outcome.stream = StreamingResponse(answer.status_code, answer.headers, finishing())
-        return outcome
 
 
 class _StreamedAnswer:

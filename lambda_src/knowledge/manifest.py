@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from boto3.dynamodb.conditions import Key
 
 from lambda_src.contracts import knowledge as k
+from lambda_src.shared.dynamo import plain
 
 MAX_ERROR_CHARS = 500
 
@@ -95,21 +96,10 @@ class Manifest:
     def run(self, run_id: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={k.PARTITION_KEY: k.RUN_PARTITION, k.SORT_KEY: run_id},
                                     ConsistentRead=True).get("Item")  # fmt: skip
-        return _plain(item) if item else None
+        return plain(item) if item else None
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         """The newest runs first."""
         page = self._table.query(KeyConditionExpression=Key(k.PARTITION_KEY).eq(k.RUN_PARTITION),
                                  ScanIndexForward=False, Limit=limit)  # fmt: skip
-        return [_plain(item) for item in page.get("Items", [])]
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB's Decimals as int or float, for JSON and for the state machine."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+        return [plain(item) for item in page.get("Items", [])]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from lambda_src.contracts.api import (
+    AUTH_USER,
+    CLAIM_SUBJECT,
+    CLAIMS,
     CONTEXT_KEY_ID,
     CONTEXT_OWNER,
     SESSION_HEADER,
@@ -38,13 +41,17 @@ if TYPE_CHECKING:
     OnFinish = Callable[["Outcome"], None]
 
 LOGGER = logging.getLogger(__name__)
+# Attempts at the COMPLETE audit record of a stream (its output has already left: retry, then count).
+FINAL_AUDIT_ATTEMPTS = 3
 
 
 class Caller(NamedTuple):
-    """Who called, from the authorizer: the key's id and owner (never the key itself)."""
+    """Who called, from the authorizer: the key's id and owner (never the key itself), or the signed-in user
+    (the ``sub`` of the token API Gateway's Cognito authorizer verified)."""
 
     key_id: str
     owner: str
+    user_id: str = ""
 
 
 class TokenUsage(Protocol):
@@ -149,8 +156,30 @@ class Dispatcher:
 
     def answer_stream(self, outcome: Outcome, answer: StreamingResponse, started: float,
                       on_finish: OnFinish | None) -> Outcome:  # fmt: skip
-        """An operation answered with a stream: only a streaming function's operations do."""
-        raise TypeError("This function's operations answer with JSON objects, not streams.")
+        """An operation answered with a stream: its body is wrapped so the COMPLETE audit record and ``on_finish``
+        follow its end, however it ends (the last byte, an error event, the caller going away)."""
+        from lambda_src.shared.runtime.response import StreamingResponse  # noqa: PLC0415 - streams only
+
+        outcome.status = answer.status_code
+        body = answer.body
+
+        def finishing() -> Iterator[bytes]:
+            try:
+                yield from body
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+                if self.audit is not None and outcome.audited:
+                    try:
+                        written = self.audit.write(self.audit_event(outcome, started), attempts=FINAL_AUDIT_ATTEMPTS)
+                        outcome.audit_failed = outcome.audit_failed or not written
+                    except AuditFailedError:
+                        outcome.audit_failed = True  # the output has left: counted and logged, not withheld
+                self.finished(outcome, started, on_finish)
+
+        outcome.stream = StreamingResponse(answer.status_code, answer.headers, finishing())
+        return outcome
 
     def _write_audit(self, outcome: Outcome, started: float, event: Any) -> None:
         assert self.audit is not None  # noqa: S101 - checked by the caller
@@ -168,11 +197,14 @@ class Dispatcher:
     def _handle(self, event: dict[str, Any], started: float, on_finish: OnFinish | None) -> Outcome:
         context = mapping(event.get("requestContext"))
         authorizer = mapping(context.get("authorizer"))
-        caller = Caller(key_id=text(authorizer.get(CONTEXT_KEY_ID)), owner=text(authorizer.get(CONTEXT_OWNER)))
+        claims = mapping(authorizer.get(CLAIMS))
+        user_id = text(claims.get(CLAIM_SUBJECT))
+        owner = text(authorizer.get(CONTEXT_OWNER)) or user_id
+        caller = Caller(key_id=text(authorizer.get(CONTEXT_KEY_ID)), owner=owner, user_id=user_id)
         path = route_of(event)
         outcome = Outcome(route=path, caller=caller, request_id=text(context.get("requestId")) or "local")
         try:
-            if not caller.key_id:
+            if not caller.key_id and not caller.user_id:
                 # Only a misconfigured method (no authorizer) or a direct invoke gets here: never serve anonymously.
                 raise unauthorized()
             methods = self._endpoints.get(path)
@@ -184,6 +216,9 @@ class Dispatcher:
             if endpoint is None:
                 raise ApiError(405, f"Use {', '.join(methods)} on {path}.", "invalid_request_error",
                                "method_not_allowed", {"Allow": ", ".join(methods)})  # fmt: skip
+            # The identity the route's authorizer gives: a user route never runs on an API key, nor the reverse.
+            if not (caller.user_id if endpoint.route.auth == AUTH_USER else caller.key_id):
+                raise unauthorized()
             body: dict[str, Any] = {}
             if endpoint.schema is not None:
                 body = json_body(event, self._max_body_bytes)

@@ -9,13 +9,14 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
 from constructs_lib.inference import rest_api
 from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
-from lambda_src.contracts.api import ROUTES, Route
+from lambda_src.contracts.api import AUTH_USER, ROUTES, Route
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_ID_INDEX, KEY_PREFIX, new_key
 from lambda_src.contracts.parameters import MODEL_PARAMETERS
@@ -47,7 +48,9 @@ def test_regional_api_with_keys_from_the_authorizer(variant, variants):
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])
-def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(variant, variants):
+def test_every_route_of_the_route_table_has_its_authorizer_and_key_routes_an_api_key(variant, variants):
+    """Key routes: the TOKEN authorizer and an API key (its usage plan); user routes: the user pool's Cognito
+    authorizer and no API key (a signed-in user has none)."""
     synth = variants[variant]
     template = synth.raw("api")
     methods = {}
@@ -60,9 +63,10 @@ def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(vari
     for route in ROUTES:
         function = synth.logical_id("api", f"{route.function.title()}/Function")
         props = methods[(route.method, route.path)]
-        assert props["AuthorizationType"] == "CUSTOM"
-        assert props["AuthorizerId"] == ref(synth, "api", "Api/Authorizer")
-        assert props["ApiKeyRequired"] is True
+        user_route = route.auth == AUTH_USER
+        assert props["AuthorizationType"] == ("COGNITO_USER_POOLS" if user_route else "CUSTOM")
+        assert props["AuthorizerId"] == ref(synth, "api", "Api/UserAuthorizer" if user_route else "Api/Authorizer")
+        assert props["ApiKeyRequired"] is not user_route
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert function in json.dumps(props["Integration"]["Uri"])  # the route table's function
         if route.body is None:
@@ -74,15 +78,15 @@ def test_every_route_of_the_route_table_needs_the_authorizer_and_an_api_key(vari
 
 @pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])
 def test_routes_stream_through_a_stream_integration_unless_switched_off(variant, variants):
-    """Only the inference function streams; the retrieval function's answers are JSON, buffered."""
+    """The inference and chat functions stream; the retrieval function's answers are JSON, buffered."""
     stage = UPLOAD_STAGE if variant == "dev_upload" else STAGES[variant]
-    inference = variants[variant].logical_id("api", "Inference/Function")
+    streaming = [variants[variant].logical_id("api", f"{name}/Function") for name in ("Inference", "Chat")]
     for method in by_type(variants[variant].raw("api"), "AWS::ApiGateway::Method").values():
         integration = method["Properties"]["Integration"]
         if integration["Type"] != "AWS_PROXY":
             continue
         uri = json.dumps(integration["Uri"])
-        if stage.api.streaming and inference in uri:
+        if stage.api.streaming and any(function in uri for function in streaming):
             assert integration["ResponseTransferMode"] == "STREAM"
             assert "/response-streaming-invocations" in uri
             assert integration["TimeoutInMillis"] == stage.api.stream_timeout_seconds * 1000
@@ -101,7 +105,7 @@ def test_the_stream_wrapper_is_an_executable_file_of_the_function_asset(dev):
 
 @pytest.mark.parametrize(("variant", "ttl"), [("dev", 60), ("prod", 300)])
 def test_token_authorizer_reads_the_bearer_header_and_caches(variant, ttl, variants):
-    authorizer = only(variants[variant].raw("api"), "AWS::ApiGateway::Authorizer")
+    authorizer = variants[variant].properties("api", "Api/Authorizer")
     assert authorizer["Type"] == "TOKEN"
     assert authorizer["IdentitySource"] == "method.request.header.Authorization"
     assert authorizer["IdentityValidationExpression"] == AUTHORIZATION_HEADER_REGEX
@@ -111,7 +115,7 @@ def test_token_authorizer_reads_the_bearer_header_and_caches(variant, ttl, varia
 def test_keys_the_admin_command_makes_pass_the_gateways_header_check(dev):
     """The key format has two readers: API Gateway's regex (a template) and the authorizer (Python). A key made
     by the admin code must pass the regex as deployed, or every key would be refused, and only in AWS."""
-    expression = re.compile(only(dev.raw("api"), "AWS::ApiGateway::Authorizer")["IdentityValidationExpression"])
+    expression = re.compile(dev.properties("api", "Api/Authorizer")["IdentityValidationExpression"])
     for _ in range(200):
         assert expression.fullmatch(f"Bearer {new_key()}")
     assert not expression.fullmatch("Bearer sk-llm-short")
@@ -419,7 +423,8 @@ def test_a_new_route_table_entry_becomes_a_method_with_its_model(monkeypatch):
 
     rest_api.InferenceApi(stack, "Api", props=rest_api.InferenceApiProps(
         stage_name="dev", api=DEV.api,
-        functions={"inference": function("Inference"), "retrieval": function("Retrieval")},
+        functions={"inference": function("Inference"), "retrieval": function("Retrieval"), "chat": function("Chat")},
+        user_pool=cognito.UserPool(stack, "Users"),
         authorizer=function("Authorizer"), log_key=kms.Key(stack, "Key"), log_retention_days=14, retain_logs=False,
     ))  # fmt: skip
     template = dict(Template.from_stack(stack).to_json())

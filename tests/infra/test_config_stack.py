@@ -243,9 +243,11 @@ PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX.encode()) + rb"[0-9a-f]{32
 def _looks_random(token: bytes) -> bool:
     text = token.decode()
     # Asset hashes are hex; words and identifiers lack the mix of cases, digits and symbols of random data;
-    # names the platform builds (a log group's "<stack>-<logical id>-" in a key policy) start with its name.
+    # names the platform builds (a log group's "<stack>-<logical id>-" in a key policy) start with its name; CDK's
+    # logical ids are the construct path's letters and digits, then an 8-digit uppercase hex hash.
     return (
         not re.fullmatch(r"[0-9a-f]+", text)
+        and not re.fullmatch(r"[A-Za-z0-9]+[0-9A-F]{8}", text)
         and not re.fullmatch(rf"{APP_NAME}-[a-z]+-[a-z]+-[A-Za-z0-9]+-", text)
         and sum(c.isdigit() for c in text) >= 3
         and any(c.isupper() for c in text)

@@ -4,7 +4,7 @@ dev synth here, it names every stack, Python function, route, parameter, bucket 
 from __future__ import annotations
 
 from lambda_src.contracts import parameters
-from lambda_src.contracts.api import ROUTES, SESSION_HEADER, STAGE_NAME
+from lambda_src.contracts.api import AUTH_USER, ROUTES, SESSION_HEADER, STAGE_NAME
 from stacks.stages import DEV, PROD
 from tests.infra.conftest import Synth
 from tests.infra.templates import by_type
@@ -16,8 +16,11 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assembly = Assembly.read(dev.outdir)
     assert sorted(assembly.stacks) == sorted(dev.templates)
     assert {(route.method, route.path) for route in assembly.routes} == {(r.method, r.path) for r in ROUTES}
-    assert all(route.authorization == "CUSTOM" and route.integration == "AWS_PROXY" for route in assembly.routes)
-    assert assembly.authorizers == 1
+    by_route = {(r.method, r.path): r.auth for r in ROUTES}
+    assert all(route.integration == "AWS_PROXY" for route in assembly.routes)
+    assert all(route.authorization == ("COGNITO_USER_POOLS" if by_route[(route.method, route.path)] == AUTH_USER
+                                       else "CUSTOM") for route in assembly.routes)  # fmt: skip
+    assert assembly.authorizers == 2  # the key's TOKEN authorizer and the user pool's
     python_functions = [
         function
         for template in dev.templates.values()

@@ -16,6 +16,10 @@ STATEFUL_TYPES = {
     "AWS::Glue::Table",
     "AWS::Glue::Database",
     "Custom::SecureStringParameter",
+    "AWS::S3Vectors::VectorBucket",
+    "AWS::S3Vectors::Index",
+    "AWS::SecretsManager::Secret",
+    "AWS::Cognito::UserPool",
 }
 
 PINNED = {
@@ -63,6 +67,7 @@ API_PINNED = {
     "AuthorizerLogsF64AA3CA": "AWS::Logs::LogGroup",
     "InferenceLogsC1F7CC05": "AWS::Logs::LogGroup",
     "RetrievalLogs9C61C794": "AWS::Logs::LogGroup",
+    "ChatLogs5E9385DA": "AWS::Logs::LogGroup",
     "ApiAccessLogs50B185DB": "AWS::Logs::LogGroup",
 }
 
@@ -98,6 +103,42 @@ AUDIT_PINNED = {
 def test_audit_stack_stateful_logical_ids_are_pinned(variant, variants):
     """A new id for the audit bucket would strand years of locked records and start an empty log."""
     assert _stateful(variants[variant], "audit") == AUDIT_PINNED
+
+
+KNOWLEDGE_PINNED = {
+    "KnowledgeKey5F2981D8": "AWS::KMS::Key",
+    "VectorsBucket00CBA803": "AWS::S3Vectors::VectorBucket",
+    "VectorsIndexAD5FBC2C": "AWS::S3Vectors::Index",
+    "ManifestTable405893D9": "AWS::DynamoDB::Table",
+    "WorkAccessLogsB0D497DE": "AWS::S3::Bucket",
+    "WorkBucket6D724B36": "AWS::S3::Bucket",
+    "YoutubeApiKeyBBE06B66": "AWS::SecretsManager::Secret",
+    "YoutubeProxyB2E24E09": "AWS::SecretsManager::Secret",
+    "DiscoverLogsEC775F15": "AWS::Logs::LogGroup",
+    "IngestLogs41B5EF21": "AWS::Logs::LogGroup",
+    "ReportLogsAA3E998E": "AWS::Logs::LogGroup",
+    "PipelineLogs402221E7": "AWS::Logs::LogGroup",
+}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_knowledge_stack_stateful_logical_ids_are_pinned(variant, variants):
+    """A new id for the index would start an empty knowledge base; for a secret, lose the operator's key."""
+    assert _stateful(variants[variant], "knowledge") == KNOWLEDGE_PINNED
+
+
+CHAT_PINNED = {
+    "ChatKeyEEED3154": "AWS::KMS::Key",
+    "UsersPoolBFC35D3B": "AWS::Cognito::UserPool",
+    "HistoryTable4479EEA3": "AWS::DynamoDB::Table",
+}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_chat_stack_stateful_logical_ids_are_pinned(variant, variants):
+    """A new id for the user pool would sign every user out for good (new pool, no users); for the table, lose
+    every conversation."""
+    assert _stateful(variants[variant], "chat") == CHAT_PINNED
 
 
 def test_other_tests_find_resources_by_construct_path_not_by_hashed_logical_ids(variants):

@@ -119,7 +119,7 @@ def _functions(lam: Any, expected: Assembly, physical: dict[tuple[str, str], str
 
 
 def _routes(apigw: Any, expected: Assembly, physical: dict[tuple[str, str], str]) -> Row:
-    deployed: dict[tuple[str, str], bool] = {}
+    deployed: dict[tuple[str, str], tuple[str, bool]] = {}
     authorizers = 0
     for api in apigw.get_rest_apis()["items"]:
         if api["id"] not in physical.values():
@@ -131,12 +131,17 @@ def _routes(apigw: Any, expected: Assembly, physical: dict[tuple[str, str], str]
                     continue
                 method = apigw.get_method(restApiId=api["id"], resourceId=resource["id"], httpMethod=verb)
                 proxy = method.get("methodIntegration", {}).get("type") == "AWS_PROXY"
-                deployed[(verb, resource["path"])] = bool(method.get("authorizerId")) and proxy
-    wanted = {(r.method, r.path): r.authorization == "CUSTOM" and r.integration == "AWS_PROXY"
-              for r in expected.routes}  # fmt: skip
-    ok = deployed == wanted and authorizers == expected.authorizers
+                kind = str(method.get("authorizationType", "NONE")) if method.get("authorizerId") else "NONE"
+                deployed[(verb, resource["path"])] = (kind, proxy)
+    # Every route behind an authorizer (the key's TOKEN one or the user pool's) as the template says, a Lambda proxy.
+    wanted = {(r.method, r.path): (r.authorization, r.integration == "AWS_PROXY") for r in expected.routes}
+    ok = (
+        deployed == wanted
+        and authorizers == expected.authorizers
+        and all(kind in ("CUSTOM", "COGNITO_USER_POOLS") and proxy for kind, proxy in wanted.values())
+    )
     names = ", ".join(f"{m} {p}" for m, p in sorted(wanted))
-    return ("API routes", f"{names} ({authorizers} authorizer, Lambda proxy)", ok)
+    return ("API routes", f"{names} ({authorizers} authorizers, Lambda proxy)", ok)
 
 
 def _usage_plans(apigw: Any, expected: Assembly, stage_prefix: str) -> Row:

@@ -1,0 +1,1 @@
+"""The chat: signed-in users' conversations, answered from the knowledge base with citations, streamed."""

@@ -1,0 +1,90 @@
+"""Lambda entry point of the conversation routes: wiring, logging and metrics around logic.ChatApi.
+
+Behind the STREAM integration: the function runs under the project's Runtime API loop
+(lambda_src/shared/runtime, started by AWS_LAMBDA_EXEC_WRAPPER), which frames whatever this returns, an answer's
+StreamingResponse chunk by chunk. Nothing here calls the network at import: clients are created, configuration
+(the model's and the embeddings' settings, the upstream key) is fetched on first use with a TTL.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from botocore.config import Config
+
+from lambda_src.chat.history import History
+from lambda_src.chat.logic import ChatApi
+from lambda_src.contracts import metrics
+from lambda_src.contracts.environment import ChatEnvironment
+from lambda_src.shared import request_log
+from lambda_src.shared.audit_writer import stream_writer
+from lambda_src.shared.config_source import ConfigSource, ModelSettings
+from lambda_src.shared.dispatch import Outcome
+from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
+from lambda_src.shared.logs import route_module_logs
+from lambda_src.shared.models import ModelClient
+from lambda_src.shared.models.bedrock import BedrockModel
+from lambda_src.shared.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from lambda_src.shared.runtime.response import StreamingResponse
+
+ENV = ChatEnvironment.from_environment()
+LOGGER = Logger()
+route_module_logs(LOGGER)
+METRICS = Metrics(namespace=metrics.NAMESPACE)
+SESSION = boto3.Session()
+_QUICK = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+SSM = ConfigSource.ssm_provider(SESSION.client("ssm", config=_QUICK))
+MODEL = ConfigSource(ENV.model_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,
+                     provider=SSM)  # fmt: skip
+EMBEDDING = ConfigSource(ENV.embedding_parameter_path, ENV.upstream_api_key_parameter,
+                         max_age=ENV.config_cache_seconds, provider=SSM)  # fmt: skip
+HISTORY = History(SESSION.resource("dynamodb", config=_QUICK).Table(ENV.history_table_name),
+                  retention_days=ENV.history_retention_days)  # fmt: skip
+INDEX = VectorIndex(SESSION.client("s3vectors", config=_QUICK), ENV.vector_index_arn)
+
+
+@functools.cache
+def bedrock_client(read_timeout: int) -> Any:
+    retries = {"mode": "adaptive", "total_max_attempts": 2}
+    return SESSION.client(
+        "bedrock-runtime", config=Config(connect_timeout=2, read_timeout=read_timeout, retries=retries)
+    )
+
+
+def model_for(settings: ModelSettings) -> ModelClient:
+    if settings.provider == "openai-compatible":
+        from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
+
+        return OpenAICompatibleModel(settings.upstream_base_url, MODEL.upstream_api_key)
+    return BedrockModel(bedrock_client)
+
+
+def embedder_for(settings: EmbeddingSettings, dimension: int) -> Embedder:
+    return embedder(settings, dimension=dimension, bedrock=lambda: bedrock_client(10),
+                    api_key=EMBEDDING.upstream_api_key, batch_size=ENV.embedding_batch_size)  # fmt: skip
+
+
+AUDIT = stream_writer(SESSION.client, ENV.audit_stream_name, mode=ENV.audit_mode, content=ENV.audit_content,
+                      stage=ENV.stage)  # fmt: skip
+API = ChatApi(HISTORY, model=MODEL, model_for=model_for, embedding=EMBEDDING, embedder_for=embedder_for, index=INDEX,
+              dimension=ENV.dimension, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
+              audit=AUDIT, stream_seconds=ENV.stream_timeout_seconds, top_k=ENV.retrieval_top_k,
+              history_messages=ENV.history_messages)  # fmt: skip
+
+
+@LOGGER.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
+    outcome = API.handle(event, record)
+    if outcome.stream is None:
+        return outcome.response
+    # Streaming switched off (managed runtime, buffered integration): the whole answer as one response.
+    return outcome.stream if ENV.stream_timeout_seconds else outcome.stream.buffered()
+
+
+def record(outcome: Outcome) -> None:
+    request_log.record(outcome, METRICS, LOGGER)
