@@ -8,8 +8,10 @@ from lambda_src.contracts.api import describe_routes
 
 # API Gateway's own errors (by CloudFormation response type), in OpenAI's error shape: (status, type, code, message).
 GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
+    # One answer for both authorizers: an API key, or a signed-in user's ID token (missing, wrong or expired).
     "UNAUTHORIZED": ("401", "invalid_request_error", "invalid_api_key",
-                     "Missing or invalid API key: send Authorization: Bearer <key>."),
+                     "Missing or invalid credentials: send Authorization: Bearer <API key>, or on the conversation "
+                     "routes a signed-in user's current ID token."),
     "ACCESS_DENIED": ("403", "invalid_request_error", "forbidden", "This key may not use this API."),
     "INVALID_API_KEY": ("403", "invalid_request_error", "forbidden", "This key has no usage plan on this API."),
     "MISSING_AUTHENTICATION_TOKEN": ("404", "invalid_request_error", "unknown_route",
@@ -26,7 +28,8 @@ GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
                           "The request body is too large."),
     "UNSUPPORTED_MEDIA_TYPE": ("415", "invalid_request_error", "unsupported_media_type",
                                "Send the body as application/json."),
-    "INTEGRATION_FAILURE": ("502", "upstream_error", "upstream_error", "The inference function failed; try again."),
+    "INTEGRATION_FAILURE": ("502", "upstream_error", "upstream_error",
+                            "The function serving this route failed; try again."),
     "INTEGRATION_TIMEOUT": ("504", "upstream_error", "upstream_timeout",
                             "The model did not answer in time; try again or ask for fewer tokens."),
     "AUTHORIZER_FAILURE": ("500", "server_error", "internal_error", "The API could not check the key."),
