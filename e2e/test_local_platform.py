@@ -16,7 +16,7 @@ import pytest
 from lambda_src.contracts.audit import session_key
 from lambda_src.contracts.keys import KEY_PREFIX
 from stacks.stages import STAGES
-from tools.local.launcher import MODEL_ALIAS, STAGE, LocalPlatform, create_key
+from tools.local.launcher import LOCAL_USER_EMAIL, MODEL_ALIAS, STAGE, LocalPlatform, create_key
 
 
 def client(platform: LocalPlatform, key: str | None = None) -> openai.OpenAI:
@@ -68,10 +68,20 @@ def test_every_route_of_the_cloud_assembly_is_served_by_its_function(platform):
     GET's 200), never the gateway's unknown-route 404 or a failed integration."""
     assert platform.assembly is not None and platform.assembly.routes
     _, key = create_key(platform.client)  # its own usage-plan bucket; paced by the plan's Retry-After
+    token = platform.sign_in(LOCAL_USER_EMAIL, platform.user_password)  # the user routes' credentials
     for route in platform.assembly.routes:
+        user_route = route.authorization == "COGNITO_USER_POOLS"
+        path = route.path
+        if "{conversation_id}" in path:  # a conversation of the user's own, made for this route
+            headers = {"Authorization": token, "Content-Type": "application/json"}
+            made = urllib.request.Request(platform.base_url + "/conversations", method="POST", data=b"{}",  # noqa: S310
+                                          headers=headers)  # fmt: skip
+            with urllib.request.urlopen(made, timeout=30) as reply:  # noqa: S310
+                path = path.replace("{conversation_id}", json.loads(reply.read())["id"])
         request = urllib.request.Request(  # noqa: S310 - the local gateway on 127.0.0.1
-            platform.base_url + route.path, method=route.method, data=b"{}" if route.method != "GET" else None,
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            platform.base_url + path, method=route.method,
+            data=b"{}" if route.method not in ("GET", "DELETE") else None,
+            headers={"Authorization": token if user_route else f"Bearer {key}", "Content-Type": "application/json"},
         )  # fmt: skip
         for _attempt in range(3):
             try:

@@ -19,6 +19,7 @@ from moto.apigateway.models import Method
 from moto.awslambda import models as lambda_models
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import cloudformation_backends
+from moto.cognitoidp import models as cognito_models
 from moto.core.config import default_user_config
 from moto.kms import models as kms_models
 from moto.s3vectors import urls as s3vectors_urls
@@ -159,6 +160,8 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(S3VectorsResponse, "query_vectors", None, raising=False)
     monkeypatch.setattr(s3vectors_urls, "url_paths", dict(s3vectors_urls.url_paths))
     monkeypatch.setattr(sfn_models, "stepfunctions_backends", sfn_models.stepfunctions_backends)
+    for name in ("initiate_auth", "respond_to_auth_challenge"):
+        monkeypatch.setattr(cognito_models.CognitoIdpBackend, name, getattr(cognito_models.CognitoIdpBackend, name))
     monkeypatch.setitem(default_user_config, "stepfunctions", dict(default_user_config.get("stepfunctions", {})))
     monkeypatch.setenv("MOTO_PORT", "5000")
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -354,3 +357,52 @@ def test_a_resource_looked_up_while_it_is_being_created_is_created_once(patched)
     creating.join()
     assert len(created) == 1, created
     assert looked_up.physical_resource_id == "thing-1"
+
+
+USERS_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Pool": {"Type": "AWS::Cognito::UserPool", "Properties": {
+            "UsernameAttributes": ["email"], "MfaConfiguration": "OPTIONAL", "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+            "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+            "Policies": {"PasswordPolicy": {"MinimumLength": 14, "RequireSymbols": True}}}},
+        "Client": {"Type": "AWS::Cognito::UserPoolClient", "Properties": {
+            "UserPoolId": {"Ref": "Pool"}, "GenerateSecret": False,
+            "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}},
+        "Domain": {"Type": "AWS::Cognito::UserPoolDomain", "Properties": {
+            "UserPoolId": {"Ref": "Pool"}, "Domain": "llm-platform-dev-123456789012"}},
+        "PoolArn": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": "/app/dev/pool-arn", "Type": "String", "Value": {"Fn::GetAtt": ["Pool", "Arn"]}}},
+    }
+}  # fmt: skip
+
+
+def test_user_pools_deploy_and_srp_sign_in_checks_the_password(patched):
+    """The server side of Cognito's SRP against a real client (pycognito's AWSSRP): the right password gets
+    tokens verifiable through the pool's JWKS, a wrong one is refused (moto alone accepts any)."""
+    import jwt  # noqa: PLC0415
+    from pycognito.aws_srp import AWSSRP  # noqa: PLC0415
+
+    client = boto3.session.Session(region_name=REGION).client
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="emulated", TemplateBody=json.dumps(USERS_TEMPLATE))
+    physical = _resources(cfn)
+    pool_id, client_id = physical["Pool"], physical["Client"]
+    assert client("ssm").get_parameter(Name="/app/dev/pool-arn")["Parameter"]["Value"].endswith(f"userpool/{pool_id}")
+    cognito = client("cognito-idp")
+    app = cognito.describe_user_pool_client(UserPoolId=pool_id, ClientId=client_id)["UserPoolClient"]
+    assert app["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    password = "Correct-Horse-Battery-9"  # noqa: S105 - a test user's
+    cognito.admin_create_user(UserPoolId=pool_id, Username="alice@example.com", MessageAction="SUPPRESS",
+                              UserAttributes=[{"Name": "email", "Value": "alice@example.com"}])  # fmt: skip
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username="alice@example.com", Password=password,
+                                    Permanent=True)  # fmt: skip
+
+    tokens = AWSSRP(username="alice@example.com", password=password, pool_id=pool_id, client_id=client_id,
+                    client=cognito).authenticate_user()["AuthenticationResult"]  # fmt: skip
+    claims = jwt.decode(tokens["IdToken"], options={"verify_signature": False})
+    assert (claims["token_use"], claims["aud"]) == ("id", client_id)
+    assert claims["iss"] == f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+    for wrong in ("correct-horse-battery-9", password + "x"):
+        with pytest.raises(cognito.exceptions.NotAuthorizedException):
+            AWSSRP(username="alice@example.com", password=wrong, pool_id=pool_id, client_id=client_id,
+                   client=cognito).authenticate_user()  # fmt: skip

@@ -37,6 +37,9 @@ class DeployedApi:
     streaming_routes: frozenset[str] = frozenset()
     # The TOKEN authorizer's result TTL (API Gateway caches its policy per token).
     authorizer_cache_seconds: int = 0
+    # (resource path, method) of the routes behind the user pool's (COGNITO_USER_POOLS) authorizer, and its pool.
+    user_routes: frozenset[tuple[str, str]] = frozenset()
+    user_pool_id: str | None = None
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         worker = self.workers[function]
@@ -90,6 +93,7 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
 
     routes: dict[str, dict[str, str]] = {}
     streaming: set[str] = set()
+    users: set[tuple[str, str]] = set()
     authorizer_ids = set()
     for resource in apigw.get_resources(restApiId=api_id)["items"]:
         for verb in resource.get("resourceMethods", {}):
@@ -99,15 +103,22 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
                 continue  # CORS preflight (MOCK) answers
             arn = _FUNCTION_ARN.search(integration["uri"])
             if arn is None or not method.get("authorizerId"):
-                raise LocalError(f"{verb} {resource['path']} is not a Lambda proxy route behind the authorizer.")
+                raise LocalError(f"{verb} {resource['path']} is not a Lambda proxy route behind an authorizer.")
             routes.setdefault(resource["path"], {})[verb] = arn.group(1).rsplit(":", 1)[1]
             if "/response-streaming-invocations" in integration["uri"]:
                 streaming.add(resource["path"])
-            authorizer_ids.add(method["authorizerId"])
-    (authorizer_id,) = authorizer_ids
+            if method.get("authorizationType") == "COGNITO_USER_POOLS":
+                users.add((resource["path"], verb))
+            else:
+                authorizer_ids.add(method["authorizerId"])
+    (authorizer_id,) = authorizer_ids  # the TOKEN authorizer of every key route
     found = _FUNCTION_ARN.search(apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id)["authorizerUri"])
     if found is None:
-        raise LocalError("The API's authorizer is not a Lambda function.")
+        raise LocalError("The API's key authorizer is not a Lambda function.")
+    cognito = [a for a in apigw.get_authorizers(restApiId=api_id)["items"] if a.get("type") == "COGNITO_USER_POOLS"]
+    pools = {arn.rsplit("/", 1)[1] for authorizer in cognito for arn in authorizer.get("providerARNs") or []}
+    if len(pools) > 1:
+        raise LocalError(f"The local gateway serves one user pool; the API names {sorted(pools)}.")
     api = DeployedApi(
         api_id=api_id,
         routes=routes,
@@ -119,6 +130,8 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         authorizer_cache_seconds=int(
             apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id).get("authorizerResultTtlInSeconds") or 0
         ),
+        user_routes=frozenset(users),
+        user_pool_id=next(iter(pools), None),
     )
 
     def code(key: str) -> bytes:

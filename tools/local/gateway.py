@@ -13,7 +13,12 @@ else 500) and its body relayed to the client chunk by chunk as it arrives (HTTP/
 told when the client goes away; every one of these answers as the gateway responses
 define it (the API's error shape, Retry-After on a 429). The authorizer's result cache: its policy per token
 for ``authorizer_cache_seconds``. Not emulated: the account-level throttle, quota periods other than DAY, WAF,
-request validation models (the handler validates bodies itself).
+request validation models (the handler validates bodies itself). Resource paths with parameters
+(``/conversations/{conversation_id}``) match one path segment each and reach the handler as ``pathParameters``;
+the query string as ``queryStringParameters`` (the last value of a repeated name, as API Gateway). The routes of
+signed-in users (``user_routes``, as the deployed methods' COGNITO_USER_POOLS authorizer says) take the user
+pool's ID token instead of a key: ``user_authorizer`` verifies it as API Gateway's Cognito authorizer does and
+gives its claims, which reach the handler as ``requestContext.authorizer.claims``; no usage plan applies.
 
 Routes default to the route table (lambda_src/contracts/api.py) and gateway responses to the contracts;
 `make local` passes those of the API deployed in the emulator instead (tools/local/deployed_api.py), with
@@ -24,20 +29,24 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
-from lambda_src.contracts.api import ROUTES, STAGE_NAME, error_body
+from lambda_src.contracts.api import AUTH_USER, ROUTES, STAGE_NAME, error_body
 from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
 from lambda_src.shared.runtime.response import DELIMITER, MAX_PRELUDE_BYTES, StreamingResponse
 from tools.local.runtime import LambdaContext
 
 # A proxy response dict; an in-process handler may also return a StreamingResponse (relayed as a stream).
 Handler = Callable[[dict[str, Any], Any], Any]
+# An ID token -> its claims when the user pool's authorizer accepts it, None when it refuses it.
+UserAuthorizer = Callable[[str], "dict[str, str] | None"]
 # A STREAM integration: the function's raw output (framed) as it arrives; ``close()`` when the client is gone.
 StreamHandler = Callable[[dict[str, Any], Any], Iterable[bytes]]
 # Status, headers, body (bytes, or the chunks of a streamed body).
@@ -94,6 +103,17 @@ def _route_table() -> dict[str, set[str]]:
     return table
 
 
+def _user_route_table() -> frozenset[tuple[str, str]]:
+    return frozenset((route.path, route.method) for route in ROUTES if route.auth == AUTH_USER)
+
+
+def _template(path: str) -> re.Pattern[str]:
+    """A resource path as API Gateway matches it: each {name} one non-empty path segment."""
+    parts = re.split(r"(\{[A-Za-z0-9_]+\})", path)
+    return re.compile("^" + "".join(
+        f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part) for part in parts) + "$")  # fmt: skip
+
+
 def _header(headers: dict[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
@@ -131,6 +151,8 @@ class LocalGateway:
         stream_handler: StreamHandler | None = None,
         streaming_routes: frozenset[str] = frozenset(),
         authorizer_cache_seconds: int = 0,
+        user_routes: frozenset[tuple[str, str]] | None = None,
+        user_authorizer: UserAuthorizer | None = None,
     ) -> None:
         """``usage_plan`` finds the plan of a usage identifier (None: no key of this stage has that value);
         without it, no key check and no plan limits. ``preflights``: resource path -> its OPTIONS answer."""
@@ -143,6 +165,12 @@ class LocalGateway:
         self._usage_plan = usage_plan
         self._routes = routes if routes is not None else _route_table()
         self._preflights = preflights or {}
+        # (resource path, method) of the routes for signed-in users; without a user authorizer they answer 401.
+        self._user_routes = user_routes if user_routes is not None else _user_route_table()
+        self._user_authorizer = user_authorizer
+        # Literal paths first, as API Gateway prefers them over a path parameter.
+        self._templates = [(path, _template(path)) for path in sorted({*self._routes, *self._preflights},
+                                                                      key=lambda p: (p.count("{"), p))]  # fmt: skip
         self._stage_throttle = stage_throttle
         self._responses = responses if responses is not None else contract_responses()
         missing = sorted(set(GATEWAY_ERRORS) - set(self._responses))
@@ -198,13 +226,18 @@ class LocalGateway:
         status, headers, data = self._responses[kind]
         return status, dict(headers), bytes(data) if isinstance(data, bytes) else b""
 
-    def _resource(self, raw_path: str) -> str | None:
+    def _resource(self, raw_path: str) -> tuple[str, str, dict[str, str]] | None:
+        """(resource path, the request's path, its path parameters) of a known route."""
         path = raw_path.split("?", 1)[0]
         prefix = f"/{STAGE_NAME}"
         if path != prefix and not path.startswith(prefix + "/"):
             return None
         resource = path[len(prefix) :].rstrip("/") or "/"
-        return resource if resource in self._routes or resource in self._preflights else None
+        for template, pattern in self._templates:
+            found = pattern.match(resource)
+            if found:
+                return template, resource, {name: urllib.parse.unquote(v) for name, v in found.groupdict().items()}
+        return None
 
     def _allowed(self, bucket: tuple[str, ...], limits: Throttle | None) -> bool:
         if limits is None:
@@ -228,9 +261,10 @@ class LocalGateway:
     def _answer(  # noqa: PLR0911 - one return per answer API Gateway gives
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
     ) -> Answer:
-        route = self._resource(raw_path)
+        matched = self._resource(raw_path)
+        route = matched[0] if matched else None
         preflight = self._preflights.get(route or "") if method == "OPTIONS" else None
-        if route is None or (preflight is None and method not in self._routes.get(route, set())):
+        if matched is None or route is None or (preflight is None and method not in self._routes.get(route, set())):
             return self._error("MISSING_AUTHENTICATION_TOKEN")
         # The stage's default method throttle: one bucket per method, whoever calls.
         if not self._allowed(("stage", method, route), self._stage_throttle):
@@ -240,6 +274,12 @@ class LocalGateway:
         token = _header(headers, "Authorization")
         if token is None:
             return self._error("UNAUTHORIZED")
+        request = _Request(method, route, matched[1], matched[2], _query(raw_path), headers, body)
+        if (route, method) in self._user_routes:
+            claims = self._user_authorizer(token) if self._user_authorizer is not None else None
+            if claims is None:
+                return self._error("UNAUTHORIZED")
+            return self._invoke(request, {"claims": claims})
         try:
             policy = self._authorize(token, f"{METHOD_ARN}/{method}{route}")
         except Exception as error:
@@ -254,7 +294,7 @@ class LocalGateway:
                 return self._error("THROTTLED")
             if not self._within_quota(plan):
                 return self._error("QUOTA_EXCEEDED")
-        return self._invoke(method, route, headers, body, policy)
+        return self._invoke(request, {**policy.get("context", {}), "principalId": policy["principalId"]})
 
     def _authorize(self, token: str, method_arn: str) -> dict[str, Any]:
         now = self._clock()
@@ -285,26 +325,29 @@ class LocalGateway:
                 self._plans[identifier] = (now + self._authorizer_cache_seconds, plan)
         return plan
 
-    def _invoke(self, method: str, route: str, headers: dict[str, str], body: bytes, policy: dict[str, Any]) -> Answer:
+    def _invoke(self, request: _Request, authorizer: dict[str, Any]) -> Answer:
         text: str | None
+        body = request.body
         try:
             text, encoded = body.decode("utf-8"), False
         except UnicodeDecodeError:
             text, encoded = base64.b64encode(body).decode(), True
+        route = request.route
         event = {
             "resource": route,
-            "path": route,
-            "httpMethod": method,
-            "headers": dict(headers),
-            "queryStringParameters": None,
+            "path": request.path,
+            "httpMethod": request.method,
+            "headers": dict(request.headers),
+            "pathParameters": request.path_parameters or None,
+            "queryStringParameters": request.query or None,
             "body": text if body else None,
             "isBase64Encoded": encoded,
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
                 "stage": STAGE_NAME,
                 "resourcePath": route,
-                "httpMethod": method,
-                "authorizer": {**policy.get("context", {}), "principalId": policy["principalId"]},
+                "httpMethod": request.method,
+                "authorizer": authorizer,
             },
         }
         if route in self._streaming_routes and self._stream_handler is not None:
@@ -388,6 +431,22 @@ class LocalGateway:
             request.close_connection = True
         finally:
             _close(data)
+
+
+class _Request(NamedTuple):
+    method: str
+    route: str  # the resource path, with its {parameters}
+    path: str  # the request's own path (below the stage)
+    path_parameters: dict[str, str]
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+def _query(raw_path: str) -> dict[str, str]:
+    """queryStringParameters as API Gateway gives them: one value per name, the last of a repeated one."""
+    _, _, query = raw_path.partition("?")
+    return dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
 
 
 class _framed:  # noqa: N801 - reads as what it makes

@@ -53,6 +53,8 @@ from tools.local.deployed_api import DeployedApi, read_deployed_api, usage_plan_
 from tools.local.gateway import LocalGateway
 from tools.local.processes import ROOT, LocalError, Ports, Processes, down, ensure_free, wait_for
 from tools.local.readback import Row, checks, physical_ids, print_table
+from tools.local.sign_in import id_token, pool_and_client
+from tools.local.user_tokens import IdTokenVerifier
 
 STATE = ROOT / ".local"  # logs and the PID record; the e2e tests use .local/e2e/
 EMULATOR_PYTHON = ROOT / ".venv-local" / "bin" / "python"
@@ -61,6 +63,11 @@ EMBEDDING_PYTHON = ROOT / ".venv-embed" / "bin" / "python"
 MODEL_ALIAS = "smollm2-135m-instruct"
 STAGE = "dev"
 KEY_OWNER = "local-user"
+# The chat user `make local` creates (a permanent password, printed with the rest).
+LOCAL_USER_EMAIL = "local-user@example.com"
+# Tokens of a grounded question (the sources, the rules, the question) fit with room for the answer.
+MODEL_CONTEXT_TOKENS = 4096
+LOCAL_MAX_OUTPUT_TOKENS = 400
 
 
 def model_file() -> Path:
@@ -74,13 +81,29 @@ def configure_model(client: Any, model_port: int, upstream_key: str) -> None:
     """Point the stage's model parameters at the local model server, as an operator would."""
     ssm = client("ssm")
     model = parameters.parameter_name(STAGE, parameters.MODEL_PATH)
+    # A 135M model rambles on to any limit: answers here stop at LOCAL_MAX_OUTPUT_TOKENS (the stage's is 1,024).
     for setting, value in (("provider", "openai-compatible"), ("model_id", MODEL_ALIAS),
-                           ("upstream_base_url", f"http://127.0.0.1:{model_port}/v1")):  # fmt: skip
+                           ("upstream_base_url", f"http://127.0.0.1:{model_port}/v1"),
+                           ("max_output_tokens", str(LOCAL_MAX_OUTPUT_TOKENS))):  # fmt: skip
         leaf = parameters.MODEL_LEAVES[setting]
         ssm.put_parameter(Name=f"{model}/{leaf}", Value=value, Type="String", Overwrite=True)
     name = parameters.parameter_name(STAGE, parameters.UPSTREAM_API_KEY)
     key = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]["KeyId"]
     ssm.put_parameter(Name=name, Value=upstream_key, Type="SecureString", KeyId=key, Overwrite=True)
+
+
+def create_user(client: Any, email: str) -> str:
+    """A chat user made as `python -m tools.users create` makes one, given a permanent password so it can sign in
+    without the first-sign-in password change (this machine's test user); returns the password."""
+    from tools.users import Clients as UserClients  # noqa: PLC0415
+    from tools.users import UserAdmin, temporary_password  # noqa: PLC0415
+
+    admin = UserAdmin(STAGE, UserClients(client("ssm"), client("cognito-idp")))
+    admin.create(email)
+    password = temporary_password(16)
+    client("cognito-idp").admin_set_user_password(UserPoolId=admin.pool_id(), Username=email, Password=password,
+                                                  Permanent=True)  # fmt: skip
+    return password
 
 
 def create_key(client: Any) -> tuple[str, str]:
@@ -109,6 +132,10 @@ class LocalPlatform:
     upstream_key: str = ""
     # The sample corpus's pipeline run.
     knowledge_run: RunOutcome | None = None
+    # The chat's user pool and browser client, and the local user's credentials.
+    user_pool_id: str = ""
+    web_client_id: str = ""
+    user_password: str = ""
     client: Callable[[str], Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -142,6 +169,7 @@ class LocalPlatform:
             model = self.processes.start("model", [
                 str(MODEL_PYTHON), "-m", "tools.local.model_server", "--model", str(model_file()), "--alias",
                 MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.ports.model),
+                "--n-ctx", str(MODEL_CONTEXT_TOKENS),
             ], {"PATH": os.environ.get("PATH", ""), "API_KEY": upstream_key, "PYTHONPATH": str(ROOT)})  # fmt: skip
             embedder = self.processes.start("embedding", [
                 str(EMBEDDING_PYTHON), "-m", "tools.local.embedding_server", "--alias", LOCAL_EMBEDDING_MODEL,
@@ -173,6 +201,12 @@ class LocalPlatform:
         api_stack = self.assembly.routes[0].stack
         self.api = read_deployed_api(self.client, self.ports.emulator, api_stack, log)
         api = self.api
+        self.user_pool_id, self.web_client_id = pool_and_client(self.client)
+        verifier = IdTokenVerifier(
+            jwks_url=f"http://localhost:{self.ports.emulator}/{self.user_pool_id}/.well-known/jwks.json",
+            pool_id=self.user_pool_id, client_ids=self.client_ids(),
+        )  # fmt: skip
+        self.user_password = create_user(self.client, LOCAL_USER_EMAIL)
         self.gateway = LocalGateway(
             lambda event, _context: api.invoke(api.routes[event["resource"]][event["httpMethod"]], event),
             lambda event, _context: api.invoke(api.authorizer, event),
@@ -187,9 +221,20 @@ class LocalPlatform:
             ),
             streaming_routes=api.streaming_routes,
             authorizer_cache_seconds=api.authorizer_cache_seconds,
+            user_routes=api.user_routes,
+            user_authorizer=verifier.claims,
         ).start()
         if self.ingest_sample:
             self.ingest_sample_corpus()
+
+    def client_ids(self) -> frozenset[str]:
+        """The app clients of the chat's user pool (the audiences its ID tokens may name)."""
+        found = self.client("cognito-idp").list_user_pool_clients(UserPoolId=self.user_pool_id, MaxResults=60)
+        return frozenset(c["ClientId"] for c in found["UserPoolClients"])
+
+    def sign_in(self, email: str, password: str) -> str:
+        """A user's ID token, signed in with SRP as the browser signs in."""
+        return id_token(self.client("cognito-idp"), self.user_pool_id, self.web_client_id, email, password)
 
     def dynamodb(self) -> Any:
         """The emulator's DynamoDB as a boto3 resource (the knowledge manifest's code works on a Table)."""
@@ -255,6 +300,16 @@ The knowledge base holds this repository's README and docs/ ({LOCAL_EMBEDDING_MO
 
     {_emulator_shell(platform)} \\
       .venv/bin/python -m tools.knowledge status --stage {STAGE}
+
+The chat's user: {LOCAL_USER_EMAIL}, password {platform.user_password} (user pool {platform.user_pool_id}, browser
+client {platform.web_client_id}). Its ID token, for the conversation routes:
+
+    TOKEN=$(LOCAL_EMULATOR_PORT={platform.ports.emulator} .venv/bin/python -m tools.local.sign_in \\
+      --email {LOCAL_USER_EMAIL} --password '{platform.user_password}')
+    CONVERSATION=$(curl -s -X POST {platform.base_url}/conversations -H "Authorization: $TOKEN" -d '{{}}' \\
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+    curl -sN {platform.base_url}/conversations/$CONVERSATION/messages -H "Authorization: $TOKEN" \\
+      -d '{{"content": "How do I add a capability?"}}'
 
 Ctrl-C stops everything (emulator, model server, embedding server, API).
 """

@@ -20,7 +20,9 @@ local targets:
   and fails on MOCK integrations;
 - s3vectors: `AWS::S3Vectors::VectorBucket` and `Index` are not modelled, and QueryVectors is missing;
 - secretsmanager: `AWS::SecretsManager::Secret` is not modelled (values generated as CloudFormation does);
-- stepfunctions: state machines made by CloudFormation never run (moto interprets ASL in another backend).
+- stepfunctions: state machines made by CloudFormation never run (moto interprets ASL in another backend);
+- cognito: `AWS::Cognito::UserPool`, `UserPoolClient` and `UserPoolDomain` are not modelled, and moto's SRP
+  sign-in accepts any password: the server side of Cognito's SRP runs for real.
 
 Still skipped (template assertions cover them): bucket policies, Glue, Athena, WAF, gateway responses,
 request validators and models, log streams, the API Gateway account, EventBridge Scheduler schedules
@@ -33,6 +35,7 @@ from tools.local.emulator import (
     apigateway,
     awslambda,
     cloudformation,
+    cognito,
     firehose,
     kms,
     s3vectors,
@@ -53,3 +56,4 @@ def install_patches(port: int) -> None:
     s3vectors.install()
     secretsmanager.install()
     stepfunctions.install()
+    cognito.install()

@@ -19,6 +19,7 @@ def _authorizer(properties: dict[str, Any], account: str, region: str, name: str
         properties["RestApiId"],
         properties.get("Name", name),
         properties["Type"],
+        provider_arns=properties.get("ProviderARNs"),  # a COGNITO_USER_POOLS authorizer's pools
         authorizer_uri=properties.get("AuthorizerUri"),
         identity_source=properties.get("IdentitySource"),
         identiy_validation_expression=properties.get("IdentityValidationExpression"),
