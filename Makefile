@@ -132,6 +132,7 @@ bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead
 bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## start-up time, chat latency and the knowledge base of `make local`
 	$(BIN)/python bench/local_bench.py
 	$(BIN)/python bench/knowledge_bench.py
+	$(BIN)/python bench/chat_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out .build $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache

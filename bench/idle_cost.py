@@ -47,6 +47,7 @@ ZERO_AT_IDLE = {
     "AWS::Scheduler::Schedule": "per invocation after 14 million free a month (weekly: 4-5)",
     "AWS::SQS::Queue": "per request (1 million free a month)",
     "AWS::Lambda::LayerVersion": "code storage (75 GB free per region)",
+    "AWS::Cognito::UserPool": "per monthly active user (Plus $0.02; Essentials free up to 10,000): no users, $0",
 }
 # Configuration that has no charge of its own (what it configures is priced above).
 NO_CHARGE = {"AWS::ApiGateway::Authorizer", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::GatewayResponse",
@@ -56,6 +57,7 @@ NO_CHARGE = {"AWS::ApiGateway::Authorizer", "AWS::ApiGateway::Deployment", "AWS:
              "AWS::CDK::Metadata", "AWS::Glue::Database", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role",
              "AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::Logs::LogStream", "AWS::S3::BucketPolicy",
              "AWS::SQS::QueuePolicy", "AWS::WAFv2::WebACLAssociation", "AWS::WAFv2::LoggingConfiguration",
+             "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain",
              "Custom::S3AutoDeleteObjects", "Custom::SecureStringParameter", "Custom::CDKBucketDeployment"}  # fmt: skip
 
 
