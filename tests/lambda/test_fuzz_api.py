@@ -12,17 +12,21 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 
+from lambda_src.chat.history import History
+from lambda_src.chat.logic import ChatApi
 from lambda_src.contracts.api import routes_of
 from lambda_src.inference.logic import Api
 from lambda_src.retrieval.logic import RetrievalApi
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import upstream_error
-from lambda_src.shared.models import Completion, CompletionRequest, ModelStream
+from lambda_src.shared.models import Completion, CompletionRequest, ModelStream, TextDelta
 from lambda_src.shared.vectors import VectorIndex
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -38,12 +42,15 @@ SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-
                          system_prompt=f"Be brief. {SYSTEM_CANARY}",
                          upstream_base_url="https://api.openai.com/v1")  # fmt: skip
 # 401: an event without the authorizer's key id (never served anonymously).
-ALLOWED_STATUSES = {200, 400, 401, 404, 405, 413}
+ALLOWED_STATUSES = {200, 400, 401, 404, 405, 409, 413}
 
 
 class Config:
     def settings(self) -> ModelSettings:
         return SETTINGS
+
+    def leaves(self) -> dict[str, str]:
+        return {"provider": "bedrock", "model-id": "amazon.titan-embed-text-v2:0", "base-url": "https://x.example/v1"}
 
     def upstream_api_key(self) -> str:
         return UPSTREAM_KEY_CANARY
@@ -248,3 +255,94 @@ def test_any_retrieval_request_gets_a_well_formed_answer(path, body):
     Model.failed = False
     event = {"resource": path, "httpMethod": "POST", "headers": {}, "body": body, "requestContext": AUTHORIZED}
     _check(RETRIEVAL.handle(event).response)
+
+
+ALICE_TITLE = "alice-private-conversation-LEAK_CANARY"
+
+
+class ChatModel:
+    def complete(self, request: CompletionRequest) -> Completion:
+        raise AssertionError("the chat streams")
+
+    def stream(self, request: CompletionRequest) -> ModelStream:
+        question = request.messages[-1].content
+        if len(question) % 5 == 1:
+            Model.failed = True
+            raise RuntimeError(f"model refused key {UPSTREAM_KEY_CANARY} ({EXCEPTION_CANARY})")
+
+        class Stream:
+            def __iter__(self) -> Any:
+                yield TextDelta("An answer.")
+                if len(question) % 5 == 2:
+                    raise RuntimeError(f"mid-stream {EXCEPTION_CANARY}")
+
+            def close(self) -> None:
+                return None
+
+        return Stream()
+
+
+@pytest.fixture(scope="module")
+def chat_world() -> Any:
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(TableName="history", BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                         {"AttributeName": "sk", "KeyType": "RANGE"}],
+                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                    {"AttributeName": "sk", "AttributeType": "S"}])  # fmt: skip
+        history = History(dynamodb.Table("history"), retention_days=30)
+        secret = history.create("alice", ALICE_TITLE)
+        bobs = history.create("bob", "Bob's")
+        api = ChatApi(history, model=Config(), model_for=lambda _s: ChatModel(), embedding=Leaves(),
+                      embedder_for=lambda _s, _d: Embedder(),
+                      index=VectorIndex(VectorsClient(), "arn:aws:s3vectors:us-east-1:1:bucket/b/index/i"),
+                      dimension=4, max_body_bytes=16_384, stream_seconds=30)  # fmt: skip
+        yield api, secret.id, bobs.id
+
+
+chat_paths = st.one_of(
+    st.sampled_from(
+        ["/conversations", "/conversations/{id}", "/conversations/{id}/messages", "/conversations/{bob}/messages"]
+    ),
+    st.text(max_size=30).map(lambda t: "/conversations/" + t),
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["GET", "POST", "PATCH", "DELETE", "PUT"]), chat_paths,
+       st.sampled_from(["bob", "", None]), st.one_of(st.none(), st.dictionaries(st.text(max_size=8),
+                                                                                  st.text(max_size=30), max_size=3)),
+       st.one_of(st.none(), st.text(max_size=40), json_values.map(json.dumps),
+                 st.fixed_dictionaries({"content": st.text(max_size=60)}).map(json.dumps),
+                 st.fixed_dictionaries({"title": json_values}).map(json.dumps)))  # fmt: skip
+def test_any_chat_request_answers_in_the_error_shape_and_never_with_another_users_conversation(
+    chat_world, method, path, user, query, body
+):
+    api, alice_conversation, bob_conversation = chat_world
+    Model.failed = False
+    resource = path
+    parameters = None
+    if path.startswith("/conversations/"):
+        rest = path[len("/conversations/") :]
+        own = {"{id}": alice_conversation, "{bob}": bob_conversation}
+        conversation = next((v for k, v in own.items() if rest.startswith(k)), rest.split("/")[0])
+        parameters = {"conversation_id": conversation}
+        resource = "/conversations/{conversation_id}" + ("/messages" if rest.endswith("/messages") else "")
+    claims = {"claims": {"sub": user}} if user is not None else {}
+    event = {"resource": resource, "httpMethod": method, "headers": {}, "pathParameters": parameters,
+             "queryStringParameters": query, "body": body, "requestContext": {"requestId": "fuzz",
+                                                                               "authorizer": claims}}  # fmt: skip
+    outcome = api.handle(event)
+    if outcome.stream is None:
+        _check(outcome.response)
+        text = outcome.response["body"]
+    else:
+        text = b"".join(outcome.stream.body).decode()
+        assert outcome.stream.headers["Content-Type"].startswith("text/event-stream")
+        for block in filter(None, text.split("\n\n")):
+            name, data = (line.split(": ", 1)[1] for line in block.splitlines())
+            if name == "error":
+                assert set(json.loads(data)["error"]) == {"message", "type", "code", "param"}
+        assert "Traceback" not in text and not [canary for canary in CANARIES if canary in text]
+    assert ALICE_TITLE not in text  # only alice may read her conversation, and she is never the caller here
