@@ -391,7 +391,7 @@ def test_user_pools_deploy_and_srp_sign_in_checks_the_password(patched):
     cognito = client("cognito-idp")
     app = cognito.describe_user_pool_client(UserPoolId=pool_id, ClientId=client_id)["UserPoolClient"]
     assert app["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-    password = "Correct-Horse-Battery-9"  # noqa: S105 - a test user's
+    password = "Correct-Horse-Battery-9"
     cognito.admin_create_user(UserPoolId=pool_id, Username="alice@example.com", MessageAction="SUPPRESS",
                               UserAttributes=[{"Name": "email", "Value": "alice@example.com"}])  # fmt: skip
     cognito.admin_set_user_password(UserPoolId=pool_id, Username="alice@example.com", Password=password,
