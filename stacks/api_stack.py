@@ -10,8 +10,9 @@ from constructs import Construct
 from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.foundation.package_layer import PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
+from constructs_lib.foundation.tables import TableProps
 from constructs_lib.inference.bedrock_access import grant_invoke
-from constructs_lib.inference.key_table import ApiKeyTable, ApiKeyTableProps
+from constructs_lib.inference.key_table import ApiKeyTable
 from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
 from lambda_src.contracts import knowledge as knowledge_contract
@@ -55,7 +56,7 @@ class ApiStack(PlatformStack):
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
         api_config = stage.api
         self.key = self.stage_key("ApiKey", description=f"Encrypts the {stage.name} API's key registry and logs")
-        self.key_table = ApiKeyTable(self, "Keys", props=ApiKeyTableProps(key=self.key, retain=stage.retain_data))
+        self.key_table = ApiKeyTable(self, "Keys", props=TableProps(key=self.key, retain=stage.retain_data))
         powertools = PowertoolsLayer(self, "Powertools").layer
 
         self.authorizer = self._function(

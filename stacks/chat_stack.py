@@ -7,8 +7,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from constructs_lib.chat.history_table import HistoryTable, HistoryTableProps
+from constructs_lib.chat.history_table import HistoryTable
 from constructs_lib.chat.user_pool import ChatUsers, ChatUsersProps
+from constructs_lib.foundation.tables import TableProps
 from lambda_src.contracts import chat, parameters
 from stacks.base import PlatformStack
 from stacks.stages import StageConfig
@@ -23,7 +24,7 @@ class ChatStack(PlatformStack):
         self.key = self.stage_key("ChatKey", description=f"Encrypts the {stage.name} chat users' conversations")
         self.users = ChatUsers(self, "Users", props=ChatUsersProps(settings=stage.chat, stage_name=stage.name,
                                                                    retain=stage.retain_data))  # fmt: skip
-        self.history = HistoryTable(self, "History", props=HistoryTableProps(key=self.key, retain=stage.retain_data))
+        self.history = HistoryTable(self, "History", props=TableProps(key=self.key, retain=stage.retain_data))
         for parameter_id, name, value, description in (
             ("UserPoolParameter", chat.USER_POOL_PARAMETER, self.users.pool.user_pool_id, "The chat's user pool"),
             ("WebClientParameter", chat.CLIENT_PARAMETER, self.users.client.user_pool_client_id,

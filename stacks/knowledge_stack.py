@@ -15,8 +15,9 @@ from constructs_lib.dataset.prefix_access import object_statements
 from constructs_lib.foundation.nag import acknowledge, nag_ref
 from constructs_lib.foundation.package_layer import KNOWLEDGE_PACKAGES, PackageLayer, PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
+from constructs_lib.foundation.tables import TableProps
 from constructs_lib.inference.bedrock_access import grant_invoke
-from constructs_lib.knowledge.manifest_table import ManifestTable, ManifestTableProps
+from constructs_lib.knowledge.manifest_table import ManifestTable
 from constructs_lib.knowledge.pipeline import IngestionPipeline, IngestionPipelineProps
 from constructs_lib.knowledge.vector_store import VectorStore, VectorStoreProps
 from lambda_src.contracts import knowledge, parameters
@@ -46,7 +47,7 @@ class KnowledgeStack(PlatformStack):
             key=self.key, dimension=settings.dimension, index_version=settings.index_version,
             retain=stage.retain_data))  # fmt: skip
         self.manifest = ManifestTable(self, "Manifest",
-                                      props=ManifestTableProps(key=self.key, retain=stage.retain_data))  # fmt: skip
+                                      props=TableProps(key=self.key, retain=stage.retain_data))  # fmt: skip
         # Work lists of runs (one JSON file each); rewritten every run, so the stage's retention does not apply.
         work = self.secure_bucket("Work", purpose="knowledge-work", retain=False, encryption_key=self.key)
 

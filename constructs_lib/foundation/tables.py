@@ -4,6 +4,7 @@ protection and retention with the data they hold; and exact grants that reach th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -58,3 +59,32 @@ def grant_table(grantee: iam.IGrantable, table: dynamodb.ITable, key: kms.IKey, 
             conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
         )
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableProps:
+    key: kms.IKey
+    retain: bool
+
+
+class EncryptedTable(Construct):
+    """One ``encrypted_table`` (child "Table") and exact grants on it. A capability's table derives from it and
+    states its layout: ``PARTITION_KEY``, ``SORT_KEY``, ``TIME_TO_LIVE``, ``BACKUP_REASON``.
+
+    Attribute: ``table``."""
+
+    PARTITION_KEY: str
+    SORT_KEY: str | None = None
+    TIME_TO_LIVE: str | None = None
+    BACKUP_REASON: str
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: TableProps) -> None:
+        super().__init__(scope, construct_id)
+        self._key = props.key
+        self.table = encrypted_table(self, "Table", key=props.key, retain=props.retain,
+                                     partition_key=self.PARTITION_KEY, sort_key=self.SORT_KEY,
+                                     time_to_live=self.TIME_TO_LIVE, backup_reason=self.BACKUP_REASON)  # fmt: skip
+
+    def grant(self, grantee: iam.IGrantable, actions: Sequence[str]) -> iam.Grant:
+        """Exactly ``actions`` (``dynamodb:Query`` ...) on the table, its key only through DynamoDB."""
+        return grant_table(grantee, self.table, self._key, actions)

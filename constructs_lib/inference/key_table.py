@@ -3,38 +3,25 @@ and found by its id through a global secondary index (how `python -m tools.keys 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from constructs_lib.foundation.tables import encrypted_table, grant_table
+from constructs_lib.foundation.tables import EncryptedTable, TableProps
 from lambda_src.contracts.keys import HASH_ATTRIBUTE, KEY_ID_ATTRIBUTE, KEY_ID_INDEX
 
 
-@dataclass(frozen=True, kw_only=True)
-class ApiKeyTableProps:
-    key: kms.IKey
-    retain: bool
+class ApiKeyTable(EncryptedTable):
+    """Items as lambda_src/contracts/keys.py lays them out (key hash as partition key)."""
 
+    PARTITION_KEY = HASH_ATTRIBUTE
+    BACKUP_REASON = (
+        "Point-in-time recovery keeps 35 days of continuous backups; keys can be re-issued with the admin command, "
+        "so an AWS Backup plan would add cost without a better recovery point."
+    )
 
-class ApiKeyTable(Construct):
-    """Attributes: ``table``. Items as lambda_src/contracts/keys.py lays them out (key hash as partition key)."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, props: ApiKeyTableProps) -> None:
-        super().__init__(scope, construct_id)
-        self._key = props.key
-        self.table = encrypted_table(
-            self,
-            "Table",
-            key=props.key,
-            retain=props.retain,
-            partition_key=HASH_ATTRIBUTE,
-            backup_reason="Point-in-time recovery keeps 35 days of continuous backups; keys can be re-issued with the "
-            "admin command, so an AWS Backup plan would add cost without a better recovery point.",
-        )
+    def __init__(self, scope: Construct, construct_id: str, *, props: TableProps) -> None:
+        super().__init__(scope, construct_id, props=props)
         # Adding an index is an in-place update (the table keeps its data); revoke reads the table key from
         # the index and the rest from the item it updates, so the index holds nothing else.
         self.table.add_global_secondary_index(
@@ -45,4 +32,4 @@ class ApiKeyTable(Construct):
 
     def grant_lookup(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read one item by key hash, decrypting through DynamoDB only (narrower than ``grant_read_data``)."""
-        return grant_table(grantee, self.table, self._key, ["dynamodb:GetItem"])
+        return self.grant(grantee, ["dynamodb:GetItem"])
