@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lambda_src.chat.grounding import Source
 from lambda_src.chat.history import Conversation, Message
 from lambda_src.contracts import chat as c
-from lambda_src.contracts.audit import PHASE_REQUEST
-from lambda_src.shared.audit_writer import AuditFailedError
-from lambda_src.shared.errors import ApiError, audit_unavailable, server_error, upstream_timeout
+from lambda_src.shared.dispatch import close_stream
+from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import Completion, CompletionRequest, Finish, ModelStream, StreamEvent, TextDelta, Usage
 from lambda_src.shared.proxy import header, response_headers
@@ -65,31 +64,11 @@ class Answering:
 
     def open(self, request: CompletionRequest, settings: ModelSettings, question: Question) -> StreamingResponse:
         api, outcome = self.api, self.outcome
-        outcome.streamed = True
-        if api.audit is not None and api.audit.mode == "required":
-            try:
-                api.audit.write(api.audit_event(outcome, time.perf_counter(), PHASE_REQUEST))
-            except AuditFailedError:
-                outcome.streamed = False
-                outcome.audit_failed = True
-                raise audit_unavailable() from None
-        stream: ModelStream | None = None
-        try:
-            stream = api.model_for(settings).stream(request)
-            events = iter(stream)
-            first = next(events, None)
-        except BaseException as error:
-            outcome.streamed = False  # answered as JSON with its own status: one record, as buffered
-            if stream is not None:
-                _close(stream)
-            if isinstance(error, ApiError):
-                outcome.error_type = error.code
-            raise
+        api.record_request(outcome)
+        stream, first, events = api.open_model_stream(outcome, api.model_for(settings), request)
         headers = response_headers(CONTENT_TYPE, request_id=outcome.request_id, origin=header(self.event, "origin"),
                                    cors_origins=api.cors_origins)  # fmt: skip
-        return StreamingResponse(
-            200, headers, self._body(stream, [first] if first is not None else [], events, question)
-        )
+        return StreamingResponse(200, headers, self._body(stream, first, events, question))
 
     def _body(self, stream: ModelStream, first: list[StreamEvent], events: Iterator[StreamEvent],
               question: Question) -> Iterator[bytes]:  # fmt: skip
@@ -130,7 +109,7 @@ class Answering:
             outcome.status, outcome.error_type = failure.status, failure.code
             yield sse(c.EVENT_ERROR, failure.body())
         finally:
-            _close(stream)
+            close_stream(stream)
             text = "".join(pieces)
             outcome.output_text = text
             outcome.usage = Completion(text, finish or "stop", prompt_tokens, completion_tokens)
@@ -143,10 +122,3 @@ class Answering:
                 LOGGER.error("the answer could not be stored", extra={"error_type": type(error).__name__,
                              "frames": frames(error), "api_request_id": outcome.request_id})  # fmt: skip
                 outcome.error_type = outcome.error_type or "history_unavailable"
-
-
-def _close(stream: ModelStream) -> None:
-    try:
-        stream.close()
-    except Exception as error:
-        LOGGER.warning("closing the model stream failed", extra={"error_type": type(error).__name__})

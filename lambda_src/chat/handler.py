@@ -25,8 +25,7 @@ from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.dispatch import Outcome
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
 from lambda_src.shared.logs import route_module_logs
-from lambda_src.shared.models import ModelClient
-from lambda_src.shared.models.bedrock import BedrockModel
+from lambda_src.shared.models import ModelClient, model_client
 from lambda_src.shared.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -57,11 +56,7 @@ def bedrock_client(read_timeout: int) -> Any:
 
 
 def model_for(settings: ModelSettings) -> ModelClient:
-    if settings.provider == "openai-compatible":
-        from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
-
-        return OpenAICompatibleModel(settings.upstream_base_url, MODEL.upstream_api_key)
-    return BedrockModel(bedrock_client)
+    return model_client(settings, MODEL.upstream_api_key, bedrock_client)
 
 
 def embedder_for(settings: EmbeddingSettings, dimension: int) -> Embedder:

@@ -22,8 +22,7 @@ from lambda_src.shared import request_log
 from lambda_src.shared.audit_writer import AuditWriter, stream_writer
 from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.logs import route_module_logs
-from lambda_src.shared.models import ModelClient
-from lambda_src.shared.models.bedrock import BedrockModel
+from lambda_src.shared.models import ModelClient, model_client
 
 if TYPE_CHECKING:
     from lambda_src.shared.runtime.response import StreamingResponse
@@ -62,12 +61,7 @@ def bedrock_client(read_timeout: int) -> Any:
 
 
 def model_for(settings: ModelSettings) -> ModelClient:
-    if settings.provider == "openai-compatible":
-        # Imported on first use: urllib.request and its email parsing cost cold-start time Bedrock never needs.
-        from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
-
-        return OpenAICompatibleModel(settings.upstream_base_url, CONFIG.upstream_api_key)
-    return BedrockModel(bedrock_client)
+    return model_client(settings, CONFIG.upstream_api_key, bedrock_client)
 
 
 def audit_writer() -> AuditWriter | None:

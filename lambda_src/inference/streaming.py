@@ -9,17 +9,17 @@ bookkeeping follow its end, however it ends (the last byte, an error event, or t
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from lambda_src.contracts.audit import PHASE_REQUEST
 from lambda_src.inference.sse import CONTENT_TYPE, DONE, ChunkWriter, event, tool_call_delta
-from lambda_src.shared.audit_writer import AuditFailedError
 from lambda_src.shared.config_source import ModelSettings
-from lambda_src.shared.errors import ApiError, audit_unavailable, server_error, upstream_timeout
+from lambda_src.shared.dispatch import close_stream
+from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import (
     Completion,
@@ -54,32 +54,15 @@ class Streams:
         REQUEST audit record (required mode), the hooks, opening the model stream and its first event."""
         outcome.model_id = settings.model_id
         outcome.provider = settings.provider
-        outcome.streamed = True
-        if self.api.audit is not None and self.api.audit.mode == "required":
-            try:
-                self.api.audit.write(self.api.audit_event(outcome, time.perf_counter(), PHASE_REQUEST))
-            except AuditFailedError:
-                outcome.streamed = False
-                outcome.audit_failed = True
-                raise audit_unavailable() from None
+        self.api.record_request(outcome)
         try:
             self.api.hooks.before(request, outcome)
         except BaseException:
             outcome.streamed = False
             raise
-        stream: ModelStream | None = None
-        try:
-            stream = self.api.model_for(settings).stream(request)
-            events = iter(stream)
-            first = next(events, None)
-        except BaseException as error:
-            outcome.streamed = False  # answered as JSON with its own status: one record, as buffered
-            if stream is not None:
-                _close(stream)
-            if isinstance(error, ApiError):
-                outcome.error_type = error.code
-            self.api.hooks.after(request, outcome)
-            raise
+        stream, first, events = self.api.open_model_stream(
+            outcome, self.api.model_for(settings), request, on_failure=lambda: self.api.hooks.after(request, outcome)
+        )
         writer = ChunkWriter(f"chatcmpl-{outcome.request_id}", int(self.api.clock()), settings.model_id,
                              include_usage=include_usage)  # fmt: skip
         headers = response_headers(CONTENT_TYPE, request_id=outcome.request_id, origin=header(event, "origin"),
@@ -89,7 +72,7 @@ class Streams:
         )
 
     def _sse(self, request: CompletionRequest, stream: ModelStream, *, events: Iterator[StreamEvent],
-             first: StreamEvent | None, writer: ChunkWriter, outcome: Outcome) -> Iterator[bytes]:  # fmt: skip
+             first: list[StreamEvent], writer: ChunkWriter, outcome: Outcome) -> Iterator[bytes]:  # fmt: skip
         """The answer as server-sent events. Model errors after the first byte become an error event; a caller
         that goes away (GeneratorExit at a yield) closes the model stream. Bookkeeping runs in ``finally``."""
         deadline = time.monotonic() + max(1, self.api.stream_seconds - STREAM_MARGIN_SECONDS)
@@ -98,7 +81,7 @@ class Streams:
         ended = False  # the last byte was handed over: closing the body now is no disconnect
         try:
             yield writer.chunk({"role": "assistant", "content": ""})
-            for item in _chain([first] if first is not None else [], events):
+            for item in itertools.chain(first, events):
                 data = answer.chunk(item)
                 if data:
                     yield data
@@ -120,7 +103,7 @@ class Streams:
             outcome.status, outcome.error_type = failure.status, failure.code
             yield event(failure.body())
         finally:
-            _close(stream)
+            close_stream(stream)
             outcome.output_text = answer.output_text()
             outcome.usage = Completion(outcome.output_text, answer.finish or "stop", answer.prompt_tokens,
                                        answer.completion_tokens)  # fmt: skip
@@ -164,16 +147,3 @@ class _StreamedAnswer:
     def output_text(self) -> str:
         calls = [{"id": c[0], "name": c[1], "arguments": "".join(c[2:])} for _i, c in sorted(self.calls.items())]
         return "".join(self.text) + (json.dumps(calls, ensure_ascii=False) if calls else "")
-
-
-def _close(stream: ModelStream) -> None:
-    """Stop the model call; a failure to close must not replace the answer's own ending."""
-    try:
-        stream.close()
-    except Exception as error:
-        LOGGER.warning("closing the model stream failed", extra={"error_type": type(error).__name__})
-
-
-def _chain(first: Iterable[StreamEvent], rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-    yield from first
-    yield from rest

@@ -26,7 +26,7 @@ from lambda_src.contracts.api import (
     request_schema,
     routes_of,
 )
-from lambda_src.contracts.audit import session_key
+from lambda_src.contracts.audit import PHASE_REQUEST, session_key
 from lambda_src.contracts.schemas import MAX_USER_CHARS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.errors import ApiError, audit_unavailable, not_found, server_error, unauthorized
@@ -35,6 +35,7 @@ from lambda_src.shared.proxy import header, json_body, json_response
 from lambda_src.shared.validation import Schema, request_error
 
 if TYPE_CHECKING:
+    from lambda_src.shared.models import CompletionRequest, ModelClient, ModelStream, StreamEvent
     from lambda_src.shared.runtime.response import StreamingResponse
 
     Operation = Callable[[dict[str, Any], dict[str, Any], "Outcome"], "dict[str, Any] | StreamingResponse"]
@@ -181,6 +182,40 @@ class Dispatcher:
         outcome.stream = StreamingResponse(answer.status_code, answer.headers, finishing())
         return outcome
 
+    def record_request(self, outcome: Outcome) -> None:
+        """Before a streamed answer's model call, in required audit mode: its REQUEST record (who, when, model,
+        input) must be accepted, or there is no call and no output (503)."""
+        outcome.streamed = True
+        if self.audit is not None and self.audit.mode == "required":
+            try:
+                self.audit.write(self.audit_event(outcome, time.perf_counter(), PHASE_REQUEST))
+            except AuditFailedError:
+                outcome.streamed = False
+                outcome.audit_failed = True
+                raise audit_unavailable() from None
+
+    def open_model_stream(self, outcome: Outcome, model: ModelClient, request: CompletionRequest,
+                          on_failure: Callable[[], None] | None = None,
+                          ) -> tuple[ModelStream, list[StreamEvent], Iterator[StreamEvent]]:  # fmt: skip
+        """The model stream opened and its first event read, before the first byte: a failure here still answers
+        as JSON with its own status (one record, as a buffered answer). Returns (the stream, its first event if
+        any, the rest); ``on_failure`` runs when the call failed (e.g. a budget's settlement)."""
+        stream: ModelStream | None = None
+        try:
+            stream = model.stream(request)
+            events = iter(stream)
+            first = next(events, None)
+        except BaseException as error:
+            outcome.streamed = False
+            if stream is not None:
+                close_stream(stream)
+            if isinstance(error, ApiError):
+                outcome.error_type = error.code
+            if on_failure is not None:
+                on_failure()
+            raise
+        return stream, [first] if first is not None else [], events
+
     def _write_audit(self, outcome: Outcome, started: float, event: Any) -> None:
         assert self.audit is not None  # noqa: S101 - checked by the caller
         try:
@@ -247,6 +282,14 @@ class Dispatcher:
         outcome.response = json_response(status, body, request_id=outcome.request_id, origin=header(event, "origin"),
                                          cors_origins=self.cors_origins, extra_headers=extra_headers)  # fmt: skip
         return outcome
+
+
+def close_stream(stream: ModelStream) -> None:
+    """Stop the model call; a failure to close must not replace the answer's own ending."""
+    try:
+        stream.close()
+    except Exception as error:
+        LOGGER.warning("closing the model stream failed", extra={"error_type": type(error).__name__})
 
 
 def route_of(event: dict[str, Any]) -> str:

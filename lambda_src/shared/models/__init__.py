@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lambda_src.shared.models.stream import Finish, ModelStream, StreamEvent, TextDelta, ToolCallDelta, Usage
 
 __all__ = ["Completion", "CompletionRequest", "Finish", "Image", "Message", "ModelClient", "ModelStream",
-           "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage"]  # fmt: skip
+           "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage", "model_client"]  # fmt: skip
 _STREAM_TYPES = frozenset({"Finish", "ModelStream", "StreamEvent", "TextDelta", "ToolCallDelta", "Usage"})
 
 # The value types on the request path are NamedTuples: immutable like frozen dataclasses, but a frozen
@@ -82,6 +84,30 @@ class ModelClient(Protocol):
     def complete(self, request: CompletionRequest) -> Completion: ...
 
     def stream(self, request: CompletionRequest) -> ModelStream: ...
+
+
+class Provider(Protocol):
+    """What picks a model's adapter (ModelSettings has it)."""
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def upstream_base_url(self) -> str: ...
+
+
+def model_client(settings: Provider, api_key: Callable[[], str],
+                 bedrock_client: Callable[[int], Any]) -> ModelClient:  # fmt: skip
+    """The adapter of the configured provider: Bedrock's Converse through ``bedrock_client(read_timeout)``, or an
+    OpenAI-compatible upstream with ``api_key()`` (its module is imported on first use: urllib.request and its
+    email parsing cost cold-start time Bedrock never needs)."""
+    if settings.provider == "openai-compatible":
+        from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
+
+        return OpenAICompatibleModel(settings.upstream_base_url, api_key)
+    from lambda_src.shared.models.bedrock import BedrockModel  # noqa: PLC0415
+
+    return BedrockModel(bedrock_client)
 
 
 def __getattr__(name: str) -> Any:
