@@ -51,9 +51,13 @@ class ApiStack(PlatformStack):
         audit: AuditStack,
         knowledge: KnowledgeStack,
         chat: ChatStack,
+        web_origins: tuple[str, ...] = (),
         env: cdk.Environment | None = None,
     ) -> None:
+        """``web_origins``: browser origins of the web app (deploy-time values, e.g. its CloudFront distribution's
+        ``https://`` + domain name), allowed by CORS beside the stage's ``api.cors_allowed_origins``."""
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
+        self.cors_origins = (*stage.api.cors_allowed_origins, *web_origins)
         api_config = stage.api
         self.key = self.stage_key("ApiKey", description=f"Encrypts the {stage.name} API's key registry and logs")
         self.key_table = ApiKeyTable(self, "Keys", props=TableProps(key=self.key, retain=stage.retain_data))
@@ -90,7 +94,7 @@ class ApiStack(PlatformStack):
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
                     config_cache_seconds=api_config.config_cache_seconds,
                     max_body_bytes=api_config.max_body_bytes,
-                    cors_allowed_origins=api_config.cors_allowed_origins,
+                    cors_allowed_origins=self.cors_origins,
                     audit_stream_name=audit.audit.stream.delivery_stream_name,
                     audit_mode=stage.audit.mode,
                     audit_content=stage.audit.content,
@@ -120,6 +124,7 @@ class ApiStack(PlatformStack):
                 },
                 streaming_functions=frozenset({"inference", "chat"}) if streaming else frozenset(),
                 user_pool=chat.users.pool,
+                web_origins=web_origins,
                 authorizer=self.authorizer.function,
                 log_key=self.key,
                 log_retention_days=stage.log_retention_days,
@@ -184,7 +189,7 @@ class ApiStack(PlatformStack):
                     embedding_batch_size=stage.knowledge.embedding_batch_size,
                     config_cache_seconds=stage.api.config_cache_seconds,
                     max_body_bytes=stage.api.max_body_bytes,
-                    cors_allowed_origins=stage.api.cors_allowed_origins,
+                    cors_allowed_origins=self.cors_origins,
                     audit_stream_name=audit.audit.stream.delivery_stream_name,
                     audit_mode=stage.audit.mode,
                     audit_content=stage.audit.content,
@@ -225,7 +230,7 @@ class ApiStack(PlatformStack):
                     embedding_batch_size=stage.knowledge.embedding_batch_size,
                     config_cache_seconds=stage.api.config_cache_seconds,
                     max_body_bytes=stage.api.max_body_bytes,
-                    cors_allowed_origins=stage.api.cors_allowed_origins,
+                    cors_allowed_origins=self.cors_origins,
                     audit_stream_name=audit.audit.stream.delivery_stream_name,
                     audit_mode=stage.audit.mode,
                     audit_content=stage.audit.content,

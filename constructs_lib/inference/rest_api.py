@@ -87,6 +87,13 @@ class InferenceApiProps:
     streaming_functions: frozenset[str] = frozenset()
     # The user pool whose ID tokens the user routes (Route.auth == "user") take: a Cognito authorizer on them.
     user_pool: cognito.IUserPool | None = None
+    # Browser origins beside the stage's ``cors_allowed_origins``: deploy-time values such as a CloudFront
+    # distribution's ``https://`` + domain name (a token), passed from the construct rather than copied.
+    web_origins: tuple[str, ...] = ()
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return (*self.api.cors_allowed_origins, *self.web_origins)
 
     def __post_init__(self) -> None:
         missing = sorted({route.function for route in ROUTES} - set(self.functions))
@@ -109,9 +116,9 @@ class InferenceApi(Construct):
             self, "AccessLogs", key=props.log_key, retention_days=props.log_retention_days, retain=props.retain_logs
         )
         cors = None
-        if config.cors_allowed_origins:
+        if props.cors_origins:
             cors = apigw.CorsOptions(
-                allow_origins=list(config.cors_allowed_origins),
+                allow_origins=list(props.cors_origins),
                 allow_methods=[*sorted({route.method for route in ROUTES}), "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type", SESSION_HEADER],
                 max_age=cdk.Duration.hours(1),

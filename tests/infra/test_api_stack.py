@@ -438,6 +438,31 @@ def test_a_new_route_table_entry_becomes_a_method_with_its_model(monkeypatch):
     assert added["RequestModels"] == {"application/json": {"Ref": model}}
 
 
+def test_the_web_apps_origin_is_passed_as_a_deploy_time_value_and_allowed_beside_the_stages(monkeypatch):
+    """The web app's origin (its distribution's domain, a token) joins the stage's CORS origins: the preflight
+    answers it, as it would a literal origin."""
+    stack = cdk.Stack(cdk.App(context=CDK_JSON_CONTEXT, builtin_cloud_formation_validation=False), "cors")
+    code = lambda_.Code.from_inline("def handler(event, context): pass")
+
+    def function(name: str) -> lambda_.Function:
+        return lambda_.Function(stack, name, runtime=lambda_.Runtime.PYTHON_3_14, handler="index.handler", code=code)
+
+    web = "https://" + cdk.Fn.import_value("llm-platform-dev-web:DistributionDomainName")
+    rest_api.InferenceApi(stack, "Api", props=rest_api.InferenceApiProps(
+        stage_name="dev", api=DEV.api, web_origins=(web,),
+        functions={"inference": function("Inference"), "retrieval": function("Retrieval"), "chat": function("Chat")},
+        user_pool=cognito.UserPool(stack, "Users"),
+        authorizer=function("Authorizer"), log_key=kms.Key(stack, "Key"), log_retention_days=14, retain_logs=False,
+    ))  # fmt: skip
+    template = dict(Template.from_stack(stack).to_json())
+    preflights = [m["Properties"] for m in by_type(template, "AWS::ApiGateway::Method").values()
+                  if m["Properties"]["HttpMethod"] == "OPTIONS"]  # fmt: skip
+    assert preflights
+    for preflight in preflights:
+        answer = json.dumps(preflight["Integration"]["IntegrationResponses"])
+        assert "llm-platform-dev-web:DistributionDomainName" in answer and DEV.api.cors_allowed_origins[0] in answer
+
+
 def test_the_retrieval_function_may_embed_with_titan_query_the_index_read_its_settings_and_audit_nothing_else(dev):
     """IAM exactly: the embedding model, a read of the index (QueryVectors with metadata needs GetVectors), the
     embedding parameters and the upstream key, the audit stream; no chat model, no write to the index."""
