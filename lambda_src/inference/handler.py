@@ -75,11 +75,7 @@ API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV
 
 @LOGGER.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
-    outcome = API.handle(event, record)
-    if outcome.stream is None:
-        return outcome.response
-    # Streaming switched off (managed runtime, buffered integration): the whole stream as one answer.
-    return outcome.stream if ENV.stream_timeout_seconds else outcome.stream.buffered()
+    return API.handle(event, record).reply(streaming=bool(ENV.stream_timeout_seconds))
 
 
 def record(outcome: Outcome) -> None:

@@ -97,6 +97,13 @@ class Outcome:
         self.disconnected = False
         self.latency_ms = 0.0
 
+    def reply(self, streaming: bool) -> dict[str, Any] | StreamingResponse:
+        """What the handler returns: the JSON response, or the stream; with streaming switched off (the managed
+        runtime behind a buffered integration) the whole stream as one response."""
+        if self.stream is None:
+            return self.response
+        return self.stream if streaming else self.stream.buffered()
+
 
 class _Endpoint(NamedTuple):
     route: Route
