@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lambda_src.chat import grounding
 from lambda_src.chat.history import ConversationFullError, History, Message
 from lambda_src.contracts import chat as c
 from lambda_src.shared.audit_writer import AuditWriter
-from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.config_source import LeavesSource, ModelSettings, SettingsSource
 from lambda_src.shared.dispatch import Dispatcher, Outcome, mapping, text
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
@@ -32,20 +32,12 @@ if TYPE_CHECKING:
 FUNCTION = "chat"
 
 
-class ModelSettingsSource(Protocol):
-    def settings(self) -> ModelSettings: ...
-
-
-class LeavesSource(Protocol):
-    def leaves(self) -> dict[str, str]: ...
-
-
 def conversation_not_found() -> ApiError:
     return not_found("No such conversation.", "conversation_not_found")
 
 
 class ChatApi(Dispatcher):
-    def __init__(self, history: History, *, model: ModelSettingsSource,
+    def __init__(self, history: History, *, model: SettingsSource,
                  model_for: Callable[[ModelSettings], ModelClient], embedding: LeavesSource,
                  embedder_for: Callable[[EmbeddingSettings, int], Embedder], index: VectorIndex,
                  dimension: int, max_body_bytes: int, cors_origins: tuple[str, ...] = (),

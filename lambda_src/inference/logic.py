@@ -13,10 +13,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lambda_src.shared.audit_writer import AuditWriter
-from lambda_src.shared.config_source import ModelSettings
+from lambda_src.shared.config_source import ModelSettings, SettingsSource
 from lambda_src.shared.dispatch import Caller, Dispatcher, Outcome, session_id
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
 from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
@@ -33,10 +33,6 @@ FUNCTION = "inference"
 # Parameters of OpenAI's API this one refuses clearly rather than ignore (README lists them).
 _UNSUPPORTED = ("functions", "function_call", "logprobs", "top_logprobs", "response_format", "audio", "modalities",
                 "prediction", "logit_bias")  # fmt: skip
-
-
-class SettingsSource(Protocol):
-    def settings(self) -> ModelSettings: ...
 
 
 class ModelCallHooks:

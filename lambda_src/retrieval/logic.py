@@ -14,10 +14,11 @@ import base64
 import json
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from lambda_src.contracts.knowledge import DEFAULT_TOP_K, TITAN_DIMENSIONS
 from lambda_src.shared.audit_writer import AuditWriter
+from lambda_src.shared.config_source import LeavesSource
 from lambda_src.shared.dispatch import Dispatcher, Outcome, session_id
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings
 from lambda_src.shared.errors import invalid_request, not_found
@@ -25,12 +26,6 @@ from lambda_src.shared.retrieval import search
 from lambda_src.shared.vectors import VectorIndex
 
 FUNCTION = "retrieval"
-
-
-class LeavesSource(Protocol):
-    """The embedding parameters by leaf name (ConfigSource.leaves)."""
-
-    def leaves(self) -> dict[str, str]: ...
 
 
 class Tokens(NamedTuple):

@@ -6,7 +6,7 @@ come from lambda_src/contracts/parameters.py, the same ones ModelConfig checks a
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -59,6 +59,18 @@ class ModelSettings(NamedTuple):
         ):
             raise server_error("The model configuration is incomplete or invalid.")
         return settings
+
+
+class SettingsSource(Protocol):
+    """Where an operation reads the model's settings (ConfigSource, or a test's stand-in)."""
+
+    def settings(self) -> ModelSettings: ...
+
+
+class LeavesSource(Protocol):
+    """Where an operation reads the parameters of one settings path by leaf name (ConfigSource.leaves)."""
+
+    def leaves(self) -> dict[str, str]: ...
 
 
 class ConfigSource:
