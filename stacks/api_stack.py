@@ -3,6 +3,8 @@ that serve the route table (lambda_src/contracts/api.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -15,7 +17,6 @@ from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.inference.key_table import ApiKeyTable
 from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
-from lambda_src.contracts import knowledge as knowledge_contract
 from lambda_src.contracts import parameters
 from lambda_src.contracts.environment import (
     AuthorizerEnvironment,
@@ -92,14 +93,8 @@ class ApiStack(PlatformStack):
                 **InferenceEnvironment(
                     model_parameter_path=config.model.path,
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
-                    config_cache_seconds=api_config.config_cache_seconds,
-                    max_body_bytes=api_config.max_body_bytes,
-                    cors_allowed_origins=self.cors_origins,
-                    audit_stream_name=audit.audit.stream.delivery_stream_name,
-                    audit_mode=stage.audit.mode,
-                    audit_content=stage.audit.content,
-                    stage=stage.name,
                     stream_timeout_seconds=stream_timeout,
+                    **self._request_environment(audit),
                 ).variables(),
             },
         )
@@ -171,7 +166,6 @@ class ApiStack(PlatformStack):
                    layer: cdk.aws_lambda.ILayerVersion) -> PythonFunction:  # fmt: skip
         """POST /embeddings and /retrieve: the knowledge base's embedding model and a read of its index, no chat
         model, no write anywhere but the audit stream."""
-        stage = self.stage
         function = self._function(
             "Retrieval",
             package="retrieval",
@@ -182,25 +176,14 @@ class ApiStack(PlatformStack):
             environment={
                 "POWERTOOLS_SERVICE_NAME": "llm-retrieval",
                 **RetrievalEnvironment(
-                    embedding_parameter_path=knowledge.embedding.path,
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
-                    vector_index_arn=knowledge.vectors.index_arn,
-                    dimension=stage.knowledge.dimension,
-                    embedding_batch_size=stage.knowledge.embedding_batch_size,
-                    config_cache_seconds=stage.api.config_cache_seconds,
-                    max_body_bytes=stage.api.max_body_bytes,
-                    cors_allowed_origins=self.cors_origins,
-                    audit_stream_name=audit.audit.stream.delivery_stream_name,
-                    audit_mode=stage.audit.mode,
-                    audit_content=stage.audit.content,
-                    stage=stage.name,
+                    **knowledge.search_environment(),
+                    **self._request_environment(audit),
                 ).variables(),
             },
         )
-        knowledge.vectors.grant_read(function)
-        knowledge.embedding.grant_read(function)
+        knowledge.grant_search(function)
         config.upstream_api_key.grant_read(function)
-        grant_invoke(self, function, [knowledge_contract.TITAN_V2], actions=["bedrock:InvokeModel"])
         audit.audit.grant_write(function)
         return function
 
@@ -223,19 +206,10 @@ class ApiStack(PlatformStack):
                 **ChatEnvironment(
                     history_table_name=chat.history.table.table_name,
                     model_parameter_path=config.model.path,
-                    embedding_parameter_path=knowledge.embedding.path,
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
-                    vector_index_arn=knowledge.vectors.index_arn,
-                    dimension=stage.knowledge.dimension,
-                    embedding_batch_size=stage.knowledge.embedding_batch_size,
-                    config_cache_seconds=stage.api.config_cache_seconds,
-                    max_body_bytes=stage.api.max_body_bytes,
-                    cors_allowed_origins=self.cors_origins,
-                    audit_stream_name=audit.audit.stream.delivery_stream_name,
-                    audit_mode=stage.audit.mode,
-                    audit_content=stage.audit.content,
-                    stage=stage.name,
                     stream_timeout_seconds=stream_timeout,
+                    **knowledge.search_environment(),
+                    **self._request_environment(audit),
                     history_retention_days=settings.history_retention_days,
                     retrieval_top_k=settings.retrieval_top_k,
                     history_messages=settings.history_messages,
@@ -244,14 +218,19 @@ class ApiStack(PlatformStack):
         )
         chat.history.grant(function, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                       "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"])  # fmt: skip
-        knowledge.vectors.grant_read(function)
-        knowledge.embedding.grant_read(function)
+        knowledge.grant_search(function)
         config.model.grant_read(function)
         config.upstream_api_key.grant_read(function)
-        grant_invoke(self, function, [knowledge_contract.TITAN_V2], actions=["bedrock:InvokeModel"])
         audit.audit.grant_write(function)
         self._grant_model(function)
         return function
+
+    def _request_environment(self, audit: AuditStack) -> dict[str, Any]:
+        """What every function serving API requests is told: its config cache, body limit, CORS origins, audit."""
+        stage = self.stage
+        return {"config_cache_seconds": stage.api.config_cache_seconds, "max_body_bytes": stage.api.max_body_bytes,
+                "cors_allowed_origins": self.cors_origins, "audit_stream_name": audit.audit.stream.delivery_stream_name,
+                "audit_mode": stage.audit.mode, "audit_content": stage.audit.content, "stage": stage.name}  # fmt: skip
 
     def _grant_model(self, function: PythonFunction) -> None:
         """The stage's chat models, buffered and streamed (cross-region profiles: their acknowledged wildcard)."""

@@ -4,8 +4,10 @@ fills the index from the dataset bucket's knowledge prefix and YouTube playlists
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -140,6 +142,20 @@ class KnowledgeStack(PlatformStack):
         cdk.CfnOutput(self, "VectorIndexArn", value=self.vectors.index_arn)
         cdk.CfnOutput(self, "YoutubeSecretArn", value=self.youtube_secret.secret_arn,
                       description='Set {"api_key": "..."} here to ingest the configured playlists')  # fmt: skip
+
+    def search_environment(self) -> dict[str, Any]:
+        """What a function searching the knowledge base is told (fields of the functions' environments): the
+        embedding settings' path, the index, its dimension, the embedding batch size."""
+        settings = self.stage.knowledge
+        return {"embedding_parameter_path": self.embedding.path, "vector_index_arn": self.vectors.index_arn,
+                "dimension": settings.dimension, "embedding_batch_size": settings.embedding_batch_size}  # fmt: skip
+
+    def grant_search(self, grantee: iam.IGrantable) -> None:
+        """Search the knowledge base: read the embedding settings, embed a query with Titan V2, query the index.
+        (An openai-compatible embedding provider's key is the stage's upstream key: grant that beside.)"""
+        self.vectors.grant_read(grantee)
+        self.embedding.grant_read(grantee)
+        grant_invoke(self, grantee, [knowledge.TITAN_V2], actions=["bedrock:InvokeModel"])
 
     def _secret(self, construct_id: str, field: str, description: str) -> secretsmanager.Secret:
         """A secret the operator fills in; created holding a placeholder (generated, never in the template)."""
