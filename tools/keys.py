@@ -44,7 +44,7 @@ from lambda_src.contracts.keys import (
     record_item,
 )
 from lambda_src.contracts.naming import APP_NAME
-from stacks.stages import STAGES
+from tools.operator import ToolError, check_stage, error_code, run_command, stage_parameter
 
 _OWNER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 # Attributes the admin command adds to a key's item: the id of its API Gateway key; during `migrate`, the id
@@ -52,10 +52,6 @@ _OWNER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 APIGW_KEY_ATTRIBUTE = "apigw_key_id"
 LEGACY_APIGW_KEY_ATTRIBUTE = "legacy_apigw_key_id"
 LIST_FIELDS = ("key_id", "owner", "plan", "status", "created_at", "revoked_at")
-
-
-class KeyToolError(Exception):
-    """A problem to report to the operator in one sentence."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +68,13 @@ class Clients:
 
 class KeyAdmin:
     def __init__(self, stage: str, clients: Clients) -> None:
-        if stage not in STAGES:
-            raise KeyToolError(f"--stage must be one of {', '.join(sorted(STAGES))} (got {stage!r}).")
+        check_stage(stage)
         self.stage = stage
         self.clients = clients
 
     def _parameter(self, relative: str, what: str) -> str:
-        name = parameters.parameter_name(self.stage, relative)
-        try:
-            return str(self.clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                raise KeyToolError(f"{what} not found at {name}: is the {self.stage} API deployed?") from None
-            raise
+        return stage_parameter(self.clients.ssm, self.stage, relative,
+                               f"{what} not found at {{name}}: is the {self.stage} API deployed?")  # fmt: skip
 
     def plans(self) -> dict[str, str]:
         path = parameters.parameter_name(self.stage, parameters.USAGE_PLANS)
@@ -94,11 +84,11 @@ class KeyAdmin:
     def create(self, owner: str, plan: str) -> tuple[str, str]:
         """Register a new key; returns (key_id, key). The key is shown once and never stored."""
         if not _OWNER.match(owner):
-            raise KeyToolError("--owner must be 1-128 letters, digits or ._@+- (it identifies the caller in logs).")
+            raise ToolError("--owner must be 1-128 letters, digits or ._@+- (it identifies the caller in logs).")
         table = self._parameter(parameters.KEY_TABLE, "The key table")
         plans = self.plans()
         if plan not in plans:
-            raise KeyToolError(f"--plan must be one of {', '.join(sorted(plans)) or '(none deployed)'} (got {plan!r}).")
+            raise ToolError(f"--plan must be one of {', '.join(sorted(plans)) or '(none deployed)'} (got {plan!r}).")
         key = new_key()
         key_id = new_key_id()
         usage_identifier = new_usage_identifier()
@@ -136,7 +126,7 @@ class KeyAdmin:
         try:
             self.clients.apigateway.delete_api_key(apiKey=apigw_key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "NotFoundException":
+            if error_code(error) != "NotFoundException":
                 raise
 
     def _scan(self, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -154,7 +144,7 @@ class KeyAdmin:
     def revoke(self, key_id: str) -> None:
         """Mark the key revoked (found by id through the table's index) and delete its API Gateway key."""
         if not KEY_ID.fullmatch(key_id):
-            raise KeyToolError(f"--key-id must look like key_0123456789abcdef (got {key_id!r}).")
+            raise ToolError(f"--key-id must look like key_0123456789abcdef (got {key_id!r}).")
         table = self._parameter(parameters.KEY_TABLE, "The key table")
         pages = self.clients.dynamodb.get_paginator("query").paginate(
             TableName=table,
@@ -165,8 +155,8 @@ class KeyAdmin:
         )
         hashes = [item[HASH_ATTRIBUTE]["S"] for page in pages for item in page["Items"]]
         if not hashes:
-            raise KeyToolError(f"No key {key_id} in the {self.stage} key table (a key made seconds ago may not "
-                               "be indexed yet: run revoke again).")  # fmt: skip
+            raise ToolError(f"No key {key_id} in the {self.stage} key table (a key made seconds ago may not "
+                            "be indexed yet: run revoke again).")  # fmt: skip
         for hashed in hashes:
             try:
                 item = self.clients.dynamodb.update_item(
@@ -179,7 +169,7 @@ class KeyAdmin:
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                if error_code(error) == "ConditionalCheckFailedException":
                     continue  # deleted since the index was read
                 raise
             for attribute in (APIGW_KEY_ATTRIBUTE, LEGACY_APIGW_KEY_ATTRIBUTE):
@@ -228,7 +218,7 @@ class KeyAdmin:
         """Register and record a usage identifier for one unmigrated active key; False if it changed meanwhile."""
         key_id, plan, owner = (item.get(f, {}).get("S", "") for f in ("key_id", "plan", "owner"))
         if plan not in plans:
-            raise KeyToolError(f"Key {key_id} is on plan {plan!r}, which the {self.stage} API does not deploy.")
+            raise ToolError(f"Key {key_id} is on plan {plan!r}, which the {self.stage} API does not deploy.")
         usage_identifier = new_usage_identifier()
         try:
             with self._registered(key_id, owner, plan, plans[plan], usage_identifier) as apigw_key:
@@ -247,7 +237,7 @@ class KeyAdmin:
                     },
                 )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False  # revoked, deleted or migrated by someone else since the scan; the new key is gone
             raise
         return True
@@ -284,7 +274,8 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
     migrate = commands.add_parser("migrate", help="give keys issued before usage identifiers one (idempotent)")
     migrate.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         admin = KeyAdmin(args.stage, clients or Clients.default(args.region))
         if args.command == "create":
             key_id, key = admin.create(args.owner, args.plan)
@@ -298,13 +289,9 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
         else:
             admin.revoke(args.key_id)
             print(f"revoked {args.key_id} (cached authorizations expire within the stage's authorizer cache TTL)")
-    except KeyToolError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as error:
-        print(f"Error: AWS refused the call: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src.contracts import knowledge as k
-from lambda_src.contracts import parameters
 from lambda_src.knowledge.manifest import Document, Manifest
-from stacks.stages import STAGES
+from tools.operator import ToolError, check_stage, run_command, stage_parameter
 
 RUN_FIELDS = ("started", "status", "documents", "failed", "unavailable", "skipped", "deleted", "chunks", "tokens",
               "embedding calls", "seconds")  # fmt: skip
@@ -36,10 +34,6 @@ RUN_FIELDS = ("started", "status", "documents", "failed", "unavailable", "skippe
 _RECENT_RUNS = 25
 # Seconds between two looks at a running execution.
 POLL_SECONDS = 2.0
-
-
-class KnowledgeToolError(Exception):
-    """A problem to report to the operator in one sentence."""
 
 
 @dataclass(frozen=True)
@@ -65,22 +59,15 @@ class RunOutcome:
 class KnowledgeAdmin:
     def __init__(self, stage: str, clients: Clients, *, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        if stage not in STAGES:
-            raise KnowledgeToolError(f"--stage must be one of {', '.join(sorted(STAGES))} (got {stage!r}).")
+        check_stage(stage)
         self.stage = stage
         self.clients = clients
         self._sleep = sleep
         self._clock = clock
 
     def _parameter(self, relative: str) -> str:
-        name = parameters.parameter_name(self.stage, relative)
-        try:
-            return str(self.clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                raise KnowledgeToolError(f"{name} does not exist: is the {self.stage} knowledge stack deployed in "
-                                         "this account and region?") from None  # fmt: skip
-            raise
+        return stage_parameter(self.clients.ssm, self.stage, relative, f"{{name}} does not exist: is the "
+                               f"{self.stage} knowledge stack deployed in this account and region?")  # fmt: skip
 
     def manifest(self) -> Manifest:
         return Manifest(self.clients.dynamodb.Table(self._parameter(k.MANIFEST_PARAMETER)))
@@ -116,8 +103,8 @@ class KnowledgeAdmin:
             if described["status"] != "RUNNING":
                 break
             if deadline is not None and self._clock() > deadline:
-                raise KnowledgeToolError(f"The run {execution_name} is still running after {timeout_seconds:.0f} s; "
-                                         "`status` shows it later.")  # fmt: skip
+                raise ToolError(f"The run {execution_name} is still running after {timeout_seconds:.0f} s; "
+                                "`status` shows it later.")  # fmt: skip
             self._sleep(poll_seconds)
         status = str(described["status"])
         error = ""
@@ -238,19 +225,16 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None, out:
     report.add_argument("--stage", required=True)
     report.add_argument("--runs", type=int, default=10, help="how many recent runs (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         admin = KnowledgeAdmin(args.stage, clients or Clients.default(args.region))
         if args.command == "sync":
             return sync(admin, wait=not args.no_wait, out=out)
         if not 1 <= args.runs <= 100:
-            raise KnowledgeToolError(f"--runs must be from 1 to 100 (got {args.runs}).")
+            raise ToolError(f"--runs must be from 1 to 100 (got {args.runs}).")
         return status(admin, runs=args.runs, out=out)
-    except KnowledgeToolError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as error:
-        print(f"Error: AWS refused the call: {error}", file=sys.stderr)
-        return 1
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -24,19 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from lambda_src.contracts import chat, parameters
+from lambda_src.contracts import chat
 from stacks.stages import STAGES
+from tools.operator import ToolError, check_stage, error_code, run_command, stage_parameter
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
 # Cognito's special characters a password may hold (a subset without quotes and backslashes, for shells).
 SYMBOLS = "^$*.[]{}()?!@#%&/,><:;|_~=+-"
 LIST_FIELDS = ("email", "status", "enabled", "created", "sub")
-
-
-class UserToolError(Exception):
-    """A problem to report to the operator in one sentence."""
 
 
 @dataclass(frozen=True)
@@ -62,26 +59,19 @@ def temporary_password(length: int) -> str:
 
 class UserAdmin:
     def __init__(self, stage: str, clients: Clients) -> None:
-        if stage not in STAGES:
-            raise UserToolError(f"--stage must be one of {', '.join(sorted(STAGES))} (got {stage!r}).")
+        check_stage(stage)
         self.stage = stage
         self.settings = STAGES[stage].chat
         self.clients = clients
 
     def pool_id(self) -> str:
-        name = parameters.parameter_name(self.stage, chat.USER_POOL_PARAMETER)
-        try:
-            return str(self.clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                raise UserToolError(f"{name} does not exist: is the {self.stage} chat stack deployed in this account "
-                                    "and region?") from None  # fmt: skip
-            raise
+        return stage_parameter(self.clients.ssm, self.stage, chat.USER_POOL_PARAMETER, f"{{name}} does not exist: "
+                               f"is the {self.stage} chat stack deployed in this account and region?")  # fmt: skip
 
     def create(self, email: str) -> tuple[str, str]:
         """(the user's sub, the temporary password)."""
         if not _EMAIL.match(email):
-            raise UserToolError(f"--email must be an email address (got {email!r}).")
+            raise ToolError(f"--email must be an email address (got {email!r}).")
         password = temporary_password(max(16, self.settings.password_min_length))
         try:
             answer = self.clients.cognito.admin_create_user(
@@ -89,8 +79,8 @@ class UserAdmin:
                 UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
             )  # fmt: skip
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "UsernameExistsException":
-                raise UserToolError(f"A user with the email {email} exists already.") from None
+            if error_code(error) == "UsernameExistsException":
+                raise ToolError(f"A user with the email {email} exists already.") from None
             raise
         attributes = {a["Name"]: a["Value"] for a in answer["User"].get("Attributes", [])}
         return attributes.get("sub", ""), password
@@ -114,8 +104,8 @@ class UserAdmin:
             self.clients.cognito.admin_disable_user(UserPoolId=pool, Username=email)
             self.clients.cognito.admin_user_global_sign_out(UserPoolId=pool, Username=email)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "UserNotFoundException":
-                raise UserToolError(f"No user with the email {email!r}.") from None
+            if error_code(error) == "UserNotFoundException":
+                raise ToolError(f"No user with the email {email!r}.") from None
             raise
 
 
@@ -132,7 +122,8 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
     disable.add_argument("--stage", required=True)
     disable.add_argument("--email", required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         admin = UserAdmin(args.stage, clients or Clients.default(args.region))
         if args.command == "create":
             sub, password = admin.create(args.email)
@@ -145,13 +136,9 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
             admin.disable(args.email)
             print(f"disabled {args.email} and revoked their sessions (an ID token already issued expires within "
                   f"{admin.settings.id_token_minutes} minutes)")  # fmt: skip
-    except UserToolError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as error:
-        print(f"Error: AWS refused the call: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_command(command)
 
 
 if __name__ == "__main__":
