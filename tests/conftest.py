@@ -6,13 +6,16 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import botocore.loaders
 import botocore.session
 import pytest
+from moto import mock_aws
 
 from tests import background
+from tests.aws_fakes import REGION
 from tests.infra import cli_runs
 
 _VENV_BIN = Path(sys.executable).parent
@@ -22,6 +25,24 @@ if (_VENV_BIN / "node").exists():
 # Every new botocore session (moto's per-test mock, each boto3.Session() the handlers make) would parse
 # the same service-model JSON again: ~3 s per 30 moto tests. One loader per data path serves them all.
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 with fake credentials in the tests' region: no profile, no endpoint override, so nothing reaches
+    AWS or a local emulator (for a test that starts moto itself, after patching it)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def aws(aws_credentials: None) -> Iterator[None]:
+    """moto, in-process (no network), for the test."""
+    with mock_aws():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -4,34 +4,26 @@ before usage identifiers off their plaintext API Gateway key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lambda_src.authorizer.logic import authorize
 from lambda_src.contracts.keys import KEY, KEY_ID, USAGE_IDENTIFIER, key_hash, new_key, new_key_id, record_from_item
-from tests.aws_fakes import create_key_table
+from tests.aws_fakes import REGION, create_key_table
 from tools.keys import Clients, KeyAdmin, main
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
-def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        ssm, dynamodb, apigateway = (boto3.client(s, region_name=REGION) for s in ("ssm", "dynamodb", "apigateway"))
-        create_key_table(dynamodb)
-        for plan in ("standard", "premium"):
-            plan_id = apigateway.create_usage_plan(name=f"llm-platform-dev-api-{plan}")["id"]
-            ssm.put_parameter(Name=f"/llm-platform/dev/api/usage-plans/{plan}", Value=plan_id, Type="String")
-        ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
-        yield Clients(ssm, dynamodb, apigateway)
+def clients(aws: None) -> Clients:
+    ssm, dynamodb, apigateway = (boto3.client(s, region_name=REGION) for s in ("ssm", "dynamodb", "apigateway"))
+    create_key_table(dynamodb)
+    for plan in ("standard", "premium"):
+        plan_id = apigateway.create_usage_plan(name=f"llm-platform-dev-api-{plan}")["id"]
+        ssm.put_parameter(Name=f"/llm-platform/dev/api/usage-plans/{plan}", Value=plan_id, Type="String")
+    ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
+    return Clients(ssm, dynamodb, apigateway)
 
 
 def items(clients: Clients) -> list[dict[str, Any]]:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lambda_src.contracts import knowledge as k
 from lambda_src.contracts import parameters
@@ -54,21 +52,17 @@ class Execution:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        ssm = boto3.client("ssm", region_name=REGION)
-        dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        dynamodb.create_table(TableName="manifest", BillingMode="PAY_PER_REQUEST",
-                              KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                         {"AttributeName": "sk", "KeyType": "RANGE"}],
-                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                                    {"AttributeName": "sk", "AttributeType": "S"}])  # fmt: skip
-        for name, value in ((k.STATE_MACHINE_PARAMETER, STATE_MACHINE), (k.MANIFEST_PARAMETER, "manifest")):
-            ssm.put_parameter(Name=parameters.parameter_name("dev", name), Value=value, Type="String")
-        yield {"ssm": ssm, "dynamodb": dynamodb, "manifest": Manifest(dynamodb.Table("manifest"))}
+def world(aws: None) -> dict[str, Any]:
+    ssm = boto3.client("ssm", region_name=REGION)
+    dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    dynamodb.create_table(TableName="manifest", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                     {"AttributeName": "sk", "KeyType": "RANGE"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                {"AttributeName": "sk", "AttributeType": "S"}])  # fmt: skip
+    for name, value in ((k.STATE_MACHINE_PARAMETER, STATE_MACHINE), (k.MANIFEST_PARAMETER, "manifest")):
+        ssm.put_parameter(Name=parameters.parameter_name("dev", name), Value=value, Type="String")
+    return {"ssm": ssm, "dynamodb": dynamodb, "manifest": Manifest(dynamodb.Table("manifest"))}
 
 
 def run_tool(world: dict[str, Any], execution: Any, *argv: str) -> tuple[int, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tools.local import model_server, processes, readback
 from tools.local.deployed_api import usage_plan_of
@@ -115,27 +114,24 @@ def test_the_iam_read_back_flags_wildcard_actions_and_resources():
         assert readback._iam_row(FakeIam(exact, wide), "llm-platform-dev-")[2] is False
 
 
-def test_the_usage_plan_is_that_of_the_api_key_whose_value_the_authorizer_returns(monkeypatch):
+def test_the_usage_plan_is_that_of_the_api_key_whose_value_the_authorizer_returns(aws):
     """API Gateway's look-up for the local gateway's limits (tools/local/deployed_api.py), against moto: by key
     value, enabled keys only, plans of this API stage only, with the plan's rate, burst and daily quota."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        client = functools.partial(boto3.client, region_name="us-east-1")
-        apigw = client("apigateway")
-        api_id = apigw.create_rest_api(name="api")["id"]
-        plan = apigw.create_usage_plan(name="standard", apiStages=[{"apiId": api_id, "stage": "v1"}],
-                                       throttle={"rateLimit": 2.0, "burstLimit": 5},
-                                       quota={"limit": 2000, "period": "DAY"})  # fmt: skip
-        other = apigw.create_usage_plan(name="other", apiStages=[{"apiId": api_id, "stage": "v2"}])
-        keys = {}
-        for value, enabled, plan_id in (("id-1", True, plan["id"]), ("id-2", False, plan["id"]),
-                                        ("id-3", True, other["id"])):  # fmt: skip
-            keys[value] = apigw.create_api_key(name=value, value=value * 8, enabled=enabled)["id"]
-            apigw.create_usage_plan_key(usagePlanId=plan_id, keyId=keys[value], keyType="API_KEY")
-        lookup = usage_plan_of(client, api_id, "v1")
-        assert lookup("id-1" * 8) == UsagePlan(plan["id"], keys["id-1"], Throttle(2.0, 5), 2000)
-        assert lookup("id-2" * 8) is None and lookup("id-3" * 8) is None and lookup("id-1") is None
+    client = functools.partial(boto3.client, region_name="us-east-1")
+    apigw = client("apigateway")
+    api_id = apigw.create_rest_api(name="api")["id"]
+    plan = apigw.create_usage_plan(name="standard", apiStages=[{"apiId": api_id, "stage": "v1"}],
+                                   throttle={"rateLimit": 2.0, "burstLimit": 5},
+                                   quota={"limit": 2000, "period": "DAY"})  # fmt: skip
+    other = apigw.create_usage_plan(name="other", apiStages=[{"apiId": api_id, "stage": "v2"}])
+    keys = {}
+    for value, enabled, plan_id in (("id-1", True, plan["id"]), ("id-2", False, plan["id"]),
+                                    ("id-3", True, other["id"])):  # fmt: skip
+        keys[value] = apigw.create_api_key(name=value, value=value * 8, enabled=enabled)["id"]
+        apigw.create_usage_plan_key(usagePlanId=plan_id, keyId=keys[value], keyType="API_KEY")
+    lookup = usage_plan_of(client, api_id, "v1")
+    assert lookup("id-1" * 8) == UsagePlan(plan["id"], keys["id-1"], Throttle(2.0, 5), 2000)
+    assert lookup("id-2" * 8) is None and lookup("id-3" * 8) is None and lookup("id-1") is None
 
 
 def test_the_model_server_takes_its_key_from_the_environment_and_listens_on_loopback_by_default(monkeypatch):

@@ -148,7 +148,7 @@ TEMPLATE: dict[str, Any] = {
 
 
 @pytest.fixture
-def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def patched(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[None]:
     """moto with the emulator's patches, undone afterwards (they replace class attributes of moto's models)."""
     for target, name in ((kms_models.Key, "create_from_cloudformation_json"),
                          (ssm_models.Parameter, "create_from_cloudformation_json"),
@@ -164,10 +164,6 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setattr(cognito_models.CognitoIdpBackend, name, getattr(cognito_models.CognitoIdpBackend, name))
     monkeypatch.setitem(default_user_config, "stepfunctions", dict(default_user_config.get("stepfunctions", {})))
     monkeypatch.setenv("MOTO_PORT", "5000")
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     install_patches(5000)
     with mock_aws():
         yield

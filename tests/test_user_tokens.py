@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import jwt
 import pytest
-from moto import mock_aws
 
 from tests.aws_fakes import REGION
 from tools.local.gateway import LocalGateway
@@ -48,28 +47,22 @@ def jwks() -> Iterator[str]:
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        cognito = boto3.client("cognito-idp", region_name=REGION)
-        pool_id = cognito.create_user_pool(PoolName="chat", UsernameAttributes=["email"])["UserPool"]["Id"]
-        clients = [cognito.create_user_pool_client(UserPoolId=pool_id, ClientName=name,
-                                                   ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"])["UserPoolClient"][
-                       "ClientId"] for name in ("web", "other")]  # fmt: skip
-        cognito.admin_create_user(UserPoolId=pool_id, Username="alice@example.com", MessageAction="SUPPRESS")
-        cognito.admin_set_user_password(UserPoolId=pool_id, Username="alice@example.com", Password=PASSWORD,
-                                        Permanent=True)  # fmt: skip
+def pool(aws: None) -> dict[str, Any]:
+    cognito = boto3.client("cognito-idp", region_name=REGION)
+    pool_id = cognito.create_user_pool(PoolName="chat", UsernameAttributes=["email"])["UserPool"]["Id"]
+    clients = [cognito.create_user_pool_client(UserPoolId=pool_id, ClientName=name,
+                                               ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"])["UserPoolClient"][
+                   "ClientId"] for name in ("web", "other")]  # fmt: skip
+    cognito.admin_create_user(UserPoolId=pool_id, Username="alice@example.com", MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username="alice@example.com", Password=PASSWORD,
+                                    Permanent=True)  # fmt: skip
 
-        def tokens(client_id: str) -> dict[str, str]:
-            credentials = {"USERNAME": "alice@example.com", "PASSWORD": PASSWORD}
-            answer = cognito.initiate_auth(
-                ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=credentials
-            )
-            return dict(answer["AuthenticationResult"])
+    def tokens(client_id: str) -> dict[str, str]:
+        credentials = {"USERNAME": "alice@example.com", "PASSWORD": PASSWORD}
+        answer = cognito.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=credentials)
+        return dict(answer["AuthenticationResult"])
 
-        yield {"pool_id": pool_id, "web": clients[0], "other": clients[1], "tokens": tokens}
+    return {"pool_id": pool_id, "web": clients[0], "other": clients[1], "tokens": tokens}
 
 
 def verifier(jwks: str, pool: dict[str, Any], clock: Any = time.time) -> IdTokenVerifier:

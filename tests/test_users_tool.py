@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lambda_src.contracts import chat, parameters
 from tests.aws_fakes import REGION
@@ -18,20 +16,16 @@ from tools.users import SYMBOLS, Clients, main, temporary_password
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        cognito = boto3.client("cognito-idp", region_name=REGION)
-        ssm = boto3.client("ssm", region_name=REGION)
-        policies = {"PasswordPolicy": {"MinimumLength": 14}}
-        pool = cognito.create_user_pool(PoolName="chat", UsernameAttributes=["email"], Policies=policies)["UserPool"]
-        flows = ["ALLOW_USER_PASSWORD_AUTH"]
-        client = cognito.create_user_pool_client(UserPoolId=pool["Id"], ClientName="web", ExplicitAuthFlows=flows)
-        pool, client = pool["Id"], client["UserPoolClient"]
-        ssm.put_parameter(Name=parameters.parameter_name("dev", chat.USER_POOL_PARAMETER), Value=pool, Type="String")
-        yield {"cognito": cognito, "ssm": ssm, "pool": pool, "client": client["ClientId"]}
+def world(aws: None) -> dict[str, Any]:
+    cognito = boto3.client("cognito-idp", region_name=REGION)
+    ssm = boto3.client("ssm", region_name=REGION)
+    policies = {"PasswordPolicy": {"MinimumLength": 14}}
+    pool = cognito.create_user_pool(PoolName="chat", UsernameAttributes=["email"], Policies=policies)["UserPool"]
+    flows = ["ALLOW_USER_PASSWORD_AUTH"]
+    client = cognito.create_user_pool_client(UserPoolId=pool["Id"], ClientName="web", ExplicitAuthFlows=flows)
+    pool, client = pool["Id"], client["UserPoolClient"]
+    ssm.put_parameter(Name=parameters.parameter_name("dev", chat.USER_POOL_PARAMETER), Value=pool, Type="String")
+    return {"cognito": cognito, "ssm": ssm, "pool": pool, "client": client["ClientId"]}
 
 
 def run(world: dict[str, Any], capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -64,11 +64,7 @@ def definition(synth: Synth, arns: dict[str, str], work_bucket: str) -> str:
 
 
 @pytest.fixture
-def world(dev: Synth, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def world(dev: Synth, monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[dict[str, Any]]:
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
     monkeypatch.setattr(lambda_models.LambdaFunction, "invoke", lambda_models.LambdaFunction.invoke)
     with mock_aws():

@@ -1,4 +1,4 @@
-"""Fixtures for handler tests: moto's SSM and KMS (in-process, no network) and a local response endpoint."""
+"""Fixtures for handler tests: moto's SSM and KMS (in `aws`, tests/conftest.py) and a local response endpoint."""
 
 from __future__ import annotations
 
@@ -7,24 +7,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tests.aws_fakes import REGION, ResponseEndpoint
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture
