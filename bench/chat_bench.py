@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from lambda_src.chat.history import History, Message  # noqa: E402 - after the path set-up
 from stacks.stages import STAGES  # noqa: E402
+from tools.local.deploy import stack_output  # noqa: E402
 from tools.local.launcher import LOCAL_USER_EMAIL, MODEL_ALIAS, STAGE, STATE, LocalPlatform  # noqa: E402
 from tools.local.processes import Ports  # noqa: E402
 
@@ -82,9 +83,7 @@ def main() -> int:
     platform = LocalPlatform(ports=Ports.free(), state=STATE / "bench-chat")
     try:
         platform.start()
-        outputs = platform.client("cloudformation").describe_stacks(StackName=STAGES[STAGE].stack_name("chat"))
-        table_name = next(o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"]
-                          if o["OutputKey"] == "HistoryTableName")  # fmt: skip
+        table_name = stack_output(platform.client, STAGES[STAGE].stack_name("chat"), "HistoryTableName")
         history = History(
             platform.dynamodb().Table(table_name), retention_days=STAGES[STAGE].chat.history_retention_days
         )

@@ -19,10 +19,11 @@ import openai
 import pytest
 
 from lambda_src.contracts import knowledge as k
+from lambda_src.contracts.naming import stack_name
 from stacks.stages import LOCAL_EMBEDDING_DIMENSION, LOCAL_EMBEDDING_MODEL
 from tools.knowledge import RunOutcome
 from tools.local import knowledge_base
-from tools.local.deploy import emulator_environment
+from tools.local.deploy import emulator_environment, stack_output
 from tools.local.launcher import STAGE, LocalPlatform, create_key
 from tools.local.processes import ROOT
 
@@ -77,10 +78,7 @@ def vectors_of(platform: LocalPlatform, document_id: str, chunks: int) -> list[s
 
 
 def _index_arn(platform: LocalPlatform) -> str:
-    outputs = platform.client("cloudformation").describe_stacks(StackName="llm-platform-dev-knowledge")["Stacks"][0][
-        "Outputs"
-    ]
-    return str(next(o["OutputValue"] for o in outputs if o["OutputKey"] == "VectorIndexArn"))
+    return stack_output(platform.client, stack_name(STAGE, "knowledge"), "VectorIndexArn")
 
 
 def test_the_sample_corpus_was_ingested_by_the_pipeline_and_retrieve_finds_the_right_document(platform, key):

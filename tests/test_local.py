@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import boto3
 import pytest
 
 from tools.local import model_server, processes, readback
+from tools.local.deploy import stack_output
 from tools.local.deployed_api import usage_plan_of
 from tools.local.gateway import Throttle, UsagePlan
 from tools.local.processes import LocalError, Ports
@@ -132,6 +134,20 @@ def test_the_usage_plan_is_that_of_the_api_key_whose_value_the_authorizer_return
     lookup = usage_plan_of(client, api_id, "v1")
     assert lookup("id-1" * 8) == UsagePlan(plan["id"], keys["id-1"], Throttle(2.0, 5), 2000)
     assert lookup("id-2" * 8) is None and lookup("id-3" * 8) is None and lookup("id-1") is None
+
+
+def test_a_stack_output_is_read_by_key_and_a_missing_one_names_the_stack_and_key(aws):
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}}, "Other": {"Value": "x"}}}  # fmt: skip
+    cfn.create_stack(StackName="outputs", TemplateBody=json.dumps(template))
+    cfn.create_stack(StackName="bare", TemplateBody=json.dumps({"Resources": template["Resources"]}))
+    client = functools.partial(boto3.client, region_name="us-east-1")
+    assert stack_output(client, "outputs", "TopicArn").startswith("arn:aws:sns:us-east-1:")
+    assert stack_output(client, "outputs", "Other") == "x"
+    for stack in ("outputs", "bare"):
+        with pytest.raises(LocalError, match=f"^The stack {stack} has no output Missing.$"):
+            stack_output(client, stack, "Missing")
 
 
 def test_the_model_server_takes_its_key_from_the_environment_and_listens_on_loopback_by_default(monkeypatch):

@@ -77,5 +77,14 @@ def clients(port: int) -> Any:
     return client
 
 
+def stack_output(client: Any, stack: str, key: str) -> str:
+    """The output ``key`` of the deployed stack ``stack`` (``client`` as clients() returns)."""
+    found = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    for output in found:
+        if output["OutputKey"] == key:
+            return str(output["OutputValue"])
+    raise LocalError(f"The stack {stack} has no output {key}.")
+
+
 def dynamodb_resource(port: int) -> Any:
     return session().resource("dynamodb", endpoint_url=f"http://localhost:{port}")

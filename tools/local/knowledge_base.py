@@ -13,7 +13,8 @@ from lambda_src.contracts import knowledge, parameters
 from lambda_src.contracts.naming import stack_name
 from stacks.stages import STAGES, with_local_embeddings
 from tools.knowledge import Clients, KnowledgeAdmin, RunOutcome, progress_line
-from tools.local.processes import ROOT, LocalError
+from tools.local.deploy import stack_output
+from tools.local.processes import ROOT
 
 STAGE = "dev"
 # What `make local` ingests: this repository's own documentation.
@@ -34,11 +35,7 @@ def configure_embeddings(client: Callable[[str], Any], port: int) -> None:
 
 
 def dataset_bucket(client: Callable[[str], Any]) -> str:
-    outputs = client("cloudformation").describe_stacks(StackName=stack_name(STAGE, "data"))["Stacks"][0]["Outputs"]
-    for output in outputs:
-        if output["OutputKey"] == "DatasetBucketName":
-            return str(output["OutputValue"])
-    raise LocalError("The data stack has no DatasetBucketName output.")
+    return stack_output(client, stack_name(STAGE, "data"), "DatasetBucketName")
 
 
 def put_document(client: Callable[[str], Any], name: str, body: bytes) -> str:

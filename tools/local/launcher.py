@@ -55,6 +55,8 @@ from tools.local.processes import ROOT, LocalError, Ports, Processes, down, ensu
 from tools.local.readback import Row, checks, physical_ids, print_table
 from tools.local.sign_in import id_token, pool_and_client
 from tools.local.user_tokens import IdTokenVerifier
+from tools.users import Clients as UserClients
+from tools.users import UserAdmin, temporary_password
 
 STATE = ROOT / ".local"  # logs and the PID record; the e2e tests use .local/e2e/
 EMULATOR_PYTHON = ROOT / ".venv-local" / "bin" / "python"
@@ -95,9 +97,6 @@ def configure_model(client: Any, model_port: int, upstream_key: str) -> None:
 def create_user(client: Any, email: str) -> str:
     """A chat user made as `python -m tools.users create` makes one, given a permanent password so it can sign in
     without the first-sign-in password change (this machine's test user); returns the password."""
-    from tools.users import Clients as UserClients  # noqa: PLC0415
-    from tools.users import UserAdmin, temporary_password  # noqa: PLC0415
-
     admin = UserAdmin(STAGE, UserClients(client("ssm"), client("cognito-idp")))
     admin.create(email)
     password = temporary_password(16)
