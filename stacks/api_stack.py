@@ -98,10 +98,9 @@ class ApiStack(PlatformStack):
                 ).variables(),
             },
         )
-        config.model.grant_read(self.inference)
         config.upstream_api_key.grant_read(self.inference)
         audit.audit.grant_write(self.inference)
-        self._grant_model(self.inference)
+        self._grant_model(self.inference, config)
 
         self.retrieval = self._retrieval(config, audit, knowledge, powertools)
         self.chat = self._chat(config, audit, knowledge, chat, layer=powertools, stream_timeout=stream_timeout)
@@ -219,10 +218,9 @@ class ApiStack(PlatformStack):
         chat.history.grant(function, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                       "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"])  # fmt: skip
         knowledge.grant_search(function)
-        config.model.grant_read(function)
         config.upstream_api_key.grant_read(function)
         audit.audit.grant_write(function)
-        self._grant_model(function)
+        self._grant_model(function, config)
         return function
 
     def _request_environment(self, audit: AuditStack) -> dict[str, Any]:
@@ -232,8 +230,10 @@ class ApiStack(PlatformStack):
                 "cors_allowed_origins": self.cors_origins, "audit_stream_name": audit.audit.stream.delivery_stream_name,
                 "audit_mode": stage.audit.mode, "audit_content": stage.audit.content, "stage": stage.name}  # fmt: skip
 
-    def _grant_model(self, function: PythonFunction) -> None:
-        """The stage's chat models, buffered and streamed (cross-region profiles: their acknowledged wildcard)."""
+    def _grant_model(self, function: PythonFunction, config: ConfigStack) -> None:
+        """The model settings and the stage's chat models, buffered and streamed (cross-region profiles: their
+        acknowledged wildcard)."""
+        config.model.grant_read(function)
         wildcard_findings = grant_invoke(self, function, self.stage.model.bedrock_model_ids())
         if wildcard_findings:
             acknowledge(
