@@ -17,16 +17,18 @@ REGION = "us-east-1"
 MODEL_PATH = parameters.parameter_name("dev", parameters.MODEL_PATH)
 UPSTREAM_KEY = parameters.parameter_name("dev", parameters.UPSTREAM_API_KEY)
 # The environment the stack gives the functions (through the same contracts); no audit stream in unit tests.
+# What every function serving API requests is told (ApiStack._request_environment).
+REQUEST_ENVIRONMENT: dict[str, Any] = {
+    "config_cache_seconds": 60,
+    "max_body_bytes": 262_144,
+    "cors_allowed_origins": (),
+    "audit_stream_name": "",
+    "audit_mode": "best_effort",
+    "audit_content": "full",
+    "stage": "dev",
+}
 INFERENCE_ENVIRONMENT = InferenceEnvironment(
-    model_parameter_path=MODEL_PATH,
-    upstream_api_key_parameter=UPSTREAM_KEY,
-    config_cache_seconds=60,
-    max_body_bytes=262_144,
-    cors_allowed_origins=(),
-    audit_stream_name="",
-    audit_mode="best_effort",
-    audit_content="full",
-    stage="dev",
+    model_parameter_path=MODEL_PATH, upstream_api_key_parameter=UPSTREAM_KEY, **REQUEST_ENVIRONMENT
 )
 EMBEDDING_PATH = parameters.parameter_name("dev", "knowledge/embedding")
 INDEX_ARN = f"arn:aws:s3vectors:{REGION}:123456789012:bucket/vectors/index/chunks-v1-d4-cosine"
@@ -36,13 +38,7 @@ RETRIEVAL_ENVIRONMENT = RetrievalEnvironment(
     vector_index_arn=INDEX_ARN,
     dimension=4,
     embedding_batch_size=16,
-    config_cache_seconds=60,
-    max_body_bytes=262_144,
-    cors_allowed_origins=(),
-    audit_stream_name="",
-    audit_mode="best_effort",
-    audit_content="full",
-    stage="dev",
+    **REQUEST_ENVIRONMENT,
 )
 # Handlers read these at import, as in Lambda, where the function's environment is always set.
 for _name, _value in {
