@@ -8,12 +8,10 @@ StreamingResponse chunk by chunk. Nothing here calls the network at import: clie
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from botocore.config import Config
 
 from lambda_src.chat.history import History
 from lambda_src.chat.logic import ChatApi
@@ -21,6 +19,7 @@ from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import ChatEnvironment
 from lambda_src.shared import request_log
 from lambda_src.shared.audit_writer import stream_writer
+from lambda_src.shared.clients import QUICK, bedrock_clients
 from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.dispatch import Outcome
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
@@ -36,23 +35,17 @@ LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
 SESSION = boto3.Session()
-_QUICK = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
-SSM = ConfigSource.ssm_provider(SESSION.client("ssm", config=_QUICK))
+SSM = ConfigSource.ssm_provider(SESSION.client("ssm", config=QUICK))
 MODEL = ConfigSource(ENV.model_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,
                      provider=SSM)  # fmt: skip
 EMBEDDING = ConfigSource(ENV.embedding_parameter_path, ENV.upstream_api_key_parameter,
                          max_age=ENV.config_cache_seconds, provider=SSM)  # fmt: skip
-HISTORY = History(SESSION.resource("dynamodb", config=_QUICK).Table(ENV.history_table_name),
+HISTORY = History(SESSION.resource("dynamodb", config=QUICK).Table(ENV.history_table_name),
                   retention_days=ENV.history_retention_days)  # fmt: skip
-INDEX = VectorIndex(SESSION.client("s3vectors", config=_QUICK), ENV.vector_index_arn)
+INDEX = VectorIndex(SESSION.client("s3vectors", config=QUICK), ENV.vector_index_arn)
 
 
-@functools.cache
-def bedrock_client(read_timeout: int) -> Any:
-    retries = {"mode": "adaptive", "total_max_attempts": 2}
-    return SESSION.client(
-        "bedrock-runtime", config=Config(connect_timeout=2, read_timeout=read_timeout, retries=retries)
-    )
+bedrock_client = bedrock_clients(SESSION.client)
 
 
 def model_for(settings: ModelSettings) -> ModelClient:

@@ -8,7 +8,6 @@ chunk; under the managed runtime (streaming switched off) a stream is answered w
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,6 +19,7 @@ from lambda_src.contracts.environment import InferenceEnvironment
 from lambda_src.inference.logic import Api, Outcome
 from lambda_src.shared import request_log
 from lambda_src.shared.audit_writer import AuditWriter, stream_writer
+from lambda_src.shared.clients import bedrock_clients
 from lambda_src.shared.config_source import ConfigSource, ModelSettings
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient, model_client
@@ -43,21 +43,7 @@ CONFIG = ConfigSource(
 )
 
 
-@functools.cache
-def bedrock_client(read_timeout: int) -> Any:
-    """One client per timeout: adaptive retries (client-side rate limiting on throttles), 2 attempts at most.
-
-    Each attempt is bounded below API Gateway's 29 s; if a timed-out attempt is retried and the second one
-    runs long too, API Gateway answers first with its INTEGRATION_TIMEOUT response (504, OpenAI shape).
-    """
-    return boto3.client(
-        "bedrock-runtime",
-        config=Config(
-            connect_timeout=2,
-            read_timeout=read_timeout,
-            retries={"mode": "adaptive", "total_max_attempts": 2},
-        ),
-    )
+bedrock_client = bedrock_clients(boto3.client)
 
 
 def model_for(settings: ModelSettings) -> ModelClient:

@@ -8,18 +8,17 @@ reads them, so queries are always embedded by the model that embedded the index.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from botocore.config import Config
 
 from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import RetrievalEnvironment
 from lambda_src.retrieval.logic import RetrievalApi
 from lambda_src.shared import request_log
 from lambda_src.shared.audit_writer import stream_writer
+from lambda_src.shared.clients import QUICK, bedrock_clients
 from lambda_src.shared.config_source import ConfigSource
 from lambda_src.shared.dispatch import Outcome
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
@@ -31,22 +30,17 @@ LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
 SESSION = boto3.Session()
-# Bounded below API Gateway's 29 s: two attempts of a few seconds each.
-_QUICK = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
 CONFIG = ConfigSource(ENV.embedding_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,
-                      provider=ConfigSource.ssm_provider(SESSION.client("ssm", config=_QUICK)))  # fmt: skip
-INDEX = VectorIndex(SESSION.client("s3vectors", config=_QUICK), ENV.vector_index_arn)
+                      provider=ConfigSource.ssm_provider(SESSION.client("ssm", config=QUICK)))  # fmt: skip
+INDEX = VectorIndex(SESSION.client("s3vectors", config=QUICK), ENV.vector_index_arn)
 
 
-@functools.cache
-def _bedrock() -> Any:
-    retries = {"mode": "adaptive", "total_max_attempts": 2}
-    return SESSION.client("bedrock-runtime", config=Config(connect_timeout=2, read_timeout=10, retries=retries))
+bedrock_client = bedrock_clients(SESSION.client)
 
 
 def embedder_for(settings: EmbeddingSettings, dimension: int) -> Embedder:
-    return embedder(settings, dimension=dimension, bedrock=_bedrock, api_key=CONFIG.upstream_api_key,
-                    batch_size=ENV.embedding_batch_size)  # fmt: skip
+    return embedder(settings, dimension=dimension, bedrock=lambda: bedrock_client(10),
+                    api_key=CONFIG.upstream_api_key, batch_size=ENV.embedding_batch_size)  # fmt: skip
 
 
 AUDIT = stream_writer(SESSION.client, ENV.audit_stream_name, mode=ENV.audit_mode, content=ENV.audit_content,
