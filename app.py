@@ -30,6 +30,7 @@ from stacks.config_stack import ConfigStack
 from stacks.context import CONTEXT_KEYS, Deployment, resolve_deployment
 from stacks.data_stack import DataStack
 from stacks.knowledge_stack import KnowledgeStack
+from stacks.web_stack import WebStack
 
 
 def create_app(**app_props: Any) -> tuple[cdk.App, Deployment]:
@@ -64,13 +65,13 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
     audit = AuditStack(app, stage.stack_name("audit"), stage=stage, env=env)
     knowledge = KnowledgeStack(app, stage.stack_name("knowledge"), stage=stage, data=data, config=config, env=env)
     chat = ChatStack(app, stage.stack_name("chat"), stage=stage, env=env)
-    api = ApiStack(
-        app, stage.stack_name("api"), stage=stage, config=config, audit=audit, knowledge=knowledge, chat=chat, env=env
-    )
+    web = WebStack(app, stage.stack_name("web"), stage=stage, env=env)
+    api = ApiStack(app, stage.stack_name("api"), stage=stage, config=config, audit=audit, knowledge=knowledge,
+                   chat=chat, web=web, env=env)  # fmt: skip
     if account is not None:
         api.add_stack_dependency(account, "API Gateway needs the account's CloudWatch role before a stage can log")
     cdk.Tags.of(app).add("project", APP_NAME)
-    for stack in (data, config, audit, knowledge, chat, api):
+    for stack in (data, config, audit, knowledge, chat, web, api):
         cdk.Tags.of(stack).add("stage", stage.name)
 
 

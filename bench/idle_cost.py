@@ -48,6 +48,8 @@ ZERO_AT_IDLE = {
     "AWS::SQS::Queue": "per request (1 million free a month)",
     "AWS::Lambda::LayerVersion": "code storage (75 GB free per region)",
     "AWS::Cognito::UserPool": "per monthly active user (Plus $0.02; Essentials free up to 10,000): no users, $0",
+    "AWS::CloudFront::Distribution": "per GB out and per 10,000 requests (pay-as-you-go; no flat-rate plan)",
+    "AWS::CloudFront::Function": "per million invocations ($0.10)",
 }
 # Configuration that has no charge of its own (what it configures is priced above).
 NO_CHARGE = {"AWS::ApiGateway::Authorizer", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::GatewayResponse",
@@ -58,7 +60,8 @@ NO_CHARGE = {"AWS::ApiGateway::Authorizer", "AWS::ApiGateway::Deployment", "AWS:
              "AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::Logs::LogStream", "AWS::S3::BucketPolicy",
              "AWS::SQS::QueuePolicy", "AWS::WAFv2::WebACLAssociation", "AWS::WAFv2::LoggingConfiguration",
              "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain",
-             "Custom::S3AutoDeleteObjects", "Custom::SecureStringParameter", "Custom::CDKBucketDeployment"}  # fmt: skip
+             "Custom::S3AutoDeleteObjects", "Custom::SecureStringParameter", "Custom::CDKBucketDeployment",
+             "AWS::CloudFront::ResponseHeadersPolicy", "AWS::CloudFront::OriginAccessControl"}  # fmt: skip
 
 
 def synth(stage: str, outdir: str) -> dict[str, dict[str, Any]]:

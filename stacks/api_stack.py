@@ -17,6 +17,7 @@ from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.inference.key_table import ApiKeyTable
 from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
+from constructs_lib.web.site_config import SiteConfig, SiteConfigProps
 from lambda_src.contracts import parameters
 from lambda_src.contracts.environment import (
     AuthorizerEnvironment,
@@ -30,6 +31,7 @@ from stacks.chat_stack import ChatStack
 from stacks.config_stack import ConfigStack
 from stacks.knowledge_stack import KnowledgeStack
 from stacks.stages import StageConfig
+from stacks.web_stack import WebStack
 
 # API Gateway's integration timeout: the function may not outlive the request it answers.
 FUNCTION_TIMEOUT = cdk.Duration.seconds(29)
@@ -52,12 +54,13 @@ class ApiStack(PlatformStack):
         audit: AuditStack,
         knowledge: KnowledgeStack,
         chat: ChatStack,
-        web_origins: tuple[str, ...] = (),
+        web: WebStack | None = None,
         env: cdk.Environment | None = None,
     ) -> None:
-        """``web_origins``: browser origins of the web app (deploy-time values, e.g. its CloudFront distribution's
-        ``https://`` + domain name), allowed by CORS beside the stage's ``api.cors_allowed_origins``."""
+        """``web``: the chat app's site; its browser origins (the distribution's domain, a token) are allowed by CORS
+        beside the stage's ``api.cors_allowed_origins``, and its config.json is written here, after the API."""
         super().__init__(scope, construct_id, stage=stage, purpose="authenticated inference API", env=env)
+        web_origins = web.origins if web is not None else ()
         self.cors_origins = (*stage.api.cors_allowed_origins, *web_origins)
         api_config = stage.api
         self.key = self.stage_key("ApiKey", description=f"Encrypts the {stage.name} API's key registry and logs")
@@ -140,6 +143,9 @@ class ApiStack(PlatformStack):
                 ),
             )
 
+        if web is not None:
+            self.web_config = self._web_config(web, chat)
+
         # Where `python -m tools.keys` finds the key table and the usage plans of this stage.
         ssm.StringParameter(self, "KeyTableParameter",
                             parameter_name=parameters.parameter_name(stage.name, parameters.KEY_TABLE),
@@ -160,6 +166,16 @@ class ApiStack(PlatformStack):
         cdk.CfnOutput(self, "KeyTableName", value=self.key_table.table.table_name)
         cdk.CfnOutput(self, "AdminCommand", value=f"python -m tools.keys create --stage {stage.name} --owner NAME "
                       "--plan " + api_config.usage_plans[0].name)  # fmt: skip
+
+    def _web_config(self, web: WebStack, chat: ChatStack) -> SiteConfig:
+        """The web app's config.json: this API's URL and the user pool's ids, into the site bucket."""
+        values = {"stage": self.stage.name, "region": self.region, "apiUrl": self.api.rest_api.url,
+                  "cognitoEndpoint": f"https://cognito-idp.{self.region}.{self.url_suffix}/",
+                  "userPoolId": chat.users.pool.user_pool_id,
+                  "clientId": chat.users.client.user_pool_client_id}  # fmt: skip
+        return SiteConfig(self, "WebConfig", props=SiteConfigProps(
+            bucket=web.bucket, key=web.key, log_key=self.key, values=values, retain=self.stage.retain_data,
+            log_retention_days=self.stage.log_retention_days))  # fmt: skip
 
     def _retrieval(self, config: ConfigStack, audit: AuditStack, knowledge: KnowledgeStack,
                    layer: cdk.aws_lambda.ILayerVersion) -> PythonFunction:  # fmt: skip

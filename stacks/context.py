@@ -1,7 +1,7 @@
 """What app.py reads from CDK context, resolved into a Deployment (CDK-free, validated).
 
 cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1] [-c cfn_validation=true]
-          [-c account_stack=false] [-c local_embeddings=true]
+          [-c account_stack=false] [-c local_embeddings=true] [-c local_web_origin=http://127.0.0.1:3000]
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs_lib.foundation.settings import ConfigError
-from stacks.stages import STAGES, StageConfig, with_local_embeddings
+from stacks.stages import STAGES, StageConfig, with_local_embeddings, with_local_web_origin
 
-CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack", "local_embeddings")
+CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack", "local_embeddings", "local_web_origin")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+_LOCAL_ORIGIN = re.compile(r"^http://(?:127\.0\.0\.1|localhost):\d{2,5}$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Deployment:
     # `-c local_embeddings=true` (make local only): the knowledge base sized for the local embedding model
     # (stacks/stages.py, with_local_embeddings).
     local_embeddings: bool = False
+    # `-c local_web_origin=http://127.0.0.1:3000` (make local only): where the local edge serves the web app, an
+    # origin the API's CORS allows beside the stage's own (stacks/stages.py, with_local_web_origin).
+    local_web_origin: str | None = None
 
 
 def resolve_deployment(context: dict[str, Any]) -> Deployment:
@@ -43,14 +47,21 @@ def resolve_deployment(context: dict[str, Any]) -> Deployment:
     account = _optional_context(context, "account", _ACCOUNT, "a 12-digit AWS account id")
     region = _optional_context(context, "region", _REGION, "an AWS region name such as 'eu-west-1'")
     local_embeddings = _flag(context, "local_embeddings", default=False)
+    local_web_origin = _optional_context(context, "local_web_origin", _LOCAL_ORIGIN,
+                                         "an http://127.0.0.1:<port> origin")  # fmt: skip
     stage = STAGES[raw_stage]
+    if local_embeddings:
+        stage = with_local_embeddings(stage)
+    if local_web_origin:
+        stage = with_local_web_origin(stage, local_web_origin)
     return Deployment(
-        stage=with_local_embeddings(stage) if local_embeddings else stage,
+        stage=stage,
         account=account,
         region=region,
         cfn_validation=_flag(context, "cfn_validation", default=False),
         account_stack=_flag(context, "account_stack", default=True),
         local_embeddings=local_embeddings,
+        local_web_origin=local_web_origin,
     )
 
 

@@ -21,6 +21,7 @@ from constructs_lib.dataset.settings import DatasetConfig
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError, Settings, whole
 from constructs_lib.inference.settings import ApiConfig
 from constructs_lib.knowledge.settings import KnowledgeConfig
+from constructs_lib.web.settings import WebConfig
 from lambda_src.contracts.naming import parameter_root, stack_name
 
 
@@ -48,6 +49,7 @@ class StageConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def __post_init__(self) -> None:
         self._check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.name)), "name",
@@ -150,3 +152,11 @@ def with_local_embeddings(stage: StageConfig) -> StageConfig:
                                     embedding_model_id=LOCAL_EMBEDDING_MODEL, dimension=LOCAL_EMBEDDING_DIMENSION,
                                     chunk_tokens=200, chunk_overlap_tokens=30)  # fmt: skip
     return dataclasses.replace(stage, knowledge=knowledge)
+
+
+def with_local_web_origin(stage: StageConfig, origin: str) -> StageConfig:
+    """The stage with ``origin`` (where `make local` serves the web app) among the API's CORS origins."""
+    if origin in stage.api.cors_allowed_origins:
+        return stage
+    api = dataclasses.replace(stage.api, cors_allowed_origins=(*stage.api.cors_allowed_origins, origin))
+    return dataclasses.replace(stage, api=api)

@@ -13,7 +13,6 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_deployment as s3_deployment
@@ -21,10 +20,9 @@ from constructs import Construct
 
 from constructs_lib.dataset.prefix_access import prefix_statements
 from constructs_lib.dataset.settings import is_prefix
+from constructs_lib.foundation.deploy_time_upload import harden_deployment_handlers
 from constructs_lib.foundation.logs import encrypted_log_group
-from constructs_lib.foundation.nag import LAMBDA_DLQ_RULES, LAMBDA_VPC_RULES, acknowledge, nag_ref
-
-_HANDLER_ID_PREFIX = "Custom::CDKBucketDeployment"
+from constructs_lib.foundation.nag import acknowledge, nag_ref
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,40 +104,4 @@ class DatasetUpload(Construct):
             retain_on_delete=props.retain,
         )
         deployment.node.add_dependency(policy)
-        self._harden_handler(stack)
-
-    def _harden_handler(self, stack: cdk.Stack) -> None:
-        """Settings BucketDeployment does not expose, set on its singleton handler function."""
-        handler = next(
-            (c for c in stack.node.children if c.node.id.startswith(_HANDLER_ID_PREFIX)),
-            None,
-        )
-        if handler is None or not isinstance(handler.node.default_child, lambda_.CfnFunction):
-            raise RuntimeError("BucketDeployment handler function not found; the CDK internals changed.")
-        function = handler.node.default_child
-        # One deployment at a time is all a deploy-time copy needs, and it cannot starve other functions.
-        function.reserved_concurrent_executions = 1
-        acknowledge(
-            function,
-            "CloudFormation invokes this deploy-time handler synchronously and records any failure in "
-            "the stack events, so a dead-letter queue would never receive anything.",
-            LAMBDA_DLQ_RULES,
-        )
-        acknowledge(
-            function,
-            "The handler only talks to S3 and CloudWatch Logs during a deploy; this stack has no VPC, and "
-            "adding one with endpoints for a deploy-time copy adds cost without reducing exposure.",
-            LAMBDA_VPC_RULES,
-        )
-        acknowledge(
-            function,
-            "CDK pins the runtime of its BucketDeployment handler to the version its bundled AWS CLI "
-            "layer is tested with; overriding it would run untested code during deploys.",
-            ["AwsSolutions-L1", "Serverless-LambdaLatestVersion"],
-        )
-        acknowledge(
-            function,
-            "A deploy-time copy has no request path to trace; its outcome and logs are in the stack events "
-            "and in its own encrypted log group.",
-            ["Serverless-LambdaTracing"],
-        )
+        harden_deployment_handlers(stack)

@@ -50,5 +50,26 @@ def staged(files: Mapping[str, Path], prefix: str) -> Path:
     return target
 
 
+def staged_content(contents: Mapping[str, bytes], prefix: str) -> Path:
+    """A folder holding generated files (relative path -> bytes), made once per content and reused."""
+    digest = hashlib.sha256()
+    for relative in sorted(contents):
+        digest.update(relative.encode() + b"\0" + contents[relative])
+    BUILD.mkdir(parents=True, exist_ok=True)
+    target = BUILD / f"{prefix}-{digest.hexdigest()[:16]}"
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-staging-", dir=BUILD))
+        for relative, content in contents.items():
+            destination = staging / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(content)
+            os.chmod(destination, 0o644)
+        try:
+            staging.rename(target)
+        except OSError:  # another synth staged the same content first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def _executable(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IXUSR)

@@ -21,7 +21,7 @@ from constructs_lib.foundation.logs import encrypted_log_group
 from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.inference.settings import ApiConfig
 from lambda_src.contracts.api import AUTH_USER, CONTEXT_KEY_ID, ROUTES, SESSION_HEADER, STAGE_NAME, error_body
-from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
+from lambda_src.contracts.gateway import ECHO_ORIGIN, GATEWAY_ERRORS, response_headers
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX
 from lambda_src.contracts.schemas import REQUEST_SCHEMAS
 
@@ -147,7 +147,7 @@ class InferenceApi(Construct):
             ),
         )
         self.stage = self.rest_api.deployment_stage
-        self._gateway_responses()
+        self._gateway_responses(cors=bool(props.cors_origins))
 
         authorizer = apigw.TokenAuthorizer(
             self,
@@ -222,14 +222,18 @@ class InferenceApi(Construct):
         return apigw.LambdaIntegration(function, proxy=True, response_transfer_mode=apigw.ResponseTransferMode.STREAM,
                                        timeout=cdk.Duration.seconds(config.stream_timeout_seconds))  # fmt: skip
 
-    def _gateway_responses(self) -> None:
+    def _gateway_responses(self, *, cors: bool) -> None:
         for response_type, (status, error_type, code, message) in GATEWAY_ERRORS.items():
             self.rest_api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
                 # CloudFormation's DEFAULT_4XX is the CDK enum's DEFAULT_4_XX.
                 type=getattr(apigw.ResponseType, response_type.replace("4XX", "4_XX").replace("5XX", "5_XX")),
                 status_code=status,
-                response_headers={name: f"'{value}'" for name, value in response_headers(status).items()},
+                # Static values are quoted; the echoed Origin is a mapping from the request.
+                response_headers={
+                    name: value if value == ECHO_ORIGIN else f"'{value}'"
+                    for name, value in response_headers(status, cors=cors).items()
+                },
                 templates={"application/json": json.dumps(error_body(message, error_type, code))},
             )
 

@@ -39,11 +39,21 @@ GATEWAY_ERRORS: dict[str, tuple[str, str, str, str]] = {
     "DEFAULT_5XX": ("500", "server_error", "internal_error", "The server could not handle the request."),
 }  # fmt: skip
 RETRY_AFTER_SECONDS = "1"
+# A gateway response's header mapped from the request (not a static value): the caller's Origin, echoed so a
+# browser app can read the error (an expired sign-in's 401, a 429) instead of seeing a network failure. The
+# bodies are the fixed sentences above, never a caller's data, and no credentials mode is allowed.
+ECHO_ORIGIN = "method.request.header.Origin"
+# What a browser app may read of an answer besides the simple headers.
+EXPOSED_HEADERS = "Retry-After, X-Request-Id"
 
 
-def response_headers(status: str) -> dict[str, str]:
-    """The headers of a gateway response: JSON, and on a 429 when to retry."""
+def response_headers(status: str, *, cors: bool = False) -> dict[str, str]:
+    """The headers of a gateway response: JSON, on a 429 when to retry, and with ``cors`` (the API has browser
+    origins) the request's Origin echoed (``ECHO_ORIGIN``) and the readable headers."""
     headers = {"Content-Type": "application/json"}
     if status == "429":
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if cors:
+        headers.update({"Access-Control-Allow-Origin": ECHO_ORIGIN, "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+                        "Vary": "Origin"})  # fmt: skip
     return headers

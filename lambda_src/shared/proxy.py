@@ -7,6 +7,7 @@ import binascii
 import json
 from typing import Any
 
+from lambda_src.contracts.gateway import EXPOSED_HEADERS
 from lambda_src.shared.errors import ApiError, invalid_request
 
 
@@ -81,5 +82,6 @@ def response_headers(
     headers.update(extra_headers or {})
     if origin and origin in cors_origins:
         headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         headers["Vary"] = "Origin"
     return headers

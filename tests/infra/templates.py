@@ -30,3 +30,17 @@ def logical_id_at(template: dict[str, Any], path: str) -> str:
     ]
     assert len(found) == 1, f"expected one resource at {path}, found {found}"
     return str(found[0])
+
+
+def rendered(value: Any) -> str:
+    """A template value as text: ``Fn::Join`` joined, an import as ``<import:NAME>``, a ``Ref`` as ``${NAME}``."""
+    if isinstance(value, str):
+        return value
+    if "Fn::ImportValue" in value:
+        return f"<import:{value['Fn::ImportValue']}>"
+    if "Ref" in value:
+        return "${" + str(value["Ref"]) + "}"
+    if "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(rendered(part) for part in parts)

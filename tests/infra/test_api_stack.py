@@ -25,7 +25,7 @@ from stacks.api_stack import STREAMING_WRAPPER
 from stacks.context import Deployment
 from stacks.stages import DEV, PROD
 from tests.infra.conftest import CDK_JSON_CONTEXT, UPLOAD_STAGE, Synth, arn_of, ref, synth_deployment
-from tests.infra.templates import by_type, logical_id_at, only
+from tests.infra.templates import by_type, logical_id_at, only, rendered
 from tools.local.assembly import route_path
 
 STAGES = {"dev": DEV, "prod": PROD}
@@ -217,18 +217,28 @@ def test_waf_only_where_the_stage_enables_it(dev, prod):
     assert "aws-waf-logs-llm-platform-prod-api" in json.dumps(logging["LogDestinationConfigs"])
 
 
-def test_cors_only_for_configured_origins(dev, prod):
+def test_cors_only_for_configured_origins_and_the_web_apps_distribution(dev, prod):
+    web_origin = "https://<the {} web app's distribution>"
+
     def options_origins(synth: Synth) -> set[str]:
         found = set()
         for method in by_type(synth.raw("api"), "AWS::ApiGateway::Method").values():
             props = method["Properties"]
             if props["HttpMethod"] == "OPTIONS":
-                params = props["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
-                found.add(params["method.response.header.Access-Control-Allow-Origin"])
-        return found
+                (response,) = props["Integration"]["IntegrationResponses"]
+                found.add(
+                    rendered(response["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"])
+                )
+                # Several origins: CDK's template echoes the request's Origin when it is one of the others.
+                template = rendered(response.get("ResponseTemplates", {}).get("application/json", ""))
+                found.update(f"echo {o}" for o in re.findall(r'\$origin == "([^"]+)"', template))
+        # The distribution's domain name, imported from the web stack.
+        return {re.sub(r"<import:llm-platform-(\w+)-web:\w*SiteDistribution\w*DomainName\w*>",
+                       r"<the \1 web app's distribution>", origin) for origin in found}  # fmt: skip
 
-    assert options_origins(dev) == {"'http://localhost:3000'"}
-    assert options_origins(prod) == set()
+    assert options_origins(dev) == {"'http://localhost:3000'", f"echo {web_origin.format('dev')}"}
+    # Prod names no origin of its own: only the web app's.
+    assert options_origins(prod) == {f"'{web_origin.format('prod')}'"}
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from constructs_lib.foundation.settings import ConfigError
 from lambda_src.contracts import chat as c
 from lambda_src.contracts.api import AUTH_USER, ROUTES
 from stacks.stages import DEV, PROD
-from tests.infra.templates import by_type
+from tests.infra.templates import by_type, rendered
 from tools.local.assembly import route_path
 
 
@@ -98,7 +99,10 @@ def test_the_chat_function_may_use_exactly_its_table_the_index_read_the_models_a
     environment = dev.properties("api", "Chat/Function")["Environment"]["Variables"]
     assert environment["AWS_LAMBDA_EXEC_WRAPPER"].endswith("lambda_src/shared/runtime/wrapper")
     assert environment["HISTORY_RETENTION_DAYS"] == str(DEV.chat.history_retention_days)
-    assert json.loads(environment["CORS_ALLOWED_ORIGINS"]) == list(DEV.api.cors_allowed_origins)
+    # The stage's origins, then the web app's distribution (a reference to the web stack, not a copied name).
+    *configured, distribution = json.loads(rendered(environment["CORS_ALLOWED_ORIGINS"]))
+    assert configured == list(DEV.api.cors_allowed_origins)
+    assert re.fullmatch(r"https://<import:llm-platform-dev-web:\w*SiteDistribution\w*DomainName\w*>", distribution)
 
 
 def test_the_stage_config_sets_mfa_retention_and_callbacks_per_stage():

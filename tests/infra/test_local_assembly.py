@@ -3,12 +3,18 @@ dev synth here, it names every stack, Python function, route, parameter, bucket 
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
+import pytest
+
 from lambda_src.contracts import parameters
 from lambda_src.contracts.api import AUTH_USER, ROUTES, SESSION_HEADER, STAGE_NAME
 from stacks.stages import DEV, PROD
 from tests.infra.conftest import Synth
 from tests.infra.templates import by_type
-from tools.local.assembly import Assembly, gateway_responses, preflights, stage_throttle
+from tools.local.assembly import Assembly, gateway_responses, preflights, resolve_imports, stage_throttle
 from tools.local.gateway import Throttle, contract_responses
 
 
@@ -46,13 +52,15 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
 def test_the_local_gateway_answers_what_the_dev_api_template_defines(dev: Synth):
     """The preflights, stage throttle and gateway responses `make local` serves come from the deployed template
     (tools/local/deployed_api.py); read from the dev synth here, they are the stage's CORS settings and limits."""
-    resources = dev.raw("api")["Resources"]
+    # The web app's origin is the web stack's export, resolved as CloudFormation resolves it.
+    exports = {name: "d111abc.cloudfront.net" for name in _imports(dev.raw("api"))}
+    resources = resolve_imports(dev.raw("api")["Resources"], exports)
     found = preflights(resources)
     # default_cors_preflight_options puts a preflight on every resource, the root and /chat included.
     assert set(found) >= {"/", "/chat"} | {route.path for route in ROUTES}
     (origin,) = DEV.api.cors_allowed_origins
     for preflight in found.values():
-        assert preflight.status == 204 and preflight.echo_origins == frozenset()
+        assert preflight.status == 204 and preflight.echo_origins == frozenset({"https://d111abc.cloudfront.net"})
         assert preflight.headers == {
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Methods": ",".join([*sorted({route.method for route in ROUTES}), "OPTIONS"]),
@@ -61,8 +69,20 @@ def test_the_local_gateway_answers_what_the_dev_api_template_defines(dev: Synth)
             "Vary": "Origin",
         }
     assert stage_throttle(resources, STAGE_NAME) == Throttle(DEV.api.throttle_rate_limit, DEV.api.throttle_burst_limit)
-    assert gateway_responses(resources) == contract_responses()
+    assert gateway_responses(resources) == contract_responses(cors=True)
 
 
-def test_without_cors_origins_there_is_no_preflight(prod: Synth):
-    assert not PROD.api.cors_allowed_origins and preflights(prod.raw("api")["Resources"]) == {}
+def test_without_origins_of_its_own_the_stage_allows_only_the_web_app(prod: Synth):
+    assert not PROD.api.cors_allowed_origins
+    exports = {name: "d222abc.cloudfront.net" for name in _imports(prod.raw("api"))}
+    found = preflights(resolve_imports(prod.raw("api")["Resources"], exports))
+    assert {p.headers["Access-Control-Allow-Origin"] for p in found.values()} == {"https://d222abc.cloudfront.net"}
+
+
+def test_an_import_no_stack_exports_is_a_clear_error():
+    with pytest.raises(ValueError, match="imports 'missing', which no deployed stack exports"):
+        resolve_imports({"a": {"Fn::Join": ["", ["x", {"Fn::ImportValue": "missing"}]]}}, {})
+
+
+def _imports(template: dict[str, Any]) -> set[str]:
+    return set(re.findall(r'"Fn::ImportValue": "([^"]+)"', json.dumps(template)))

@@ -64,8 +64,8 @@ def test_each_key_lets_cloudwatch_logs_use_it_for_exactly_its_own_log_groups(var
             assert sorted(render(v) for v in values) == sorted(expected[logical_id]), f"{stack}/{logical_id}"
             assert statement["Resource"] == "*"
             checked += 1
-    # data (with the upload), config, audit, knowledge and api each encrypt logs with one of their keys.
-    assert checked == (5 if variant == "dev_upload" else 4)
+    # data (with the upload), config, audit, knowledge, web and api each encrypt logs with one of their keys.
+    assert checked == (6 if variant == "dev_upload" else 5)
 
 
 def test_a_key_shared_by_two_log_groups_has_one_statement_listing_both_and_other_keys_list_neither():

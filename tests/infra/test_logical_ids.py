@@ -69,6 +69,7 @@ API_PINNED = {
     "RetrievalLogs9C61C794": "AWS::Logs::LogGroup",
     "ChatLogs5E9385DA": "AWS::Logs::LogGroup",
     "ApiAccessLogs50B185DB": "AWS::Logs::LogGroup",
+    "WebConfigUploadLogsD699FB84": "AWS::Logs::LogGroup",
 }
 
 
@@ -139,6 +140,20 @@ def test_chat_stack_stateful_logical_ids_are_pinned(variant, variants):
     """A new id for the user pool would sign every user out for good (new pool, no users); for the table, lose
     every conversation."""
     assert _stateful(variants[variant], "chat") == CHAT_PINNED
+
+
+WEB_PINNED = {
+    "Logs6819BB44": "AWS::S3::Bucket",
+    "FilesKeyF4491C5F": "AWS::KMS::Key",
+    "FilesBucket7C17EE2E": "AWS::S3::Bucket",
+    "UploadLogsC26F6DF4": "AWS::Logs::LogGroup",
+}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_web_stack_stateful_logical_ids_are_pinned(variant, variants):
+    """A new id for the site bucket would move the app to a new, empty origin; for the log bucket, lose its logs."""
+    assert _stateful(variants[variant], "web") == WEB_PINNED
 
 
 def test_other_tests_find_resources_by_construct_path_not_by_hashed_logical_ids(variants):

@@ -1,0 +1,1 @@
+"""The web chat app: its settings, the staged build, the private site bucket behind CloudFront, config.json."""
