@@ -25,13 +25,13 @@ from tools.local.processes import LocalError, Ports
 
 def test_ports_come_from_the_environment_and_bad_values_name_the_variable(monkeypatch):
     monkeypatch.setenv("LOCAL_API_PORT", "9090")
-    assert Ports.from_environment() == Ports(emulator=5000, model=8081, api=9090, embedding=8082)
+    assert Ports.from_environment() == Ports(emulator=5000, model=8081, api=9090, embedding=8082, web=3000)
     monkeypatch.setenv("LOCAL_MODEL_PORT", "80")
     with pytest.raises(LocalError, match=r"LOCAL_MODEL_PORT must be a port number from 1024 to 65535 \(got '80'\)"):
         Ports.from_environment()
     monkeypatch.setenv("LOCAL_MODEL_PORT", "9090")
-    with pytest.raises(LocalError, match="LOCAL_EMULATOR_PORT, LOCAL_MODEL_PORT, LOCAL_API_PORT, LOCAL_EMBEDDING_PORT "
-                                         "must differ"):  # fmt: skip
+    with pytest.raises(LocalError, match="LOCAL_EMULATOR_PORT, LOCAL_MODEL_PORT, LOCAL_API_PORT, LOCAL_EMBEDDING_PORT, "
+                                         "LOCAL_WEB_PORT must differ"):  # fmt: skip
         Ports.from_environment()
 
 

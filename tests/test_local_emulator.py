@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import zipfile
@@ -402,3 +403,79 @@ def test_user_pools_deploy_and_srp_sign_in_checks_the_password(patched):
         with pytest.raises(cognito.exceptions.NotAuthorizedException):
             AWSSRP(username="alice@example.com", password=wrong, pool_id=pool_id, client_id=client_id,
                    client=cognito).authenticate_user()  # fmt: skip
+
+
+WEB_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Site": {"Type": "AWS::S3::Bucket"},
+        "Routing": {"Type": "AWS::CloudFront::Function", "Properties": {
+            "Name": "routing", "AutoPublish": True, "FunctionCode": "function handler(e) { return e.request; }",
+            "FunctionConfig": {"Comment": "", "Runtime": "cloudfront-js-2.0"}}},
+        "Headers": {"Type": "AWS::CloudFront::ResponseHeadersPolicy", "Properties": {
+            "ResponseHeadersPolicyConfig": {"Name": "h"}}},
+        "Access": {"Type": "AWS::CloudFront::OriginAccessControl", "Properties": {
+            "OriginAccessControlConfig": {"Name": "oac", "OriginAccessControlOriginType": "s3",
+                                          "SigningBehavior": "always", "SigningProtocol": "sigv4"}}},
+        "Distribution": {"Type": "AWS::CloudFront::Distribution", "Properties": {"DistributionConfig": {
+            "Enabled": True,
+            "Origins": [{"Id": "s3", "DomainName": {"Fn::GetAtt": ["Site", "RegionalDomainName"]},
+                         "OriginAccessControlId": {"Fn::GetAtt": ["Access", "Id"]}}],
+            "DefaultCacheBehavior": {"TargetOriginId": "s3", "ViewerProtocolPolicy": "redirect-to-https",
+                                     "ResponseHeadersPolicyId": {"Ref": "Headers"},
+                                     "FunctionAssociations": [{
+                                         "EventType": "viewer-request",
+                                         "FunctionARN": {"Fn::GetAtt": ["Routing", "FunctionARN"]}}]},
+        }}},
+    },
+    "Outputs": {"Domain": {"Value": {"Fn::GetAtt": ["Distribution", "DomainName"]}, "Export": {"Name": "site-domain"}},
+                "Id": {"Value": {"Ref": "Distribution"}}},
+}  # fmt: skip
+
+
+def test_a_cloudfront_distribution_and_its_parts_deploy_with_the_ids_cloudformation_gives(patched):
+    """moto alone fails the whole stack on a distribution's DomainName output."""
+    cfn = boto3.session.Session(region_name=REGION).client("cloudformation")
+    cfn.create_stack(StackName="emulated", TemplateBody=json.dumps(WEB_TEMPLATE))
+    stack = cfn.describe_stacks(StackName="emulated")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert re.fullmatch(r"d[0-9a-f]{14}\.cloudfront\.net", outputs["Domain"])
+    assert re.fullmatch(r"E[A-Z0-9]{13}", outputs["Id"])
+    assert {e["Name"]: e["Value"] for e in cfn.list_exports()["Exports"]} == {"site-domain": outputs["Domain"]}
+
+
+def test_the_bucket_deployment_handlers_cli_commands_are_done_with_boto3(patched, tmp_path):
+    from tools.local.emulator.s3deployment import AwsCli, as_cloudformation_sends, is_deployment  # noqa: PLC0415
+
+    s3 = boto3.session.Session(region_name=REGION).client("s3")
+    for bucket in ("source", "site"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="source", Key="files.zip", Body=b"zip bytes")
+    s3.put_object(Bucket="site", Key="assets/old/app.js", Body=b"old")
+    s3.put_object(Bucket="site", Key="other/keep.txt", Body=b"keep")
+    cli = AwsCli(s3)
+    cli("configure", "set", "default.s3.payload_signing_enabled", "true")
+    cli("s3", "cp", "s3://source/files.zip", str(tmp_path / "archive"))
+    assert (tmp_path / "archive").read_bytes() == b"zip bytes"
+    contents = tmp_path / "contents"
+    (contents / "new").mkdir(parents=True)
+    (contents / "new" / "app.js").write_text("export {};")
+    (contents / "new" / "app.css").write_text("body {}")
+    (contents / "new" / "notes.tmp").write_text("x")
+    cli("s3", "sync", "--delete", "--exclude", "*.tmp", str(contents), "s3://site/assets",
+        "--cache-control", "public, max-age=31536000, immutable", "--metadata", '{"build":"new"}',
+        "--metadata-directive", "REPLACE")  # fmt: skip
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="site")["Contents"]}
+    assert keys == {"assets/new/app.js", "assets/new/app.css", "other/keep.txt"}  # pruned under the prefix only
+    script = s3.get_object(Bucket="site", Key="assets/new/app.js")
+    assert script["ContentType"] == "text/javascript" and script["CacheControl"].endswith("immutable")
+    assert script["Metadata"] == {"build": "new"}
+    assert s3.get_object(Bucket="site", Key="assets/new/app.css")["ContentType"] == "text/css"
+    cli("s3", "rm", "s3://site/assets/", "--recursive")
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket="site")["Contents"]} == {"other/keep.txt"}
+    with pytest.raises(RuntimeError, match="does not run `aws s3 mv"):
+        cli("s3", "mv", "s3://a/b", "s3://a/c")
+    # What CloudFormation sends a custom resource: every scalar as text.
+    assert as_cloudformation_sends({"Prune": False, "Memory": 128, "Keys": ["a", True]}) == {
+        "Prune": "false", "Memory": "128", "Keys": ["a", "true"]}  # fmt: skip
+    assert is_deployment({"ResourceType": "Custom::CDKBucketDeployment", "ResponseURL": "http://127.0.0.1/x"})
+    assert not is_deployment({"ResourceType": "Custom::S3AutoDeleteObjects", "ResponseURL": "http://127.0.0.1/x"})

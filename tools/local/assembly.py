@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_src.contracts import secure_string
+from lambda_src.contracts.gateway import ECHO_ORIGIN
 from tools.local.gateway import Answer, Preflight, Throttle
 
 
@@ -109,6 +110,27 @@ def route_path(resources: dict[str, Any], resource_id: Any) -> str:
     return "/" + "/".join(parts)
 
 
+def resolve_imports(node: Any, exports: dict[str, str]) -> Any:
+    """``node`` with each ``Fn::ImportValue`` replaced by its export's value and each ``Fn::Join`` of values that
+    are then text joined, as CloudFormation resolves them (other intrinsics are left as they are)."""
+    if isinstance(node, list):
+        return [resolve_imports(item, exports) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Fn::ImportValue"} and isinstance(node["Fn::ImportValue"], str):
+        name = node["Fn::ImportValue"]
+        if name not in exports:
+            raise ValueError(f"The template imports {name!r}, which no deployed stack exports.")
+        return exports[name]
+    resolved = {key: resolve_imports(value, exports) for key, value in node.items()}
+    join = resolved.get("Fn::Join")
+    if set(resolved) == {"Fn::Join"} and isinstance(join, list) and len(join) == 2 and isinstance(join[1], list):
+        separator, parts = join
+        if all(isinstance(part, str) for part in parts):
+            return str(separator).join(parts)
+    return resolved
+
+
 # CDK's CORS response template for several origins: `#if($origin == "https://b" || $origin == "https://c")`.
 _ECHOED_ORIGIN = re.compile(r'\$origin == "([^"]+)"')
 
@@ -167,7 +189,7 @@ def gateway_responses(resources: dict[str, Any]) -> dict[str, Answer]:
     """Response type -> the gateway response's status, headers and JSON body."""
     found: dict[str, Answer] = {}
     for props in _properties(resources, "AWS::ApiGateway::GatewayResponse"):
-        headers = {name.removeprefix("gatewayresponse.header."): _literal(value)
+        headers = {name.removeprefix("gatewayresponse.header."): value if value == ECHO_ORIGIN else _literal(value)
                    for name, value in props.get("ResponseParameters", {}).items()}  # fmt: skip
         body = props.get("ResponseTemplates", {}).get("application/json", "")
         found[props["ResponseType"]] = (int(props["StatusCode"]), headers, body.encode())

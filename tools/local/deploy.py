@@ -47,13 +47,14 @@ def cdk(env: dict[str, str], state: Path, *args: str) -> None:
         raise LocalError(f"cdk {args[0]} failed (full output in {log}):\n{tail}")
 
 
-def deploy(env: dict[str, str], state: Path, stage: str) -> Path:
-    """Bootstrap the emulator and deploy every stack of ``stage``; returns the cloud assembly it deployed."""
+def deploy(env: dict[str, str], state: Path, stage: str, web_origin: str) -> Path:
+    """Bootstrap the emulator and deploy every stack of ``stage``, with ``web_origin`` (the local edge) among the
+    API's CORS origins; returns the cloud assembly it deployed."""
     outdir = state / "cdk.out"
     cdk(env, state, "bootstrap", f"aws://{ACCOUNT}/{REGION}", "--output", str(outdir))
     # The knowledge base sized for the local embedding model (stacks/stages.py, with_local_embeddings).
     cdk(env, state, "deploy", "--all", "--method=direct", "--require-approval", "never", "-c", f"stage={stage}",
-        "-c", "local_embeddings=true", "--output", str(outdir))  # fmt: skip
+        "-c", "local_embeddings=true", "-c", f"local_web_origin={web_origin}", "--output", str(outdir))  # fmt: skip
     return outdir
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from lambda_src.contracts.api import STAGE_NAME
-from tools.local.assembly import gateway_responses, preflights, stage_throttle
+from tools.local.assembly import gateway_responses, preflights, resolve_imports, stage_throttle
 from tools.local.deploy import REGION
 from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
@@ -80,8 +80,7 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     # moto lists resources it did not model without ids: skip those.
     resources = [r for r in cfn.describe_stack_resources(StackName=stack)["StackResources"] if "ResourceType" in r]
     api_id = next(r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::ApiGateway::RestApi")
-    body = cfn.get_template(StackName=stack)["TemplateBody"]
-    template = json.loads(body) if isinstance(body, str) else body
+    template = deployed_template(cfn, stack)
     logical_ids = {r.get("PhysicalResourceId"): r["LogicalResourceId"] for r in resources}
 
     def layer_keys(function: str) -> list[str]:
@@ -119,13 +118,14 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     pools = {arn.rsplit("/", 1)[1] for authorizer in cognito for arn in authorizer.get("providerARNs") or []}
     if len(pools) > 1:
         raise LocalError(f"The local gateway serves one user pool; the API names {sorted(pools)}.")
+    declared = resolved_resources(cfn, template)
     api = DeployedApi(
         api_id=api_id,
         routes=routes,
         authorizer=found.group(1).rsplit(":", 1)[1],
-        preflights=preflights(template["Resources"]),
-        stage_throttle=stage_throttle(template["Resources"], STAGE_NAME),
-        responses=gateway_responses(template["Resources"]),
+        preflights=preflights(declared),
+        stage_throttle=stage_throttle(declared, STAGE_NAME),
+        responses=gateway_responses(declared),
         streaming_routes=frozenset(streaming),
         authorizer_cache_seconds=int(
             apigw.get_authorizer(restApiId=api_id, authorizerId=authorizer_id).get("authorizerResultTtlInSeconds") or 0
@@ -177,3 +177,15 @@ def usage_plan_of(client: Any, api_id: str, stage: str) -> Callable[[str], Usage
         return None
 
     return lookup
+
+
+def deployed_template(cfn: Any, stack: str) -> dict[str, Any]:
+    body = cfn.get_template(StackName=stack)["TemplateBody"]
+    return dict(json.loads(body) if isinstance(body, str) else body)
+
+
+def resolved_resources(cfn: Any, template: dict[str, Any]) -> dict[str, Any]:
+    """The template's resources with the values other stacks export (the web app's origin in the CORS preflight)
+    as CloudFormation resolved them."""
+    exports = {e["Name"]: e["Value"] for page in cfn.get_paginator("list_exports").paginate() for e in page["Exports"]}
+    return dict(resolve_imports(template["Resources"], exports))

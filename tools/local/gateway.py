@@ -39,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
 from lambda_src.contracts.api import AUTH_USER, ROUTES, STAGE_NAME, error_body
-from lambda_src.contracts.gateway import GATEWAY_ERRORS, response_headers
+from lambda_src.contracts.gateway import ECHO_ORIGIN, GATEWAY_ERRORS, response_headers
 from lambda_src.shared.runtime.response import DELIMITER, MAX_PRELUDE_BYTES, StreamingResponse
 from tools.local.runtime import LambdaContext
 
@@ -88,10 +88,15 @@ class Preflight(NamedTuple):
         return self.status, headers, b""
 
 
-def contract_responses() -> dict[str, Answer]:
-    """The gateway responses the API construct renders from the contracts, by response type."""
+def contract_responses(*, cors: bool = False) -> dict[str, Answer]:
+    """The gateway responses the API construct renders from the contracts, by response type (``cors``: for an
+    API with browser origins)."""
     return {
-        kind: (int(status), response_headers(status), json.dumps(error_body(message, error_type, code)).encode())
+        kind: (
+            int(status),
+            response_headers(status, cors=cors),
+            json.dumps(error_body(message, error_type, code)).encode(),
+        )
         for kind, (status, error_type, code, message) in GATEWAY_ERRORS.items()
     }
 
@@ -220,6 +225,12 @@ class LocalGateway:
     def respond(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Answer:
         """What API Gateway would answer for one request (a HEAD answer has no body)."""
         status, answer_headers, data = self._answer(method, raw_path, headers, body)
+        if answer_headers.get("Access-Control-Allow-Origin") == ECHO_ORIGIN:  # a gateway response's mapping
+            origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)
+            if origin:
+                answer_headers["Access-Control-Allow-Origin"] = origin
+            else:
+                del answer_headers["Access-Control-Allow-Origin"]
         return status, answer_headers, b"" if method == "HEAD" else data
 
     def _error(self, kind: str) -> Answer:

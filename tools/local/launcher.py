@@ -21,8 +21,12 @@
    OpenAI-compatible /v1/embeddings (tools/local/embedding_server.py) on 127.0.0.1, the embedding settings pointed
    at it, this repository's README and docs/ uploaded under the knowledge prefix, and one run of the pipeline's
    state machine (tools/local/knowledge_base.py, the code of `python -m tools.knowledge sync`).
+8. The web chat app: the site bucket the web stack deployed, served on http://127.0.0.1:<port> by the local edge
+   (tools/local/edge.py, CloudFront's stand-in) against the local API and the emulator's Cognito; a chat user
+   is created and printed.
 Every process started is recorded in .local/pids and stopped on exit, Ctrl-C, or by `down`.
-Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080), LOCAL_EMBEDDING_PORT (8082).
+Ports: LOCAL_EMULATOR_PORT (5000), LOCAL_MODEL_PORT (8081), LOCAL_API_PORT (8080), LOCAL_EMBEDDING_PORT (8082),
+LOCAL_WEB_PORT (3000).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambda_src.contracts import parameters
+from lambda_src.contracts import parameters, web
 from lambda_src.contracts.api import STAGE_NAME
 from lambda_src.contracts.naming import stack_name
 from stacks.stages import LOCAL_EMBEDDING_MODEL, STAGES
@@ -48,8 +52,9 @@ from tools.keys import Clients, KeyAdmin
 from tools.knowledge import RunOutcome
 from tools.local import knowledge_base
 from tools.local.assembly import Assembly
-from tools.local.deploy import clients, deploy, dynamodb_resource, emulator_environment
+from tools.local.deploy import clients, deploy, dynamodb_resource, emulator_environment, stack_output
 from tools.local.deployed_api import DeployedApi, read_deployed_api, usage_plan_of
+from tools.local.edge import LocalEdge, local_config
 from tools.local.gateway import LocalGateway
 from tools.local.processes import ROOT, LocalError, Ports, Processes, down, ensure_free, wait_for
 from tools.local.readback import Row, checks, physical_ids, print_table
@@ -125,6 +130,7 @@ class LocalPlatform:
     rows: list[Row] = field(default_factory=list)
     api: DeployedApi | None = None
     gateway: LocalGateway | None = None
+    edge: LocalEdge | None = None
     key_id: str = ""
     key: str = ""
     # The key the model server requires (the upstream key the platform sends it): benchmarks call it directly.
@@ -158,6 +164,7 @@ class LocalPlatform:
             ensure_free(self.ports.model, "model server", "LOCAL_MODEL_PORT")
             ensure_free(self.ports.api, "local API", "LOCAL_API_PORT")
             ensure_free(self.ports.embedding, "embedding server", "LOCAL_EMBEDDING_PORT")
+            ensure_free(self.ports.web, "web app", "LOCAL_WEB_PORT")
         self.state.mkdir(parents=True, exist_ok=True)
         env = emulator_environment(self.ports.emulator)
         emulator = self.processes.start(
@@ -178,7 +185,7 @@ class LocalPlatform:
                  self.state / "emulator.log")  # fmt: skip
         print(f"Emulator on 127.0.0.1:{self.ports.emulator}; deploying the {STAGE} stage with the pinned CDK CLI...")
         started = time.monotonic()
-        self.assembly = Assembly.read(deploy(env, self.state, STAGE))
+        self.assembly = Assembly.read(deploy(env, self.state, STAGE, self.web_origin))
         print(f"Deployed {len(self.assembly.stacks)} stacks in {time.monotonic() - started:.0f} s. "
               "What boto3 reads back, against the cloud assembly:")  # fmt: skip
         self.rows = checks(self.client, self.assembly, stage_prefix=stack_name(STAGE, ""))
@@ -223,8 +230,23 @@ class LocalPlatform:
             user_routes=api.user_routes,
             user_authorizer=verifier.claims,
         ).start()
+        self.edge = self.serve_web()
         if self.ingest_sample:
             self.ingest_sample_corpus()
+
+    @property
+    def web_origin(self) -> str:
+        return f"http://127.0.0.1:{self.ports.web}"
+
+    def serve_web(self) -> LocalEdge:
+        """The web stack's site bucket behind the local edge, with this machine's endpoints in config.json."""
+        s3 = self.client("s3")
+        bucket = stack_output(self.client, stack_name(STAGE, "web"), "BucketName")
+        deployed = json.loads(s3.get_object(Bucket=bucket, Key=web.CONFIG)["Body"].read())
+        emulator = f"http://127.0.0.1:{self.ports.emulator}"
+        config = local_config(deployed, api_url=self.base_url, cognito_endpoint=emulator + "/")
+        return LocalEdge(s3=s3, bucket=bucket, port=self.ports.web, config=config,
+                         connect_sources=(f"http://127.0.0.1:{self.ports.api}", emulator)).start()  # fmt: skip
 
     def client_ids(self) -> frozenset[str]:
         """The app clients of the chat's user pool (the audiences its ID tokens may name)."""
@@ -271,6 +293,8 @@ class LocalPlatform:
         return records
 
     def stop(self) -> None:
+        if self.edge is not None:
+            self.edge.stop()
         if self.gateway is not None:
             self.gateway.stop()
         if self.api is not None:
@@ -310,7 +334,9 @@ client {platform.web_client_id}). Its ID token, for the conversation routes:
     curl -sN {platform.base_url}/conversations/$CONVERSATION/messages -H "Authorization: $TOKEN" \\
       -d '{{"content": "How do I add a capability?"}}'
 
-Ctrl-C stops everything (emulator, model server, embedding server, API).
+The web chat app: {platform.web_origin}/ (sign in as {LOCAL_USER_EMAIL} with the password above).
+
+Ctrl-C stops everything (emulator, model server, embedding server, API, web app).
 """
 
 

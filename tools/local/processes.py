@@ -29,7 +29,7 @@ def ensure_free(port: int, what: str, variable: str) -> None:
 
 # Each port of `make local` and the variable that moves it.
 PORT_VARIABLES = {"emulator": "LOCAL_EMULATOR_PORT", "model": "LOCAL_MODEL_PORT", "api": "LOCAL_API_PORT",
-                  "embedding": "LOCAL_EMBEDDING_PORT"}  # fmt: skip
+                  "embedding": "LOCAL_EMBEDDING_PORT", "web": "LOCAL_WEB_PORT"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Ports:
     model: int = 8081
     api: int = 8080
     embedding: int = 8082
+    web: int = 3000
 
     @classmethod
     def from_environment(cls) -> Ports:
@@ -49,7 +50,7 @@ class Ports:
                     raise LocalError(f"{variable} must be a port number from 1024 to 65535 (got {raw!r}).")
                 values[name] = int(raw)
         ports = cls(**values)
-        if len({ports.emulator, ports.model, ports.api, ports.embedding}) < len(PORT_VARIABLES):
+        if len({ports.emulator, ports.model, ports.api, ports.embedding, ports.web}) < len(PORT_VARIABLES):
             raise LocalError(f"{', '.join(PORT_VARIABLES.values())} must differ (got {ports}).")
         return ports
 

@@ -21,6 +21,10 @@ local targets:
 - s3vectors: `AWS::S3Vectors::VectorBucket` and `Index` are not modelled, and QueryVectors is missing;
 - secretsmanager: `AWS::SecretsManager::Secret` is not modelled (values generated as CloudFormation does);
 - stepfunctions: state machines made by CloudFormation never run (moto interprets ASL in another backend);
+- cloudfront: `AWS::CloudFront::Distribution` and its function, headers policy and origin access control are
+  not modelled (nothing serves them: the local edge, tools/local/edge.py, serves the site bucket);
+- s3deployment: CDK's BucketDeployment handler runs its AWS CLI from a Lambda layer at /opt/awscli: its own
+  code runs on the host with the two CLI commands it uses (`s3 cp`, `s3 sync`) done by boto3;
 - cognito: `AWS::Cognito::UserPool`, `UserPoolClient` and `UserPoolDomain` are not modelled, and moto's SRP
   sign-in accepts any password: the server side of Cognito's SRP runs for real.
 
@@ -35,6 +39,7 @@ from tools.local.emulator import (
     apigateway,
     awslambda,
     cloudformation,
+    cloudfront,
     cognito,
     firehose,
     kms,
@@ -57,3 +62,4 @@ def install_patches(port: int) -> None:
     secretsmanager.install()
     stepfunctions.install()
     cognito.install()
+    cloudfront.install()

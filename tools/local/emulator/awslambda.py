@@ -14,10 +14,12 @@ import json
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from moto.awslambda import models
 
+from tools.local.emulator import s3deployment
 from tools.local.emulator.cloudformation import answer_custom_resource
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
 
@@ -70,6 +72,9 @@ def install(endpoint: str) -> None:
             return json.dumps(
                 {"errorMessage": f"The local emulator runs Python functions only ({self.run_time})"}
             ).encode()
+        if s3deployment.is_deployment(event):
+            s3deployment.run(Path(unpack(self.code_bytes)), event)
+            return b"null"
         environment = lambda_environment(self.get_configuration(), endpoint, self.region)
         configuration = json.dumps([self.function_arn, self.code_sha_256, self.handler, self.layers, environment,
                                     int(self.timeout)], sort_keys=True)  # fmt: skip
