@@ -120,8 +120,8 @@ $(BROWSER_STAMP): requirements-browser.txt $(DEV_STAMP)
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" != 0 ]; then echo "Chromium is missing: install Debian's chromium package ($(CHROMIUM))" >&2; exit 1; fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
-	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
 browser: $(BROWSER_STAMP) $(CHROMIUM) ## install what the browser tests need (Playwright, Debian's Chromium)
 
