@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import aws_cdk as cdk
 import pytest
@@ -240,3 +241,13 @@ def test_bedrock_model_ids_for_iam():
     assert upstream.bedrock_model_ids() == []
     with pytest.raises(ConfigError, match=r"model\.additional_model_ids must be a tuple of Bedrock model ids"):
         dataclasses.replace(DEV, model=dataclasses.replace(DEV.model, additional_model_ids=("gpt 4",)))
+
+
+def test_the_local_web_origin_joins_the_apis_cors_origins_and_a_bad_one_is_refused():
+    deployment = resolve_deployment({"stage": "dev", "local_web_origin": "http://127.0.0.1:3100"})
+    assert deployment.stage.api.cors_allowed_origins == (*DEV.api.cors_allowed_origins, "http://127.0.0.1:3100")
+    assert resolve_deployment({"stage": "dev"}).stage.api.cors_allowed_origins == DEV.api.cors_allowed_origins
+    for bad in ("https://evil.example", "http://127.0.0.1", "*"):
+        refused = re.escape("'local_web_origin' must be an http://127.0.0.1:<port> origin")
+        with pytest.raises(ConfigError, match=refused):
+            resolve_deployment({"stage": "dev", "local_web_origin": bad})
