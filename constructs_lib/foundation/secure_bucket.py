@@ -208,36 +208,44 @@ class SecureBucket(Construct):
         acknowledge(self.bucket, _REPLICATION_REASON, _REPLICATION_RULES)
 
     def _access_log_bucket(self, props: SecureBucketProps, removal: cdk.RemovalPolicy) -> s3.Bucket:
-        log_bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            # S3 server access logging cannot deliver to a bucket whose default encryption is SSE-KMS.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=cdk.Duration.days(props.access_log_retention_days),
-                    noncurrent_version_expiration=cdk.Duration.days(1),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
-            removal_policy=removal,
-            auto_delete_objects=props.auto_delete_objects,
-        )
-        acknowledge(
-            log_bucket,
-            "S3 server access logging only delivers to buckets encrypted with SSE-S3; SSE-KMS default "
-            "encryption on a log target bucket is not supported by S3.",
-            [
-                "NIST.800.53.R5-S3DefaultEncryptionKMS",
-                "HIPAA.Security-S3DefaultEncryptionKMS",
-                "PCI.DSS.321-S3DefaultEncryptionKMS",
-            ],
-        )
-        acknowledge(log_bucket, _REPLICATION_REASON, _REPLICATION_RULES)
-        return log_bucket
+        return log_bucket(self, "AccessLogs", retention_days=props.access_log_retention_days, removal=removal,
+                          auto_delete_objects=props.auto_delete_objects)  # fmt: skip
+
+
+_LOG_ENCRYPTION_REASON = ("S3 server access logging only delivers to buckets encrypted with SSE-S3; SSE-KMS default "
+                          "encryption on a log target bucket is not supported by S3.")  # fmt: skip
+
+
+def log_bucket(scope: Construct, construct_id: str, *, retention_days: int, removal: cdk.RemovalPolicy,
+               auto_delete_objects: bool, acl_writers: str | None = None) -> s3.Bucket:  # fmt: skip
+    """A hardened bucket that receives logs: SSE-S3 (log delivery cannot write SSE-KMS), no public access, TLS
+    1.2 only, versioned, logs expiring after ``retention_days``. ``acl_writers`` names a log writer that needs
+    object ACLs (CloudFront's standard logging): ACLs then stay enabled, bucket owner preferred."""
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=(s3.ObjectOwnership.BUCKET_OWNER_PREFERRED if acl_writers
+                          else s3.ObjectOwnership.BUCKET_OWNER_ENFORCED),
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        versioned=True,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=cdk.Duration.days(retention_days),
+                noncurrent_version_expiration=cdk.Duration.days(1),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+            )
+        ],
+        removal_policy=removal,
+        auto_delete_objects=auto_delete_objects,
+    )  # fmt: skip
+    reason = _LOG_ENCRYPTION_REASON
+    if acl_writers:
+        reason += f" {acl_writers} writes without KMS parameters too."
+    acknowledge(bucket, reason, ["NIST.800.53.R5-S3DefaultEncryptionKMS", "HIPAA.Security-S3DefaultEncryptionKMS",
+                                 "PCI.DSS.321-S3DefaultEncryptionKMS"])  # fmt: skip
+    acknowledge(bucket, _REPLICATION_REASON, _REPLICATION_RULES)
+    return bucket

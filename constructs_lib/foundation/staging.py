@@ -10,7 +10,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 BUILD = Path(__file__).resolve().parents[2] / ".build" / "assets"
@@ -33,21 +33,16 @@ def staged(files: Mapping[str, Path], prefix: str) -> Path:
     for relative in sorted(files):
         digest.update(relative.encode() + (b"\1" if _executable(files[relative]) else b"\0"))
         digest.update(files[relative].read_bytes())
-    BUILD.mkdir(parents=True, exist_ok=True)
-    target = BUILD / f"{prefix}-{digest.hexdigest()[:16]}"
-    if not target.is_dir():
-        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-staging-", dir=BUILD))
+
+    def write(staging: Path) -> None:
         for relative, source in files.items():
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, destination)
             # Only the executable bit travels (a wrapper script Lambda runs): the asset zip keeps file modes.
             os.chmod(destination, 0o755 if _executable(source) else 0o644)
-        try:
-            staging.rename(target)
-        except OSError:  # another synth staged the same content first
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    return _stage_once(f"{prefix}-{digest.hexdigest()[:16]}", write)
 
 
 def staged_content(contents: Mapping[str, bytes], prefix: str) -> Path:
@@ -55,15 +50,24 @@ def staged_content(contents: Mapping[str, bytes], prefix: str) -> Path:
     digest = hashlib.sha256()
     for relative in sorted(contents):
         digest.update(relative.encode() + b"\0" + contents[relative])
-    BUILD.mkdir(parents=True, exist_ok=True)
-    target = BUILD / f"{prefix}-{digest.hexdigest()[:16]}"
-    if not target.is_dir():
-        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-staging-", dir=BUILD))
+
+    def write(staging: Path) -> None:
         for relative, content in contents.items():
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(content)
             os.chmod(destination, 0o644)
+
+    return _stage_once(f"{prefix}-{digest.hexdigest()[:16]}", write)
+
+
+def _stage_once(name: str, write: Callable[[Path], None]) -> Path:
+    """BUILD/<name>, written by ``write`` into a fresh folder and renamed into place unless it exists."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    target = BUILD / name
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-staging-", dir=BUILD))
+        write(staging)
         try:
             staging.rename(target)
         except OSError:  # another synth staged the same content first

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from constructs_lib.foundation.keys import removal_policy
 from constructs_lib.foundation.nag import acknowledge
+from constructs_lib.foundation.secure_bucket import log_bucket
 from constructs_lib.web.settings import WebConfig
 from lambda_src.contracts import web
 
@@ -23,55 +24,15 @@ from lambda_src.contracts import web
 CLOUDFRONT_LOG_PREFIX = "cloudfront/"
 _PRICE_CLASSES = {"100": cloudfront.PriceClass.PRICE_CLASS_100, "200": cloudfront.PriceClass.PRICE_CLASS_200,
                   "all": cloudfront.PriceClass.PRICE_CLASS_ALL}  # fmt: skip
-_LOG_ENCRYPTION_RULES = (
-    "NIST.800.53.R5-S3DefaultEncryptionKMS",
-    "HIPAA.Security-S3DefaultEncryptionKMS",
-    "PCI.DSS.321-S3DefaultEncryptionKMS",
-)
-_REPLICATION_RULES = (
-    "NIST.800.53.R5-S3BucketReplicationEnabled",
-    "HIPAA.Security-S3BucketReplicationEnabled",
-    "PCI.DSS.321-S3BucketReplicationEnabled",
-)
 
 
 def site_log_bucket(scope: Construct, construct_id: str, *, retain: bool, auto_delete_objects: bool,
                     retention_days: int) -> s3.Bucket:  # fmt: skip
     """The bucket for CloudFront's standard logs and the site bucket's S3 access logs. CloudFront's standard
     logging writes with object ACLs, so ACLs stay enabled (bucket owner preferred); public access is blocked."""
-    bucket = s3.Bucket(
-        scope,
-        construct_id,
-        encryption=s3.BucketEncryption.S3_MANAGED,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-        enforce_ssl=True,
-        minimum_tls_version=1.2,
-        versioned=True,
-        lifecycle_rules=[
-            s3.LifecycleRule(
-                id="expire-logs",
-                expiration=cdk.Duration.days(retention_days),
-                noncurrent_version_expiration=cdk.Duration.days(1),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-            )
-        ],
-        removal_policy=removal_policy(retain),
-        auto_delete_objects=auto_delete_objects and not retain,
-    )
-    acknowledge(
-        bucket,
-        "S3 server access logging only delivers to buckets encrypted with SSE-S3, and CloudFront's standard "
-        "logs are written without KMS parameters, so this log bucket uses SSE-S3 default encryption.",
-        _LOG_ENCRYPTION_RULES,
-    )
-    acknowledge(
-        bucket,
-        "Access logs of a static site are kept in-region for their retention period; replicating them to a "
-        "second region would need a destination bucket chosen per deployment and adds cost without protecting data.",
-        _REPLICATION_RULES,
-    )
-    return bucket
+    return log_bucket(scope, construct_id, retention_days=retention_days, removal=removal_policy(retain),
+                      auto_delete_objects=auto_delete_objects and not retain,
+                      acl_writers="CloudFront's standard logging")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
