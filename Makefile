@@ -78,7 +78,7 @@ test: setup-dev ## run the whole test suite (fails when no test is collected)
 fuzz: setup-dev ## fuzz the API handler with 10,000 Hypothesis examples per property
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q tests/lambda/test_fuzz_api.py
 
-lint: setup-dev ## ruff, mypy and the one-way import rules (import-linter, pyproject.toml)
+lint: setup-dev $(BROWSER_STAMP) ## ruff, mypy (Playwright installed for the browser tests' types) and the import rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
