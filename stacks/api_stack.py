@@ -87,12 +87,11 @@ class ApiStack(PlatformStack):
             "Inference",
             package="inference",
             description="OpenAI-compatible inference over Bedrock or an upstream",
-            timeout=cdk.Duration.seconds(stream_timeout) if streaming else FUNCTION_TIMEOUT,
+            stream_seconds=stream_timeout,
             memory_size=512,
             layer=powertools,
             environment={
                 "POWERTOOLS_SERVICE_NAME": "llm-inference",
-                **({"AWS_LAMBDA_EXEC_WRAPPER": STREAMING_WRAPPER} if streaming else {}),
                 **InferenceEnvironment(
                     model_parameter_path=config.model.path,
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
@@ -185,7 +184,6 @@ class ApiStack(PlatformStack):
             "Retrieval",
             package="retrieval",
             description="Embeddings and knowledge base retrieval for API clients",
-            timeout=FUNCTION_TIMEOUT,
             memory_size=512,
             layer=layer,
             environment={
@@ -212,12 +210,11 @@ class ApiStack(PlatformStack):
             "Chat",
             package="chat",
             description="Signed-in users' conversations, answered from the knowledge base with citations",
-            timeout=cdk.Duration.seconds(stream_timeout) if stream_timeout else FUNCTION_TIMEOUT,
+            stream_seconds=stream_timeout,
             memory_size=512,
             layer=layer,
             environment={
                 "POWERTOOLS_SERVICE_NAME": "llm-chat",
-                **({"AWS_LAMBDA_EXEC_WRAPPER": STREAMING_WRAPPER} if stream_timeout else {}),
                 **ChatEnvironment(
                     history_table_name=chat.history.table.table_name,
                     model_parameter_path=config.model.path,
@@ -259,11 +256,16 @@ class ApiStack(PlatformStack):
                 wildcard_findings,
             )
 
-    def _function(self, construct_id: str, *, package: str, description: str, timeout: cdk.Duration,
-                  memory_size: int, layer: cdk.aws_lambda.ILayerVersion,
-                  environment: dict[str, str]) -> PythonFunction:  # fmt: skip
-        """Shared settings of the API's functions: key, logs, concurrency, Powertools, invocation acks."""
+    def _function(self, construct_id: str, *, package: str, description: str, memory_size: int,
+                  layer: cdk.aws_lambda.ILayerVersion, environment: dict[str, str],
+                  timeout: cdk.Duration = FUNCTION_TIMEOUT, stream_seconds: int = 0) -> PythonFunction:  # fmt: skip
+        """Shared settings of the API's functions: key, logs, concurrency, Powertools, invocation acks.
+        ``stream_seconds`` > 0: the function answers behind a STREAM integration for up to that long, under the
+        project's Runtime API loop (the wrapper script); otherwise within API Gateway's ``timeout``."""
         stage = self.stage
+        if stream_seconds:
+            timeout = cdk.Duration.seconds(stream_seconds)
+            environment = {**environment, "AWS_LAMBDA_EXEC_WRAPPER": STREAMING_WRAPPER}
         function = PythonFunction(
             self,
             construct_id,

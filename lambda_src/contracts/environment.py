@@ -39,9 +39,7 @@ class InferenceEnvironment(NamedTuple):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> InferenceEnvironment:
-        env = read(cls, environ)
-        _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)
-        return env
+        return read_audited(cls, environ)
 
 
 class KnowledgeEnvironment(NamedTuple):
@@ -97,9 +95,7 @@ class RetrievalEnvironment(NamedTuple):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RetrievalEnvironment:
-        env = read(cls, environ)
-        _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)
-        return env
+        return read_audited(cls, environ)
 
 
 class ChatEnvironment(NamedTuple):
@@ -130,9 +126,7 @@ class ChatEnvironment(NamedTuple):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ChatEnvironment:
-        env = read(cls, environ)
-        _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)
-        return env
+        return read_audited(cls, environ)
 
 
 class AuthorizerEnvironment(NamedTuple):
@@ -144,6 +138,13 @@ class AuthorizerEnvironment(NamedTuple):
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AuthorizerEnvironment:
         return read(cls, environ)
+
+
+def read_audited(kind: type[Contract], environ: Mapping[str, str] | None = None) -> Contract:
+    """``read``, then the audit settings every request-serving contract carries (mode, content, stream)."""
+    env = read(kind, environ)
+    _check_audit(env.audit_mode, env.audit_content, env.audit_stream_name)  # type: ignore[attr-defined]
+    return env
 
 
 def _check_audit(mode: str, content: str, stream_name: str) -> None:
