@@ -15,22 +15,14 @@ from constructs_lib.foundation.settings import ConfigError
 from constructs_lib.web.bundle import build_site
 from constructs_lib.web.settings import WebConfig
 from lambda_src.contracts import web
-from stacks.context import Deployment
 from stacks.stages import DEV
-from tests.infra.conftest import Synth, ref, synth_deployment
+from tests.infra.conftest import WEB_ACL as WEB_ACL_ARN
+from tests.infra.conftest import WEB_CERTIFICATE, Synth, ref
 from tests.infra.templates import by_type, only, rendered
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
-CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
-WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/org-sites/0f0e0d0c-0b0a-0908-0706-050403020100"
-CUSTOM = dataclasses.replace(DEV, web=WebConfig(domain_name="chat.example.com", certificate_arn=CERTIFICATE,
-                                                web_acl_arn=WEB_ACL))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def custom(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synth_deployment(tmp_path_factory, Deployment(stage=CUSTOM))
+CERTIFICATE, WEB_ACL = WEB_CERTIFICATE, WEB_ACL_ARN
 
 
 def distribution(synth: Synth) -> dict[str, Any]:
@@ -143,7 +135,8 @@ def test_the_api_stack_writes_config_json_with_the_apis_url_and_the_pools_ids(de
     )
 
 
-def test_a_custom_domain_gets_its_certificate_tls_1_2_and_a_web_acl_and_clears_the_findings(custom):
+def test_a_custom_domain_gets_its_certificate_tls_1_2_and_a_web_acl_and_clears_the_findings(dev_upload):
+    custom = dev_upload  # the stage switches' synth sets web.domain_name, web.certificate_arn, web.web_acl_arn
     config = distribution(custom)
     assert config["Aliases"] == ["chat.example.com"]
     assert config["ViewerCertificate"] == {"AcmCertificateArn": CERTIFICATE, "MinimumProtocolVersion": "TLSv1.2_2021",

@@ -103,8 +103,8 @@ async function signedIn() {
   $("#who").textContent = state.auth.email || "";
   $("#account").hidden = false;
   show("#app");
-  const pending = state.conversations.length > 0;
-  if (!pending) await refreshList();
+  // Signed in again after an expired session: the list on the page is still this user's.
+  if (!state.conversations.length) await refreshList();
   const id = location.pathname.startsWith("/c/") ? decodeURIComponent(location.pathname.slice(3)) : null;
   if (id && (!state.current || state.current.id !== id)) await open(id, { push: false });
   $("#composer-input").focus();

@@ -12,9 +12,6 @@ from typing import Any
 
 from tools.local.emulator.cloudformation import register_model
 
-# What was created, by physical id: the properties as the template gave them (tests and the read-back look).
-CREATED: dict[str, tuple[str, dict[str, Any]]] = {}
-
 
 def _id(length: int = 13) -> str:
     return "E" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(length))
@@ -22,7 +19,6 @@ def _id(length: int = 13) -> str:
 
 def _distribution(properties: dict[str, Any], account: str, _region: str, _name: str) -> tuple[str, dict[str, str]]:
     distribution_id = _id()
-    CREATED[distribution_id] = ("AWS::CloudFront::Distribution", properties)
     domain = f"d{secrets.token_hex(7)}.cloudfront.net"
     return distribution_id, {"DomainName": domain, "Id": distribution_id}
 
@@ -30,21 +26,16 @@ def _distribution(properties: dict[str, Any], account: str, _region: str, _name:
 def _function(properties: dict[str, Any], account: str, _region: str, name: str) -> tuple[str, dict[str, str]]:
     function_name = properties.get("Name") or name
     arn = f"arn:aws:cloudfront::{account}:function/{function_name}"
-    CREATED[arn] = ("AWS::CloudFront::Function", properties)
     return arn, {"FunctionARN": arn, "Stage": "LIVE" if properties.get("AutoPublish") else "DEVELOPMENT"}
 
 
-def _by_id(kind: str) -> Any:
-    def create(properties: dict[str, Any], _account: str, _region: str, _name: str) -> tuple[str, dict[str, str]]:
-        resource_id = secrets.token_hex(18)
-        CREATED[resource_id] = (kind, properties)
-        return resource_id, {"Id": resource_id}
-
-    return create
+def _by_id(_properties: dict[str, Any], _account: str, _region: str, _name: str) -> tuple[str, dict[str, str]]:
+    resource_id = secrets.token_hex(18)
+    return resource_id, {"Id": resource_id}
 
 
 def install() -> None:
     register_model("AWS::CloudFront::Distribution", "cloudfront", _distribution)
     register_model("AWS::CloudFront::Function", "cloudfront", _function)
     for kind in ("AWS::CloudFront::ResponseHeadersPolicy", "AWS::CloudFront::OriginAccessControl"):
-        register_model(kind, "cloudfront", _by_id(kind))
+        register_model(kind, "cloudfront", _by_id)
