@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,10 @@ def test_model_output_with_markup_renders_inert(platform: LocalPlatform, page: P
     history = History(table, retention_days=1)
     conversation = history.create(user, "Markup check")
     before, sequence = history.reserve(user, conversation.id) or (conversation, 0)
-    content = "Answer with markup:\n\n" + "\n\n".join(XSS) + "\n\nA [real link](https://example.com/doc) [1]"
+    content = (
+        "Answer with markup:\n\n" + "\n\n".join(XSS) + "\n\nA [real link](https://example.com/doc) [1]\n\n"
+        "```python\nprint('<b>code</b>')\n```"
+    )
     citations = [{"number": 1, "document_id": "d", "title": "javascript:alert(1)", "uri": "javascript:alert(1)",
                   "source": "dataset"}]  # fmt: skip
     history.record(user, before, sequence, "Show me markup", Message(sequence + 1, "assistant", content, "", citations,
@@ -181,7 +185,29 @@ def test_model_output_with_markup_renders_inert(platform: LocalPlatform, page: P
     hrefs = page.eval_on_selector_all(".messages a", "(links) => links.map((a) => a.getAttribute('href'))")
     assert hrefs and all(h.startswith(("https://", "#")) for h in hrefs), hrefs
     assert "https://example.com/doc" in hrefs
+    # Markdown still renders: the code block as a block of code, its markup as text.
+    expect(answer.locator("pre code")).to_have_text("print('<b>code</b>')")
     page.screenshot(path=str(shots / "markup-inert.png"), full_page=True)
+
+
+def test_the_conversation_list_is_newest_first_and_pages(platform: LocalPlatform, page: Page):
+    token = platform.sign_in(LOCAL_USER_EMAIL, platform.user_password)
+    user = jwt.decode(token, options={"verify_signature": False})["sub"]
+    table = platform.dynamodb().Table(stack_output(platform.client, stack_name(STAGE, "chat"), "HistoryTableName"))
+    history = History(table, retention_days=1)
+    titles = [f"Paging {n:02d}" for n in range(21)]
+    for title in titles:  # one more than a page (20)
+        history.create(user, title)
+        time.sleep(0.002)  # ids order by creation millisecond
+    sign_in(page, platform)
+    listed = page.locator(".conversation")
+    expect(listed).to_have_count(20)
+    expect(listed.first).to_have_text(titles[-1])  # the newest first
+    page.get_by_role("button", name="Load more").click()
+    expect(listed.nth(20)).to_be_visible()
+    names = listed.all_inner_texts()
+    # The second page continues the first: newest first across the boundary, nothing repeated or skipped.
+    assert names[:21] == titles[::-1]
 
 
 def test_an_expired_session_asks_to_sign_in_again_and_keeps_what_was_typed(platform: LocalPlatform, page: Page):

@@ -51,6 +51,13 @@ test("a 401 refreshes the token once and retries; a second 401 is an expired ses
   await assert.rejects(second.api.listConversations(), (error) => error instanceof ApiError && error.expired);
 });
 
+test("the next page of conversations asks for the cursor of the last one", async () => {
+  const page = new Response(JSON.stringify({ object: "list", data: [], next_cursor: null }), { status: 200 });
+  const { api, calls } = client([page]);
+  await api.listConversations("c_0193abcdef0123456789abcdef01");
+  assert.equal(calls[0].url, "https://api.example/v1/conversations?limit=20&cursor=c_0193abcdef0123456789abcdef01");
+});
+
 test("a network failure is a lost connection, not a crash", async () => {
   const { api } = client([new TypeError("Failed to fetch")]);
   await assert.rejects(api.getConversation("c_1"), (error) => error instanceof ApiError && error.connectionLost);
