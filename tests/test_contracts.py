@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constructs_lib.config.settings import ModelConfig
+from constructs_lib.config.settings import ModelConfig, ModelPrice
 from constructs_lib.foundation.settings import ConfigError
 from lambda_src.contracts import api, gateway, keys, parameters
 from lambda_src.contracts.environment import AuthorizerEnvironment, InferenceEnvironment
@@ -43,8 +43,8 @@ numbers = st.floats(-1, 2, allow_nan=False) | st.integers(-2, 3) | st.sampled_fr
 def test_what_synth_accepts_the_function_accepts_and_the_reverse(temperature, top_p, tokens, timeout):
     """ModelConfig (synth) and ModelSettings.parse (run time) read the same names and bounds."""
     config = object.__new__(ModelConfig)  # unvalidated, so both sides judge the same raw values
-    for name, value in dataclasses.asdict(DEV.model).items():
-        object.__setattr__(config, name, value)
+    for field in dataclasses.fields(ModelConfig):
+        object.__setattr__(config, field.name, getattr(DEV.model, field.name))
     for name, value in (("temperature", temperature), ("top_p", top_p), ("max_output_tokens", tokens),
                         ("request_timeout_seconds", timeout)):  # fmt: skip
         object.__setattr__(config, name, value)
@@ -88,7 +88,7 @@ def test_a_route_without_an_operation_fails_at_init(monkeypatch):
 def test_the_unknown_route_answer_lists_the_route_table():
     message = gateway.GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"][3]
     assert message.startswith(
-        "Unknown route: the API serves GET /models, POST /chat/completions, POST /model, "
+        "Unknown route: the API serves GET /models, POST /chat/completions, POST /model, GET /usage, "
         "POST /embeddings, POST /retrieve, GET /conversations, "
     )
     assert message.endswith(
@@ -193,7 +193,8 @@ class _NoModel:
 def test_the_upstream_url_rule_is_the_same_at_synth_and_before_every_call(url):
     from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
 
-    problem = ModelConfig(provider="openai-compatible", model_id="m", upstream_base_url=url).problem()
+    price = ModelPrice("m", 0, 0, "https://example.com/prices", "2026-12-07")
+    problem = ModelConfig(provider="openai-compatible", model_id="m", upstream_base_url=url, prices=(price,)).problem()
     synth_accepts = problem is None
     try:
         OpenAICompatibleModel(url, lambda: "k")

@@ -7,9 +7,13 @@ import re
 from dataclasses import dataclass
 
 from constructs_lib.foundation.settings import Check, Settings, whole
+from lambda_src.contracts.spend import Limits, limits_problem
 
 MFA_MODES = ("off", "optional", "required")
 FEATURE_PLANS = ("essentials", "plus")
+DEFAULT_USER_BUDGET = Limits(
+    tokens_per_minute=20_000, tokens_per_day=100_000, tokens_per_month=1_000_000, cost_per_month_usd=10
+)
 # Where the managed login page may send a user back to (the web app): https, or http on this machine.
 _CALLBACK = re.compile(
     r"^https://[A-Za-z0-9.-]+(?::\d+)?(?:/[^\s?#]*)?$|^http://(?:localhost|127\.0\.0\.1)(?::\d+)?/[^\s?#]*$"
@@ -39,8 +43,12 @@ class ChatConfig(Settings):
     callback_urls: tuple[str, ...] = ()
     # Minutes an ID token (what the API's Cognito authorizer accepts) stays valid; refresh tokens last 30 days.
     id_token_minutes: int = 60
+    # Each signed-in user's token and cost limits across their conversations (None: no limit).
+    user_budget: Limits = DEFAULT_USER_BUDGET
 
     def checks(self) -> list[Check]:
+        budget_problem = limits_problem(self.user_budget._asdict()) if isinstance(self.user_budget, Limits) \
+            else "must be a Limits"  # fmt: skip
         return [
             (isinstance(self.self_sign_up, bool), "self_sign_up", "must be True or False"),
             (self.mfa in MFA_MODES, "mfa", f"must be one of {', '.join(MFA_MODES)}"),
@@ -58,4 +66,5 @@ class ChatConfig(Settings):
              "must be a tuple of https URLs (or http://localhost URLs) such as 'https://chat.example.com/'"),
             (whole(self.id_token_minutes, 1440, minimum=5), "id_token_minutes",
              "must be a whole number of minutes from 5 to 1440"),
+            (budget_problem is None, "user_budget", f"{budget_problem}"),
         ]  # fmt: skip

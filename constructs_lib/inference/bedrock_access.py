@@ -12,7 +12,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from constructs_lib.config.settings import GEO_PROFILE
+from lambda_src.contracts.parameters import GEO_PROFILE
 
 # Converse is authorized as bedrock:InvokeModel, ConverseStream as bedrock:InvokeModelWithResponseStream.
 ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]

@@ -7,19 +7,24 @@ import re
 from dataclasses import dataclass
 
 from constructs_lib.foundation.settings import Check, Settings, number, whole
+from lambda_src.contracts.spend import Limits, limits_problem
 
+NO_LIMITS = Limits()
 _PLAN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 _ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+(?::\d+)?$|^http://(?:localhost|127\.0\.0\.1)(?::\d+)?$")
 
 
 @dataclass(frozen=True)
 class UsagePlanConfig:
-    """API Gateway usage plan: per-key steady rate (requests/s), burst, and requests per day."""
+    """API Gateway usage plan: per-key steady rate (requests/s), burst, and requests per day (the coarse flood
+    guard, best effort); ``budget``: the token and cost limits of each key on the plan, enforced by the API
+    (a key may have its own: `python -m tools.keys limits`)."""
 
     name: str
     rate_limit: float
     burst_limit: int
     daily_quota: int
+    budget: Limits = NO_LIMITS
 
     def valid(self) -> bool:
         return (
@@ -31,15 +36,24 @@ class UsagePlanConfig:
             and whole(self.daily_quota, 100_000_000)
         )
 
+    def budget_problem(self) -> str | None:
+        if not isinstance(self.budget, Limits):
+            return "must be a Limits"
+        return limits_problem(self.budget._asdict())
+
 
 @dataclass(frozen=True)
 class ApiConfig(Settings):
     """The REST API's limits and hardening; validated as part of its StageConfig."""
 
     usage_plans: tuple[UsagePlanConfig, ...] = (
-        UsagePlanConfig("standard", rate_limit=2, burst_limit=5, daily_quota=2_000),
-        UsagePlanConfig("premium", rate_limit=10, burst_limit=20, daily_quota=20_000),
-    )
+        UsagePlanConfig("standard", rate_limit=2, burst_limit=5, daily_quota=2_000,
+                        budget=Limits(tokens_per_minute=20_000, tokens_per_day=200_000, tokens_per_month=2_000_000,
+                                      cost_per_month_usd=20)),
+        UsagePlanConfig("premium", rate_limit=10, burst_limit=20, daily_quota=20_000,
+                        budget=Limits(tokens_per_minute=100_000, tokens_per_day=2_000_000,
+                                      tokens_per_month=20_000_000, cost_per_month_usd=200)),
+    )  # fmt: skip
     # Stage-wide throttling that applies before any usage plan.
     throttle_rate_limit: float = 50
     throttle_burst_limit: int = 100
@@ -64,9 +78,12 @@ class ApiConfig(Settings):
         plans = self.usage_plans if isinstance(self.usage_plans, tuple) else ()
         names = [p.name for p in plans if isinstance(p, UsagePlanConfig)]
         plans_ok = bool(plans) and len(set(names)) == len(plans) == len(names) and all(p.valid() for p in plans)
+        budget_problems = [f"{p.name}: budget {problem}" for p in plans if isinstance(p, UsagePlanConfig)
+                           and (problem := p.budget_problem())]  # fmt: skip
         return [
             (plans_ok, "usage_plans", "must be a non-empty tuple of UsagePlanConfig with unique lowercase names, "
              "rate 0-10000/s, burst 1-5000 and a daily quota 1-100000000"),
+            (not budget_problems, "usage_plans", "plan " + "; ".join(budget_problems[:1])),
             (number(self.throttle_rate_limit) and 0 < self.throttle_rate_limit <= 10_000, "throttle_rate_limit",
              "must be greater than 0 and at most 10000 requests per second"),
             (whole(self.throttle_burst_limit, 5_000), "throttle_burst_limit", "must be from 1 to 5000"),

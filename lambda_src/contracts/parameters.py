@@ -7,6 +7,7 @@ reads and re-checks them at run time, and the admin and local tools find the API
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -44,7 +45,20 @@ MODEL_PARAMETERS: tuple[ModelParameter, ...] = (
     ModelParameter("system-prompt", "system_prompt", "System prompt sent with every conversation"),
     ModelParameter("learning-rate", "learning_rate", "Training learning rate"),
     ModelParameter("upstream-base-url", "upstream_base_url", "Base URL of the openai-compatible upstream"),
+    ModelParameter(
+        "fallbacks",
+        "fallbacks",
+        "Models tried in order when the one before is throttled, times out or "
+        "fails (JSON list of {model_id, provider, upstream_base_url})",
+    ),
+    ModelParameter("prices", "prices", "USD per million input and output tokens by model id (JSON)"),
 )
+# The geographies of Bedrock's cross-region inference profiles, and a profile id: the geography, then the foundation
+# model it routes to (``us.anthropic.claude-3-haiku-20240307-v1:0``).
+BEDROCK_GEO = r"(?:us|eu|apac|us-gov|jp|au|ca|global)"
+GEO_PROFILE = re.compile(rf"^{BEDROCK_GEO}\.(?P<model>[a-z][a-z0-9-]*\..+)$")
+# A String parameter's value in the Standard tier (the prices and fallbacks are JSON text).
+MAX_PARAMETER_CHARS = 4_096
 
 # Settings field -> leaf name, e.g. "top_p" -> "top-p".
 MODEL_LEAVES = {parameter.field: parameter.leaf for parameter in MODEL_PARAMETERS}

@@ -41,7 +41,15 @@ def _ssm_arn(name: str) -> dict[str, Any]:
 def _expected_strings(stage: StageConfig) -> dict[str, str]:
     """Every model parameter the contract names, with the value the stage's ModelConfig holds."""
     root = f"/llm-platform/{stage.name}/model"
-    return {f"{root}/{p.leaf}": str(getattr(stage.model, p.field)) for p in MODEL_PARAMETERS}
+    model = stage.model
+    json_valued = {
+        "fallbacks": [{"model_id": f.model_id, "provider": f.provider, "upstream_base_url": f.upstream_base_url}
+                      for f in model.fallbacks],
+        "prices": {p.model_id: {"input": p.input_usd_per_million, "output": p.output_usd_per_million}
+                   for p in model.prices},
+    }  # fmt: skip
+    return {f"{root}/{p.leaf}": json.dumps(json_valued[p.field], sort_keys=True) if p.field in json_valued
+            else str(getattr(model, p.field)) for p in MODEL_PARAMETERS}  # fmt: skip
 
 
 @pytest.mark.parametrize(("variant", "stage"), [("dev", DEV), ("prod", PROD)])
@@ -51,7 +59,10 @@ def test_every_plain_parameter_has_its_name_type_and_value(variant, stage, varia
     expected = _expected_strings(stage)
     for name, value in expected.items():
         assert strings[name]["Type"] == "String"
-        assert strings[name]["Value"] == value
+        found = strings[name]["Value"]
+        assert (
+            json.dumps(json.loads(found), sort_keys=True) if name.endswith(("/fallbacks", "/prices")) else found
+        ) == value
         assert strings[name]["Tier"] == "Standard"
     sources = strings[f"/llm-platform/{stage.name}/data/sources"]
     assert sources["Type"] == "StringList"

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 
 import app as app_module
+from constructs_lib.config.settings import ModelPrice
 from constructs_lib.foundation.logs import RETENTION_BY_DAYS
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError
 from constructs_lib.inference.settings import UsagePlanConfig
@@ -196,9 +197,10 @@ def test_bad_model_config_fails_with_a_sentence_naming_stage_key_and_rule(change
     ],
 )
 def test_known_model_id_forms_are_accepted(provider, model_id):
-    model = dataclasses.replace(
-        DEV.model, provider=provider, model_id=model_id, upstream_base_url="http://127.0.0.1:8080/v1"
-    )
+    price = ModelPrice(model_id, 1, 2, "https://example.com/prices", "2026-12-07")
+    model = dataclasses.replace(DEV.model, provider=provider, model_id=model_id,
+                                upstream_base_url="http://127.0.0.1:8080/v1",
+                                prices=(*(p for p in DEV.model.prices if p.model_id != model_id), price))  # fmt: skip
     assert dataclasses.replace(DEV, model=model).model.model_id == model_id
 
 
