@@ -22,12 +22,14 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import cloudformation_backends
 from moto.cognitoidp import models as cognito_models
 from moto.core.config import default_user_config
+from moto.dynamodb.models import DynamoDBBackend
 from moto.kms import models as kms_models
 from moto.s3vectors import urls as s3vectors_urls
 from moto.s3vectors.responses import S3VectorsResponse
 from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
 
+from tools.local.emulator import dynamodb as emulated_dynamodb
 from tools.local.emulator import install_patches
 from tools.local.emulator.cloudformation import register_model
 
@@ -163,6 +165,8 @@ def patched(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[
     monkeypatch.setattr(sfn_models, "stepfunctions_backends", sfn_models.stepfunctions_backends)
     for name in ("initiate_auth", "respond_to_auth_challenge"):
         monkeypatch.setattr(cognito_models.CognitoIdpBackend, name, getattr(cognito_models.CognitoIdpBackend, name))
+    for name in emulated_dynamodb.WRITES:
+        monkeypatch.setattr(DynamoDBBackend, name, getattr(DynamoDBBackend, name))
     monkeypatch.setitem(default_user_config, "stepfunctions", dict(default_user_config.get("stepfunctions", {})))
     monkeypatch.setenv("MOTO_PORT", "5000")
     install_patches(5000)
@@ -479,3 +483,36 @@ def test_the_bucket_deployment_handlers_cli_commands_are_done_with_boto3(patched
         "Prune": "false", "Memory": "128", "Keys": ["a", "true"]}  # fmt: skip
     assert is_deployment({"ResourceType": "Custom::CDKBucketDeployment", "ResponseURL": "http://127.0.0.1/x"})
     assert not is_deployment({"ResourceType": "Custom::S3AutoDeleteObjects", "ResponseURL": "http://127.0.0.1/x"})
+
+
+def test_dynamodb_conditional_writes_and_transactions_are_atomic_under_concurrency(patched: None) -> None:
+    """Twenty threads race for ten units of a counter, through transactions whose cancellations moto undoes by
+    restoring a table copy: exactly ten pass, and no cancelled one erases another's write."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])  # fmt: skip
+    passed: list[int] = []
+    start = threading.Barrier(20)
+
+    def take(i: int) -> None:
+        start.wait()
+        update = {"TableName": "t", "UpdateExpression": "ADD n :one",
+                  "ConditionExpression": "attribute_not_exists(n) OR n <= :room",
+                  "ExpressionAttributeValues": {":one": {"N": "1"}, ":room": {"N": "9"}}}  # fmt: skip
+        try:
+            client.transact_write_items(TransactItems=[
+                {"Update": {**update, "Key": {"pk": {"S": "counter"}}}},
+                {"Update": {**update, "Key": {"pk": {"S": f"own-{i}"}}}}])  # fmt: skip
+            passed.append(i)
+        except client.exceptions.TransactionCanceledException:
+            pass
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    items = {i["pk"]["S"]: int(i["n"]["N"]) for i in client.scan(TableName="t")["Items"]}
+    assert len(passed) == 10 and items.pop("counter") == 10
+    assert sorted(items) == sorted(f"own-{i}" for i in passed)

@@ -26,7 +26,9 @@ local targets:
 - s3deployment: CDK's BucketDeployment handler runs its AWS CLI from a Lambda layer at /opt/awscli: its own
   code runs on the host with the two CLI commands it uses (`s3 cp`, `s3 sync`) done by boto3;
 - cognito: `AWS::Cognito::UserPool`, `UserPoolClient` and `UserPoolDomain` are not modelled, and moto's SRP
-  sign-in accepts any password: the server side of Cognito's SRP runs for real.
+  sign-in accepts any password: the server side of Cognito's SRP runs for real;
+- dynamodb: a conditional write or a transaction is not atomic under concurrent requests (and a cancelled
+  transaction restores a copy of the whole table): the backend's writes run one at a time, as the budgets need.
 
 Still skipped (template assertions cover them): bucket policies, Glue, Athena, WAF, gateway responses,
 request validators and models, log streams, the API Gateway account, EventBridge Scheduler schedules
@@ -41,6 +43,7 @@ from tools.local.emulator import (
     cloudformation,
     cloudfront,
     cognito,
+    dynamodb,
     firehose,
     kms,
     s3vectors,
@@ -62,4 +65,5 @@ def install_patches(port: int) -> None:
     secretsmanager.install()
     stepfunctions.install()
     cognito.install()
+    dynamodb.install()
     cloudfront.install()
