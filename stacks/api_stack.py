@@ -3,6 +3,7 @@ that serve the route table (lambda_src/contracts/api.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aws_cdk as cdk
@@ -16,9 +17,10 @@ from constructs_lib.foundation.tables import TableProps
 from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.inference.key_table import ApiKeyTable
 from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
+from constructs_lib.inference.usage_table import SPEND_ACTIONS, UsageTable
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
 from constructs_lib.web.site_config import SiteConfig, SiteConfigProps
-from lambda_src.contracts import parameters
+from lambda_src.contracts import parameters, spend
 from lambda_src.contracts.environment import (
     AuthorizerEnvironment,
     ChatEnvironment,
@@ -42,7 +44,7 @@ STREAMING_WRAPPER = "/var/task/lambda_src/shared/runtime/wrapper"
 
 class ApiStack(PlatformStack):
     """Attributes: ``api`` (InferenceApi), ``inference``, ``retrieval`` and ``authorizer`` (PythonFunction),
-    ``key_table``."""
+    ``usage_table``, ``key_table``."""
 
     def __init__(
         self,
@@ -65,6 +67,8 @@ class ApiStack(PlatformStack):
         api_config = stage.api
         self.key = self.stage_key("ApiKey", description=f"Encrypts the {stage.name} API's key registry and logs")
         self.key_table = ApiKeyTable(self, "Keys", props=TableProps(key=self.key, retain=stage.retain_data))
+        # Token and cost budgets of keys and signed-in users (lambda_src/contracts/spend.py).
+        self.usage_table = UsageTable(self, "Usage", props=TableProps(key=self.key, retain=stage.retain_data))
         powertools = PowertoolsLayer(self, "Powertools").layer
 
         self.authorizer = self._function(
@@ -97,9 +101,12 @@ class ApiStack(PlatformStack):
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
                     stream_timeout_seconds=stream_timeout,
                     **self._request_environment(audit),
+                    usage_table_name=self.usage_table.table.table_name,
+                    plan_budgets=json.dumps({plan.name: plan.budget.public() for plan in api_config.usage_plans}),
                 ).variables(),
             },
         )
+        self.usage_table.grant(self.inference, SPEND_ACTIONS)
         config.upstream_api_key.grant_read(self.inference)
         audit.audit.grant_write(self.inference)
         self._grant_model(self.inference, config)
@@ -162,6 +169,10 @@ class ApiStack(PlatformStack):
         cdk.CfnOutput(self, "InvokeUrl", value=self.api.rest_api.url,
                       description="base_url for the openai SDK (stage v1)")  # fmt: skip
         cdk.CfnOutput(self, "RestApiId", value=self.api.rest_api.rest_api_id)
+        ssm.StringParameter(self, "UsageTableParameter",
+                            parameter_name=parameters.parameter_name(stage.name, spend.USAGE_TABLE_PARAMETER),
+                            string_value=self.usage_table.table.table_name,
+                            description="Token and cost budgets' usage table of this stage")  # fmt: skip
         cdk.CfnOutput(self, "KeyTableName", value=self.key_table.table.table_name)
         cdk.CfnOutput(self, "AdminCommand", value=f"python -m tools.keys create --stage {stage.name} --owner NAME "
                       "--plan " + api_config.usage_plans[0].name)  # fmt: skip
@@ -225,9 +236,12 @@ class ApiStack(PlatformStack):
                     history_retention_days=settings.history_retention_days,
                     retrieval_top_k=settings.retrieval_top_k,
                     history_messages=settings.history_messages,
+                    usage_table_name=self.usage_table.table.table_name,
+                    user_budget=json.dumps(settings.user_budget.public()),
                 ).variables(),
             },
         )
+        self.usage_table.grant(function, ["dynamodb:UpdateItem"])
         chat.history.grant(function, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                       "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"])  # fmt: skip
         knowledge.grant_search(function)
@@ -244,9 +258,9 @@ class ApiStack(PlatformStack):
                 "audit_mode": stage.audit.mode, "audit_content": stage.audit.content, "stage": stage.name}  # fmt: skip
 
     def _grant_model(self, function: PythonFunction, config: ConfigStack) -> None:
-        """The model settings and the stage's chat models, buffered and streamed (cross-region profiles: their
-        acknowledged wildcard)."""
-        config.model.grant_read(function)
+        """The model settings (read as one tree) and the stage's chat models, buffered and streamed (cross-region
+        profiles: their acknowledged wildcard)."""
+        config.model.grant_read_by_path(function)
         wildcard_findings = grant_invoke(self, function, self.stage.model.bedrock_model_ids())
         if wildcard_findings:
             acknowledge(

@@ -117,3 +117,15 @@ class ResponseEndpoint:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def create_usage_table(dynamodb: Any, name: str = "usage") -> None:
+    """The budgets' usage table as UsageTable deploys it (tests/infra/test_api_stack.py checks the template's side)."""
+    from lambda_src.contracts.spend import PERIOD, PRINCIPAL  # noqa: PLC0415
+
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": PRINCIPAL, "KeyType": "HASH"}, {"AttributeName": PERIOD, "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in (PRINCIPAL, PERIOD)],
+        BillingMode="PAY_PER_REQUEST",
+    )

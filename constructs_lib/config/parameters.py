@@ -78,10 +78,14 @@ class ConfigParameters(Construct):
             actions=["ssm:GetParameter", "ssm:GetParameters"],
             resource_arns=[p.parameter_arn for p in self.parameters.values()],
         )
-        return grant.combine(
-            iam.Grant.add_to_principal(
-                grantee=grantee, actions=["ssm:GetParametersByPath"], resource_arns=[parameter_arn(self, self.path)]
-            )
+        return grant.combine(self.grant_read_by_path(grantee))
+
+    def grant_read_by_path(self, grantee: iam.IGrantable) -> iam.Grant:
+        """``ssm:GetParametersByPath`` on the path only: what a reader of the whole tree at once needs (Powertools'
+        ``get_multiple``). Parameter Store authorizes that call against the path, not the parameters it returns, so
+        such a reader needs no ``ssm:GetParameter`` on each (ps-retrieval-authorization in AWS's guide)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["ssm:GetParametersByPath"], resource_arns=[parameter_arn(self, self.path)]
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from lambda_src.contracts.api import CONTEXT_KEY_ID, CONTEXT_OWNER, CONTEXT_PLAN
 from lambda_src.contracts.keys import ACTIVE, USAGE_IDENTIFIER, KeyRecord, key_from_header, key_hash
+from lambda_src.contracts.spend import CONTEXT_LIMITS
 
 
 class UnauthorizedError(Exception):
@@ -38,7 +39,13 @@ def authorize(token: Any, method_arn: Any, lookup: Callable[[str], KeyRecord | N
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": stage_arn(method_arn)}],
         },
         "usageIdentifierKey": record.usage_identifier,
-        "context": {CONTEXT_KEY_ID: record.key_id, CONTEXT_OWNER: record.owner, CONTEXT_PLAN: record.plan},
+        # The key's own limits travel with the cached answer: a change applies within the authorizer cache's TTL.
+        "context": {
+            CONTEXT_KEY_ID: record.key_id,
+            CONTEXT_OWNER: record.owner,
+            CONTEXT_PLAN: record.plan,
+            CONTEXT_LIMITS: record.limits,
+        },
     }
 
 

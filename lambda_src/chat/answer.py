@@ -28,6 +28,7 @@ from lambda_src.shared.dispatch import close_stream
 from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import Completion, CompletionRequest, Finish, ModelStream, StreamEvent, TextDelta, Usage
+from lambda_src.shared.models.fallback import ModelChain
 from lambda_src.shared.proxy import header, response_headers
 from lambda_src.shared.runtime.response import StreamingResponse
 
@@ -63,9 +64,19 @@ class Answering:
         self.outcome = outcome
 
     def open(self, request: CompletionRequest, settings: ModelSettings, question: Question) -> StreamingResponse:
+        """The REQUEST audit record (required mode), the user's budget reservation, the model list's first answer."""
         api, outcome = self.api, self.outcome
         api.record_request(outcome)
-        stream, first, events = api.open_model_stream(outcome, api.model_for(settings), request)
+        try:
+            api.hooks.before(request, settings, outcome)
+        except BaseException:
+            outcome.streamed = False
+            raise
+        chain = ModelChain(settings.targets(), api.model_for, outcome,
+                           deadline=time.monotonic() + max(1, api.stream_seconds - STREAM_MARGIN_SECONDS))  # fmt: skip
+        stream, first, events = api.open_model_stream(outcome, chain, request,
+                                                      on_failure=lambda: api.hooks.after(request, outcome))  # fmt: skip
+        self.request = request
         headers = response_headers(CONTENT_TYPE, request_id=outcome.request_id, origin=header(self.event, "origin"),
                                    cors_origins=api.cors_origins)  # fmt: skip
         return StreamingResponse(200, headers, self._body(stream, first, events, question))
@@ -113,6 +124,7 @@ class Answering:
             text = "".join(pieces)
             outcome.output_text = text
             outcome.usage = Completion(text, finish or "stop", prompt_tokens, completion_tokens)
+            self.api.hooks.after(self.request, outcome)
             answer = Message(sequence + 1, c.ASSISTANT, text, "", citations,
                              {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
                              not ended, finish or ("stop" if ended else "incomplete"))  # fmt: skip

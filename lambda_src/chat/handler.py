@@ -19,12 +19,14 @@ from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import ChatEnvironment
 from lambda_src.shared import request_log
 from lambda_src.shared.audit_writer import stream_writer
+from lambda_src.shared.budget import Budget
 from lambda_src.shared.clients import QUICK, bedrock_clients
-from lambda_src.shared.config_source import ConfigSource, ModelSettings
+from lambda_src.shared.config_source import ConfigSource, ModelTarget
 from lambda_src.shared.dispatch import Outcome
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient, model_client
+from lambda_src.shared.spend import SpendControl
 from lambda_src.shared.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -48,8 +50,8 @@ INDEX = VectorIndex(SESSION.client("s3vectors", config=QUICK), ENV.vector_index_
 bedrock_client = bedrock_clients(SESSION.client)
 
 
-def model_for(settings: ModelSettings) -> ModelClient:
-    return model_client(settings, MODEL.upstream_api_key, bedrock_client)
+def model_for(target: ModelTarget) -> ModelClient:
+    return model_client(target, MODEL.upstream_api_key, bedrock_client)
 
 
 def embedder_for(settings: EmbeddingSettings, dimension: int) -> Embedder:
@@ -62,7 +64,9 @@ AUDIT = stream_writer(SESSION.client, ENV.audit_stream_name, mode=ENV.audit_mode
 API = ChatApi(HISTORY, model=MODEL, model_for=model_for, embedding=EMBEDDING, embedder_for=embedder_for, index=INDEX,
               dimension=ENV.dimension, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
               audit=AUDIT, stream_seconds=ENV.stream_timeout_seconds, top_k=ENV.retrieval_top_k,
-              history_messages=ENV.history_messages)  # fmt: skip
+              history_messages=ENV.history_messages,
+              spend=SpendControl.from_json(Budget(SESSION.client("dynamodb", config=QUICK), ENV.usage_table_name),
+                                           user_limits=ENV.user_budget))  # fmt: skip
 
 
 @LOGGER.inject_lambda_context(clear_state=True)

@@ -17,13 +17,14 @@ from lambda_src.chat import grounding
 from lambda_src.chat.history import ConversationFullError, History, Message
 from lambda_src.contracts import chat as c
 from lambda_src.shared.audit_writer import AuditWriter
-from lambda_src.shared.config_source import LeavesSource, ModelSettings, SettingsSource
+from lambda_src.shared.config_source import LeavesSource, ModelTarget, SettingsSource
 from lambda_src.shared.dispatch import Dispatcher, Outcome, mapping, text
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
 from lambda_src.shared.models import CompletionRequest, ModelClient
 from lambda_src.shared.models import Message as ModelMessage
 from lambda_src.shared.retrieval import search
+from lambda_src.shared.spend import ModelCallHooks
 from lambda_src.shared.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -38,11 +39,13 @@ def conversation_not_found() -> ApiError:
 
 class ChatApi(Dispatcher):
     def __init__(self, history: History, *, model: SettingsSource,
-                 model_for: Callable[[ModelSettings], ModelClient], embedding: LeavesSource,
+                 model_for: Callable[[ModelTarget], ModelClient], embedding: LeavesSource,
                  embedder_for: Callable[[EmbeddingSettings, int], Embedder], index: VectorIndex,
                  dimension: int, max_body_bytes: int, cors_origins: tuple[str, ...] = (),
                  audit: AuditWriter | None = None, stream_seconds: int = 0, top_k: int = 5,
-                 history_messages: int = 6, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 history_messages: int = 6, clock: Callable[[], float] = time.time,
+                 spend: ModelCallHooks | None = None) -> None:  # fmt: skip
+        """``spend``: each user's budget, a SpendControl (None: unmetered, unit tests only)."""
         super().__init__(FUNCTION, {
             "list_conversations": self._list, "create_conversation": self._create, "get_conversation": self._get,
             "rename_conversation": self._rename, "delete_conversation": self._delete, "post_message": self._post,
@@ -58,6 +61,7 @@ class ChatApi(Dispatcher):
         self.top_k = top_k
         self.history_messages = history_messages
         self.clock = clock
+        self.hooks: ModelCallHooks = spend or ModelCallHooks()
 
     # --- conversations -------------------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/chat/completions", function="inference", operation="chat_completions",
           body=CHAT_COMPLETION_REQUEST, audited=True),
     Route("POST", "/model", function="inference", operation="prompt", body=PROMPT_REQUEST, audited=True),
+    # The calling key's own token and cost limits and what it has used of them.
+    Route("GET", "/usage", function="inference", operation="usage"),
     # The knowledge base for API clients: its own function, which may read the index but call no chat model.
     Route("POST", "/embeddings", function="retrieval", operation="embeddings", body=EMBEDDINGS_REQUEST,
           audited=True),

@@ -33,6 +33,10 @@ class InferenceEnvironment(NamedTuple):
     # Seconds a streamed answer may take (the function's timeout behind a STREAM integration, whose Runtime API
     # loop AWS_LAMBDA_EXEC_WRAPPER starts); 0: streaming is switched off and `stream: true` is answered whole.
     stream_timeout_seconds: int = 0
+    # The usage table (lambda_src/contracts/spend.py) and each usage plan's limits (JSON: plan -> limits);
+    # an empty table name: no budgets (local unit tests only; every deployed stage has them).
+    usage_table_name: str = ""
+    plan_budgets: str = "{}"
 
     def variables(self) -> dict[str, str]:
         return variables(self)
@@ -120,6 +124,9 @@ class ChatEnvironment(NamedTuple):
     history_retention_days: int
     retrieval_top_k: int
     history_messages: int
+    # The usage table and each signed-in user's limits (JSON, lambda_src/contracts/spend.py).
+    usage_table_name: str
+    user_budget: str
 
     def variables(self) -> dict[str, str]:
         return variables(self)

@@ -82,6 +82,9 @@ class KeyRecord(NamedTuple):
     plan: str
     status: str
     usage_identifier: str
+    # The key's own budget limits (JSON, lambda_src/contracts/spend.py), set by `python -m tools.keys limits`;
+    # empty: its plan's.
+    limits: str = ""
 
 
 def item_key(hashed: str) -> dict[str, dict[str, str]]:
@@ -91,7 +94,10 @@ def item_key(hashed: str) -> dict[str, dict[str, str]]:
 
 def record_item(hashed: str, record: KeyRecord) -> dict[str, dict[str, str]]:
     """The item the admin command writes for a key (it may add attributes of its own)."""
-    return {**item_key(hashed), **{field: {"S": value} for field, value in record._asdict().items()}}
+    return {**item_key(hashed), **{field: {"S": value} for field, value in record._asdict().items() if value}}
+
+
+_OPTIONAL = frozenset(KeyRecord._field_defaults)
 
 
 def record_from_item(item: dict[str, Any] | None) -> KeyRecord | None:
@@ -99,6 +105,7 @@ def record_from_item(item: dict[str, Any] | None) -> KeyRecord | None:
     if not item:
         return None
     try:
-        return KeyRecord(**{field: item[field]["S"] for field in KeyRecord._fields})
+        return KeyRecord(**{field: item[field]["S"] for field in KeyRecord._fields
+                            if field in item or field not in _OPTIONAL})  # fmt: skip
     except (KeyError, TypeError):
         return None

@@ -14,6 +14,10 @@ COMPLETION_TOKENS = "CompletionTokens"
 AUDIT_WRITE_FAILED = "AuditWriteFailed"
 # Streamed answers whose caller went away before the end (the model call is closed; output is partial).
 CLIENT_DISCONNECTS = "ClientDisconnects"
+# A model of the stage's list failed (throttled, timed out, 5xx) and the next one was tried; one per fallback.
+MODEL_FALLBACKS = "ModelFallbacks"
+# A settlement of a budget reservation that could not be written (the reservation stays counted).
+BUDGET_SETTLE_FAILED = "BudgetSettleFailed"
 
 
 def error_metric(code: str) -> str:

@@ -19,10 +19,12 @@ from lambda_src.contracts.environment import InferenceEnvironment
 from lambda_src.inference.logic import Api, Outcome
 from lambda_src.shared import request_log
 from lambda_src.shared.audit_writer import AuditWriter, stream_writer
-from lambda_src.shared.clients import bedrock_clients
-from lambda_src.shared.config_source import ConfigSource, ModelSettings
+from lambda_src.shared.budget import Budget
+from lambda_src.shared.clients import QUICK, bedrock_clients
+from lambda_src.shared.config_source import ConfigSource, ModelTarget
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient, model_client
+from lambda_src.shared.spend import SpendControl
 
 if TYPE_CHECKING:
     from lambda_src.shared.runtime.response import StreamingResponse
@@ -46,8 +48,8 @@ CONFIG = ConfigSource(
 bedrock_client = bedrock_clients(boto3.client)
 
 
-def model_for(settings: ModelSettings) -> ModelClient:
-    return model_client(settings, CONFIG.upstream_api_key, bedrock_client)
+def model_for(target: ModelTarget) -> ModelClient:
+    return model_client(target, CONFIG.upstream_api_key, bedrock_client)
 
 
 def audit_writer() -> AuditWriter | None:
@@ -55,8 +57,16 @@ def audit_writer() -> AuditWriter | None:
                          stage=ENV.stage)  # fmt: skip
 
 
+def spend_control() -> SpendControl | None:
+    """Each key's budget (its plan's limits, or its own) in the usage table: reserve, then settle."""
+    if not ENV.usage_table_name:
+        return None
+    return SpendControl.from_json(Budget(boto3.client("dynamodb", config=QUICK), ENV.usage_table_name),
+                                  plans=ENV.plan_budgets)  # fmt: skip
+
+
 API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
-          audit=audit_writer(), stream_seconds=ENV.stream_timeout_seconds)  # fmt: skip
+          audit=audit_writer(), stream_seconds=ENV.stream_timeout_seconds, spend=spend_control())  # fmt: skip
 
 
 @LOGGER.inject_lambda_context(clear_state=True)

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lambda_src.shared.audit_writer import AuditWriter
-from lambda_src.shared.config_source import ModelSettings, SettingsSource
+from lambda_src.shared.config_source import ModelSettings, ModelTarget, SettingsSource
 from lambda_src.shared.dispatch import Caller, Dispatcher, Outcome, session_id
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
 from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
+from lambda_src.shared.models.fallback import ModelChain
+from lambda_src.shared.spend import ModelCallHooks, SpendControl
 
 if TYPE_CHECKING:
     from lambda_src.inference.streaming import Streams
@@ -35,39 +37,32 @@ _UNSUPPORTED = ("functions", "function_call", "logprobs", "top_logprobs", "respo
                 "prediction", "logit_bias")  # fmt: skip
 
 
-class ModelCallHooks:
-    """The seam around every model call, buffered or streamed (a subclass overrides what it needs): ``before``
-    may refuse the call (raise ApiError; e.g. a budget reservation), ``after`` runs exactly once when a call
-    that ``before`` let through is over, whatever happened (e.g. the settlement of the actual usage:
-    ``outcome.usage``, ``outcome.disconnected``, ``outcome.error_type``). This base class does nothing."""
-
-    def before(self, request: CompletionRequest, outcome: Outcome) -> None:
-        return None
-
-    def after(self, request: CompletionRequest, outcome: Outcome) -> None:
-        return None
+# A buffered answer's time budget, all models of the list together: API Gateway stops waiting at 29 s.
+BUFFERED_SECONDS = 28
 
 
 class Api(Dispatcher):
     def __init__(
         self,
         config: SettingsSource,
-        model_for: Callable[[ModelSettings], ModelClient],
+        model_for: Callable[[ModelTarget], ModelClient],
         *,
         max_body_bytes: int,
         cors_origins: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
         audit: AuditWriter | None = None,
         stream_seconds: int = 0,
-        hooks: ModelCallHooks | None = None,
+        spend: ModelCallHooks | None = None,
     ) -> None:
         """``stream_seconds``: the time budget of a streamed answer (the function's timeout under a STREAM
-        integration; under a buffered one the whole stream is sent as one response within API Gateway's 29 s)."""
+        integration; under a buffered one the whole stream is sent as one response within API Gateway's 29 s).
+        ``spend``: the callers' budgets, a SpendControl (None: unmetered, unit tests only; GET /usage then answers
+        404)."""
         super().__init__(FUNCTION, {"list_models": self._models, "chat_completions": self._chat,
-                                    "prompt": self._prompt},
+                                    "prompt": self._prompt, "usage": self._usage},
                          max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit)  # fmt: skip
         self.stream_seconds = stream_seconds
-        self.hooks = hooks or ModelCallHooks()
+        self.hooks: ModelCallHooks = spend or ModelCallHooks()
         self._streamer: Streams | None = None
         self._config = config
         self.model_for = model_for
@@ -122,7 +117,7 @@ class Api(Dispatcher):
             "id": f"chatcmpl-{outcome.request_id}",
             "object": "chat.completion",
             "created": int(self.clock()),
-            "model": settings.model_id,
+            "model": outcome.model_id,
             "choices": [
                 {
                     "index": 0,
@@ -151,16 +146,27 @@ class Api(Dispatcher):
             timeout_seconds=settings.request_timeout_seconds,
         )
         completion = self._complete(request, settings, outcome)
-        return {"completion": completion.text, "model": settings.model_id, "usage": _usage(completion)}
+        return {"completion": completion.text, "model": outcome.model_id, "usage": _usage(completion)}
+
+    def _usage(self, _event: dict[str, Any], _body: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        """The calling key's own limits and use: the principal is the caller, so no key sees another's."""
+        if not isinstance(self.hooks, SpendControl):
+            raise not_found("This deployment has no budgets.", "unknown_route")
+        return self.hooks.usage(outcome.caller)
 
     # --- helpers ----------------------------------------------------------------------------------
+
+    def chain(self, settings: ModelSettings, outcome: Outcome, seconds: float) -> ModelChain:
+        """The stage's models in order, within ``seconds`` from now (buffered: API Gateway's; streamed: the
+        stream's)."""
+        return ModelChain(settings.targets(), self.model_for, outcome, deadline=time.monotonic() + seconds)
 
     def _complete(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> Completion:
         outcome.model_id = settings.model_id
         outcome.provider = settings.provider
-        self.hooks.before(request, outcome)
+        self.hooks.before(request, settings, outcome)
         try:
-            completion = self.model_for(settings).complete(request)
+            completion = self.chain(settings, outcome, BUFFERED_SECONDS).complete(request)
             outcome.usage = completion
             outcome.output_text = completion.text
             if completion.tool_calls:  # the audit log keeps the calls the model asked for, as the stream does

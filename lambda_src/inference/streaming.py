@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from lambda_src.inference.logic import BUFFERED_SECONDS
 from lambda_src.inference.sse import CONTENT_TYPE, DONE, ChunkWriter, event, tool_call_delta
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.dispatch import close_stream
@@ -56,14 +57,15 @@ class Streams:
         outcome.provider = settings.provider
         self.api.record_request(outcome)
         try:
-            self.api.hooks.before(request, outcome)
+            self.api.hooks.before(request, settings, outcome)
         except BaseException:
             outcome.streamed = False
             raise
+        chain = self.api.chain(settings, outcome, self._seconds())
         stream, first, events = self.api.open_model_stream(
-            outcome, self.api.model_for(settings), request, on_failure=lambda: self.api.hooks.after(request, outcome)
+            outcome, chain, request, on_failure=lambda: self.api.hooks.after(request, outcome)
         )
-        writer = ChunkWriter(f"chatcmpl-{outcome.request_id}", int(self.api.clock()), settings.model_id,
+        writer = ChunkWriter(f"chatcmpl-{outcome.request_id}", int(self.api.clock()), outcome.model_id or "",
                              include_usage=include_usage)  # fmt: skip
         headers = response_headers(CONTENT_TYPE, request_id=outcome.request_id, origin=header(event, "origin"),
                                    cors_origins=self.api.cors_origins)  # fmt: skip
@@ -71,11 +73,18 @@ class Streams:
             200, headers, self._sse(request, stream, events=events, first=first, writer=writer, outcome=outcome)
         )
 
+    def _seconds(self) -> float:
+        """The stream's time budget: the STREAM integration's less a margin, or (streaming switched off, the answer
+        sent whole) API Gateway's 29 s."""
+        if not self.api.stream_seconds:
+            return BUFFERED_SECONDS
+        return max(1, self.api.stream_seconds - STREAM_MARGIN_SECONDS)
+
     def _sse(self, request: CompletionRequest, stream: ModelStream, *, events: Iterator[StreamEvent],
              first: list[StreamEvent], writer: ChunkWriter, outcome: Outcome) -> Iterator[bytes]:  # fmt: skip
         """The answer as server-sent events. Model errors after the first byte become an error event; a caller
         that goes away (GeneratorExit at a yield) closes the model stream. Bookkeeping runs in ``finally``."""
-        deadline = time.monotonic() + max(1, self.api.stream_seconds - STREAM_MARGIN_SECONDS)
+        deadline = time.monotonic() + self._seconds()
         answer = _StreamedAnswer(writer)
         outcome.status = 200
         ended = False  # the last byte was handed over: closing the body now is no disconnect

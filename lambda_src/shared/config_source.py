@@ -6,6 +6,7 @@ come from lambda_src/contracts/parameters.py, the same ones ModelConfig checks a
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple, Protocol
 
 from aws_lambda_powertools.utilities import parameters
@@ -18,8 +19,18 @@ from lambda_src.contracts.parameters import (
     REQUEST_TIMEOUT_SECONDS,
     TEMPERATURE,
     TOP_P,
+    upstream_url_allowed,
 )
+from lambda_src.contracts.spend import Price, prices_from_json
 from lambda_src.shared.errors import server_error
+
+
+class ModelTarget(NamedTuple):
+    """One model of the stage's list: which adapter, which model, and where (openai-compatible)."""
+
+    provider: str
+    model_id: str
+    upstream_base_url: str
 
 
 class ModelSettings(NamedTuple):
@@ -31,6 +42,14 @@ class ModelSettings(NamedTuple):
     request_timeout_seconds: int
     system_prompt: str
     upstream_base_url: str
+    # The models after model_id, in the order they are tried when the one before is throttled or fails.
+    fallbacks: tuple[ModelTarget, ...] = ()
+    # USD per million tokens by model id (budgets count cost from it).
+    prices: dict[str, Price] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
+
+    def targets(self) -> tuple[ModelTarget, ...]:
+        """The stage's models in the order they are tried: model_id first, then the fallbacks."""
+        return (ModelTarget(self.provider, self.model_id, self.upstream_base_url), *self.fallbacks)
 
     @classmethod
     def parse(cls, raw: dict[str, str]) -> ModelSettings:
@@ -47,8 +66,10 @@ class ModelSettings(NamedTuple):
                 request_timeout_seconds=int(values["request_timeout_seconds"]),
                 system_prompt=values["system_prompt"],
                 upstream_base_url=values["upstream_base_url"].rstrip("/"),
+                fallbacks=_fallbacks(values["fallbacks"]),
+                prices=prices_from_json(values["prices"]),
             )
-        except (KeyError, ValueError) as error:
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise server_error("The model configuration is incomplete or invalid.") from error
         if not (
             settings.provider in PROVIDERS
@@ -59,6 +80,19 @@ class ModelSettings(NamedTuple):
         ):
             raise server_error("The model configuration is incomplete or invalid.")
         return settings
+
+
+def _fallbacks(raw: str) -> tuple[ModelTarget, ...]:
+    entries = json.loads(raw)
+    if not isinstance(entries, list):
+        raise ValueError("fallbacks")
+    targets = tuple(ModelTarget(str(e["provider"]), str(e["model_id"]),
+                                str(e.get("upstream_base_url") or "").rstrip("/")) for e in entries)  # fmt: skip
+    for target in targets:
+        if target.provider not in PROVIDERS or not target.model_id or (
+                target.provider != "bedrock" and not upstream_url_allowed(target.upstream_base_url)):  # fmt: skip
+            raise ValueError("fallbacks")
+    return targets
 
 
 class SettingsSource(Protocol):

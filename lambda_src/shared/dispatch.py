@@ -20,6 +20,7 @@ from lambda_src.contracts.api import (
     CLAIMS,
     CONTEXT_KEY_ID,
     CONTEXT_OWNER,
+    CONTEXT_PLAN,
     SESSION_HEADER,
     STAGE_NAME,
     Route,
@@ -28,6 +29,7 @@ from lambda_src.contracts.api import (
 )
 from lambda_src.contracts.audit import PHASE_REQUEST, session_key
 from lambda_src.contracts.schemas import MAX_USER_CHARS
+from lambda_src.contracts.spend import CONTEXT_LIMITS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.errors import ApiError, audit_unavailable, not_found, server_error, unauthorized
 from lambda_src.shared.logs import frames
@@ -53,6 +55,9 @@ class Caller(NamedTuple):
     key_id: str
     owner: str
     user_id: str = ""
+    # The key's usage plan and its own limits (JSON text, lambda_src/contracts/spend.py), from the authorizer.
+    plan: str = ""
+    limits: str = ""
 
 
 class TokenUsage(Protocol):
@@ -72,9 +77,9 @@ class Outcome:
     StreamingResponse whose body fills in the rest of the outcome as it is sent: the ``on_finish`` callback given
     to ``Dispatcher.handle`` runs when the outcome is final."""
 
-    __slots__ = ("audit_failed", "audited", "caller", "disconnected", "error_type", "input_text", "latency_ms",
-                 "model_id", "output_text", "provider", "request_id", "response", "route", "session_id", "status",
-                 "stream", "streamed", "usage")  # fmt: skip
+    __slots__ = ("audit_failed", "audited", "budget_unsettled", "caller", "disconnected", "error_type", "fallbacks",
+                 "input_text", "latency_ms", "model_id", "output_text", "provider", "request_id", "reservation",
+                 "response", "route", "session_id", "status", "stream", "streamed", "usage")  # fmt: skip
 
     def __init__(self, *, route: str, caller: Caller, request_id: str) -> None:
         self.response: dict[str, Any] = {}  # the proxy response of a JSON answer
@@ -96,6 +101,11 @@ class Outcome:
         self.streamed = False
         self.disconnected = False
         self.latency_ms = 0.0
+        # Spend control: what the request holds of its caller's budget until it settles (lambda_src/shared/spend.py),
+        # a settlement that failed, and how many models of the list failed before one answered.
+        self.reservation: Any = None
+        self.budget_unsettled = False
+        self.fallbacks = 0
 
     def reply(self, streaming: bool) -> dict[str, Any] | StreamingResponse:
         """What the handler returns: the JSON response, or the stream; with streaming switched off (the managed
@@ -242,7 +252,13 @@ class Dispatcher:
         claims = mapping(authorizer.get(CLAIMS))
         user_id = text(claims.get(CLAIM_SUBJECT))
         owner = text(authorizer.get(CONTEXT_OWNER)) or user_id
-        caller = Caller(key_id=text(authorizer.get(CONTEXT_KEY_ID)), owner=owner, user_id=user_id)
+        caller = Caller(
+            key_id=text(authorizer.get(CONTEXT_KEY_ID)),
+            owner=owner,
+            user_id=user_id,
+            plan=text(authorizer.get(CONTEXT_PLAN)),
+            limits=text(authorizer.get(CONTEXT_LIMITS)),
+        )
         path = route_of(event)
         outcome = Outcome(route=path, caller=caller, request_id=text(context.get("requestId")) or "local")
         try:

@@ -10,13 +10,17 @@ from lambda_src.contracts.api import error_body
 class ApiError(Exception):
     """An answer in the API's error shape: HTTP status, message, OpenAI error type and code, extra headers."""
 
-    def __init__(self, status: int, message: str, type: str, code: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, type: str, code: str, headers: dict[str, str] | None = None,
+                 *, retryable: bool = False) -> None:  # fmt: skip
+        """``retryable``: a model's throttling, timeout or 5xx, after which the next model of the list may be tried
+        (never a 4xx: the request, or the deployment, is what is wrong)."""
         super().__init__(status, code)  # str(error) never carries the message (it may echo the request)
         self.status = status
         self.message = message
         self.type = type
         self.code = code
         self.headers = headers or {}
+        self.retryable = retryable
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.code)
@@ -39,17 +43,28 @@ def not_found(message: str, code: str = "not_found") -> ApiError:
     return ApiError(404, message, "invalid_request_error", code)
 
 
-def rate_limited(message: str, retry_after: int | None = None) -> ApiError:
+def rate_limited(message: str, retry_after: int | None = None, *, retryable: bool = True) -> ApiError:
+    """429 rate_limit_exceeded: a model's throttling (``retryable``: the next model may answer), or a key's own
+    tokens-per-minute limit."""
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
-    return ApiError(429, message, "rate_limit_error", "rate_limit_exceeded", headers)
+    return ApiError(429, message, "rate_limit_error", "rate_limit_exceeded", headers, retryable=retryable)
 
 
-def upstream_error(message: str = "The model returned an error; try again later.") -> ApiError:
-    return ApiError(502, message, "upstream_error", "upstream_error")
+def insufficient_quota(message: str, retry_after: int | None = None) -> ApiError:
+    """429 in OpenAI's shape for a spent budget (tokens per day or month, or the month's cost ceiling)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return ApiError(429, message, "insufficient_quota", "insufficient_quota", headers)
+
+
+def upstream_error(message: str = "The model returned an error; try again later.", *,
+                   retryable: bool = True) -> ApiError:  # fmt: skip
+    """502: the model failed (``retryable``: a 5xx or a broken connection, the next model may answer) or refused the
+    deployment itself (access denied, no such model: not retryable, a fallback would hide it)."""
+    return ApiError(502, message, "upstream_error", "upstream_error", retryable=retryable)
 
 
 def upstream_timeout(message: str = "The model did not answer in time; try again or ask for fewer tokens.") -> ApiError:
-    return ApiError(504, message, "upstream_error", "upstream_timeout")
+    return ApiError(504, message, "upstream_error", "upstream_timeout", retryable=True)
 
 
 def audit_unavailable() -> ApiError:

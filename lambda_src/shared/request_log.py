@@ -24,6 +24,10 @@ def record(outcome: Outcome, metrics_logger: Any, logger: Any) -> None:
         metrics_logger.add_metric(name=metrics.CLIENT_DISCONNECTS, unit=MetricUnit.Count, value=1)
     if outcome.audit_failed:
         metrics_logger.add_metric(name=metrics.AUDIT_WRITE_FAILED, unit=MetricUnit.Count, value=1)
+    if outcome.fallbacks:
+        metrics_logger.add_metric(name=metrics.MODEL_FALLBACKS, unit=MetricUnit.Count, value=outcome.fallbacks)
+    if outcome.budget_unsettled:
+        metrics_logger.add_metric(name=metrics.BUDGET_SETTLE_FAILED, unit=MetricUnit.Count, value=1)
     if outcome.usage is not None:
         metrics_logger.add_metric(name=metrics.PROMPT_TOKENS, unit=MetricUnit.Count,
                                   value=outcome.usage.prompt_tokens)  # fmt: skip
@@ -38,6 +42,7 @@ def record(outcome: Outcome, metrics_logger: Any, logger: Any) -> None:
             "status": outcome.status,
             "error_type": outcome.error_type,
             "model_id": outcome.model_id,
+            "fallbacks": outcome.fallbacks,
             "streamed": outcome.streamed,
             "disconnected": outcome.disconnected,
             "latency_ms": round(latency_ms, 1),

@@ -19,7 +19,6 @@ from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
 from lambda_src.contracts.api import AUTH_USER, ROUTES, Route
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_ID_INDEX, KEY_PREFIX, new_key
-from lambda_src.contracts.parameters import MODEL_PARAMETERS
 from lambda_src.contracts.schemas import PROMPT_REQUEST, REQUEST_SCHEMAS
 from stacks.api_stack import STREAMING_WRAPPER
 from stacks.context import Deployment
@@ -298,15 +297,15 @@ def test_inference_policy_is_exact(dev):
     assert sorted(json.dumps(s["Action"]) for s in statements) == sorted(json.dumps(a) for a in [
         ["logs:CreateLogStream", "logs:PutLogEvents"],
         ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
-        ["ssm:GetParameter", "ssm:GetParameters"],
         "ssm:GetParametersByPath",
         "ssm:GetParameter",
         "kms:Decrypt",
         ["firehose:PutRecord", "firehose:PutRecordBatch"],
         ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+        ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
     ])  # fmt: skip
-    (get_model,) = _with_action(statements, ["ssm:GetParameter", "ssm:GetParameters"])
-    assert len(get_model["Resource"]) == len(MODEL_PARAMETERS)  # exactly the model parameters
+    # The model settings are read as one tree: Parameter Store authorizes that against the path alone.
     (by_path,) = _with_action(statements, "ssm:GetParametersByPath")
     assert json.dumps(by_path["Resource"]).endswith(':parameter/llm-platform/dev/model"]]}')
     (get_key,) = _with_action(statements, "ssm:GetParameter")
@@ -326,6 +325,13 @@ def test_inference_policy_is_exact(dev):
     }  # fmt: skip
     (logs,) = _with_action(statements, ["logs:CreateLogStream", "logs:PutLogEvents"])
     assert logs["Resource"] == arn_of(dev, "api", "Inference/Logs")
+    # Budgets: a reservation and a settlement are each one transaction of two updates, GET /usage one batch read,
+    # on the usage table only, under its key through DynamoDB only.
+    (usage,) = _with_action(statements, ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"])
+    assert usage["Resource"] == arn_of(dev, "api", "Usage/Table")
+    (table_key,) = _with_action(statements, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
+    assert table_key["Resource"] == arn_of(dev, "api", "ApiKey")
+    assert "dynamodb." in json.dumps(table_key["Condition"]["StringEquals"]["kms:ViaService"])
 
 
 def test_authorizer_policy_is_exact(dev):
@@ -407,7 +413,8 @@ def test_keys_are_found_by_id_through_an_index_of_table_keys_only(variant, varia
 def test_admin_tooling_parameters_and_outputs(dev):
     template = dev.raw("api")
     names = {p["Properties"]["Name"] for p in by_type(template, "AWS::SSM::Parameter").values()}
-    assert names == {"/llm-platform/dev/api/key-table", "/llm-platform/dev/api/usage-plans/standard",
+    assert names == {"/llm-platform/dev/api/key-table", "/llm-platform/dev/api/usage-table",
+                     "/llm-platform/dev/api/usage-plans/standard",
                      "/llm-platform/dev/api/usage-plans/premium"}  # fmt: skip
     outputs = template["Outputs"]
     invoke_url = json.dumps(outputs["InvokeUrl"]["Value"])

@@ -83,7 +83,7 @@ def test_the_chat_function_may_use_exactly_its_table_the_index_read_the_models_a
         ("logs:CreateLogStream", "logs:PutLogEvents"), ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
         ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
          "dynamodb:UpdateItem"), ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
-        ("s3vectors:GetVectors", "s3vectors:QueryVectors"), ("kms:Decrypt",),
+        ("s3vectors:GetVectors", "s3vectors:QueryVectors"), ("kms:Decrypt",), ("dynamodb:UpdateItem",),
         ("ssm:GetParameter", "ssm:GetParameters"), ("ssm:GetParametersByPath",), ("ssm:GetParameter",),
         ("kms:Decrypt",), ("bedrock:InvokeModel",), ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
         ("firehose:PutRecord", "firehose:PutRecordBatch")])  # fmt: skip
@@ -94,6 +94,8 @@ def test_the_chat_function_may_use_exactly_its_table_the_index_read_the_models_a
     assert "foundation-model/amazon.titan-embed-text-v2:0" in text[("bedrock:InvokeModel",)]
     assert f"foundation-model/{DEV.model.model_id}" in text[("bedrock:InvokeModel",
                                                              "bedrock:InvokeModelWithResponseStream")]  # fmt: skip
+    # Each user's budget: a reservation and a settlement are each one transaction of two updates on the usage table.
+    assert "UsageTable" in text[("dynamodb:UpdateItem",)]
     paths = json.dumps([s["Resource"] for s in found if s["Action"] == "ssm:GetParametersByPath"])
     assert "/llm-platform/dev/model" in paths and "/llm-platform/dev/knowledge/embedding" in paths
     environment = dev.properties("api", "Chat/Function")["Environment"]["Variables"]

@@ -64,6 +64,7 @@ def test_config_stack_stateful_logical_ids_are_pinned(variant, variants):
 API_PINNED = {
     "ApiKeyF9DDEE66": "AWS::KMS::Key",
     "KeysTableF42AC009": "AWS::DynamoDB::Table",
+    "UsageTableADB4B05A": "AWS::DynamoDB::Table",
     "AuthorizerLogsF64AA3CA": "AWS::Logs::LogGroup",
     "InferenceLogsC1F7CC05": "AWS::Logs::LogGroup",
     "RetrievalLogs9C61C794": "AWS::Logs::LogGroup",

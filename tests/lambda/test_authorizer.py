@@ -42,8 +42,17 @@ def test_an_active_key_is_allowed_on_the_whole_stage_with_its_identity():
             ],
         },
         "usageIdentifierKey": USAGE,
-        "context": {"keyId": "key_00000000000000aa", "owner": "alice", "plan": "standard"},
+        "context": {"keyId": "key_00000000000000aa", "owner": "alice", "plan": "standard", "limits": ""},
     }
+
+
+def test_a_keys_own_limits_travel_with_the_answer():
+    """The inference function applies them over the plan's (an empty value: the plan's alone)."""
+    key = new_key()
+    record = KeyRecord(key_id="key_00000000000000aa", owner="alice", plan="standard", status="active",
+                       usage_identifier=USAGE, limits='{"tokens_per_day": 500}')  # fmt: skip
+    answer = authorize(f"Bearer {key}", METHOD_ARN, {key_hash(key): record}.get)
+    assert answer["context"]["limits"] == '{"tokens_per_day": 500}'
 
 
 @pytest.mark.parametrize(
@@ -110,7 +119,7 @@ def test_handler_reads_the_key_table_and_never_logs_the_token(aws, monkeypatch, 
         function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "a", 128, "arn", "r"
 
     answer = handler.lambda_handler({"authorizationToken": f"Bearer {key}", "methodArn": METHOD_ARN}, Context())
-    assert answer["context"] == {"keyId": "key_1", "owner": "bob", "plan": "premium"}
+    assert answer["context"] == {"keyId": "key_1", "owner": "bob", "plan": "premium", "limits": ""}
     assert answer["usageIdentifierKey"] == usage_identifier
     for refused in (new_key(), legacy):
         with pytest.raises(UnauthorizedError):

@@ -26,6 +26,7 @@ from lambda_src.shared.models import (
     Usage,
 )
 from lambda_src.shared.runtime.response import StreamingResponse
+from lambda_src.shared.spend import ModelCallHooks
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 SETTINGS = ModelSettings(provider="bedrock", model_id=MODEL, temperature=0.2, top_p=0.9, max_output_tokens=1024,
@@ -307,11 +308,11 @@ def test_a_stream_past_its_time_budget_ends_with_a_timeout_event(monkeypatch):
 def test_the_hooks_run_around_every_model_call_and_may_refuse():
     calls: list[tuple[str, int]] = []
 
-    class Hooks:
+    class Hooks(ModelCallHooks):
         def __init__(self, refuse: bool) -> None:
             self.refuse = refuse
 
-        def before(self, request: CompletionRequest, outcome: Outcome) -> None:
+        def before(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> None:
             calls.append(("before", request.max_tokens))
             if self.refuse:
                 raise ApiError(429, "over budget", "insufficient_quota", "insufficient_quota")
@@ -319,13 +320,13 @@ def test_the_hooks_run_around_every_model_call_and_may_refuse():
         def after(self, request: CompletionRequest, outcome: Outcome) -> None:
             calls.append(("after", outcome.usage.completion_tokens if outcome.usage else -1))
 
-    response = api(FakeModel(list(TEXT)), hooks=Hooks(False)).handle(chat_event()).stream
+    response = api(FakeModel(list(TEXT)), spend=Hooks(False)).handle(chat_event()).stream
     assert isinstance(response, StreamingResponse)
     b"".join(response.body)
     assert calls == [("before", 1024), ("after", 7)]
     calls.clear()
     model = FakeModel(list(TEXT))
-    outcome = api(model, hooks=Hooks(True)).handle(chat_event())
+    outcome = api(model, spend=Hooks(True)).handle(chat_event())
     assert outcome.stream is None and outcome.response["statusCode"] == 429
     assert calls == [("before", 1024)] and model.requests == []
 

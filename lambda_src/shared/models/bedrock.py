@@ -146,5 +146,5 @@ def _map_client_error(error: ClientError) -> ApiError:
     ):
         return upstream_error()
     if code in ("AccessDeniedException", "ResourceNotFoundException"):
-        return upstream_error("The configured model is not available to this deployment.")
+        return upstream_error("The configured model is not available to this deployment.", retryable=False)
     return upstream_error()

@@ -40,7 +40,7 @@ class OpenAICompatibleModel:
     def __init__(self, base_url: str, api_key: Callable[[], str]) -> None:
         # Parameter Store can be changed without a synth: the same rule ModelConfig applies, before every use.
         if not upstream_url_allowed(base_url):
-            raise upstream_error("The upstream base URL is not allowed.")
+            raise upstream_error("The upstream base URL is not allowed.", retryable=False)
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
 
@@ -211,5 +211,6 @@ def map_status(error: urllib.error.HTTPError) -> Exception:
         return invalid_request("The model rejected the request as invalid.")
     if error.code in (408, 504):
         return upstream_timeout()
-    # 401/403 mean our upstream key is wrong: the caller cannot fix that.
-    return upstream_error()
+    # 401/403 mean our upstream key is wrong, 404 a model it does not serve: the caller cannot fix that, and
+    # another model would only hide it. A 5xx is the upstream's own trouble: the next model may answer.
+    return upstream_error(retryable=error.code >= 500)
