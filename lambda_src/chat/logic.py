@@ -131,7 +131,7 @@ class ChatApi(Dispatcher):
         settings = self.model.settings()
         outcome.model_id, outcome.provider = settings.model_id, settings.provider
         embedding = EmbeddingSettings.parse(self.embedding.leaves())
-        query = grounding.search_query(question, [m.content for m in earlier if m.role == "user"])
+        query = grounding.search_query(question, earlier)
         found = grounding.sources(search(self.embedder_for(embedding, self.dimension), self.index, query,
                                          self.top_k).chunks)  # fmt: skip
         request = CompletionRequest(

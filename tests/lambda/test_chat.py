@@ -73,7 +73,13 @@ class Model:
 
 
 class Embedder:
+    """Remembers every text it is asked to embed: what the knowledge base was searched with."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
     def embed(self, texts: Sequence[str]) -> Embeddings:
+        self.texts.extend(texts)
         return Embeddings([[0.5] * 4 for _ in texts], 3, 1)
 
 
@@ -114,12 +120,13 @@ class World:
         self.table = dynamodb.Table("history")
         self.history = History(self.table, retention_days=30)
         self.model = Model()
+        self.embedder = Embedder()
         self.vectors = stub_client("s3vectors")
         self.stub = Stubber(self.vectors)
         self.stub.activate()
         self.firehose = Firehose()
         self.api = ChatApi(self.history, model=Config(), model_for=lambda _s: self.model, embedding=Config(),
-                           embedder_for=lambda _s, _d: Embedder(), index=VectorIndex(self.vectors, INDEX_ARN),
+                           embedder_for=lambda _s, _d: self.embedder, index=VectorIndex(self.vectors, INDEX_ARN),
                            dimension=4, max_body_bytes=65_536, stream_seconds=stream_seconds, top_k=3,
                            history_messages=4,
                            audit=AuditWriter(self.firehose, "audit", mode="best_effort", content="full",
@@ -235,7 +242,7 @@ def test_a_question_is_answered_as_a_stream_with_citations_and_stored_with_its_a
     assert "Paris is the capital of France.\n[...]\nIt is on the Seine." in block
 
 
-def test_a_follow_up_carries_the_conversation_and_searches_with_the_previous_question(world):
+def test_a_follow_up_carries_the_conversation_and_searches_with_the_recent_turns(world):
     conversation = world.call(ALICE, "POST", "/conversations", {"title": "Named"})[1]["id"]
     world.hits(hit("s3/knowledge/france.md"))
     world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "Capital of France?"})
@@ -244,6 +251,9 @@ def test_a_follow_up_carries_the_conversation_and_searches_with_the_previous_que
         "returnDistance": True})  # fmt: skip
     status, stream = world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "And Spain?"})
     assert status == 200 and stream[0][1]["citations"] == []  # an empty knowledge base answer is still an answer
+    # Searched with: the question alone, then the follow-up after the turn it follows.
+    assert world.embedder.texts == ["Capital of France?",
+                                    "Capital of France?\nParis is the capital [1].\nAnd Spain?"]  # fmt: skip
     second = world.model.requests[1]
     earlier = [(m.role, m.content) for m in second.messages[:2]]
     assert earlier == [("user", "Capital of France?"), ("assistant", "Paris is the capital [1].")]
@@ -251,6 +261,37 @@ def test_a_follow_up_carries_the_conversation_and_searches_with_the_previous_que
     stored = world.call(ALICE, "GET", f"/conversations/{conversation}")[1]
     assert stored["title"] == "Named" and [m["id"] for m in stored["messages"]] == ["m_00000", "m_00001", "m_00002",
                                                                                      "m_00003"]  # fmt: skip
+
+
+def test_the_search_takes_the_last_two_questions_and_the_last_answer_each_cut_and_all_within_the_bound(world):
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    answers = ["First answer.", "Second answer " + "x" * 900, "Third answer " + "y" * 900]
+    for n, answer in enumerate(answers, start=1):
+        world.model.script = [TextDelta(answer), Finish("stop")]
+        world.hits()
+        world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": f"Question {n}?"})
+    world.hits()
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "And the fourth?"})
+    # The oldest turn kept first, the question last; the long answer cut to its first SEARCH_TURN_CHARS.
+    third = answers[2][: grounding.SEARCH_TURN_CHARS]
+    assert world.embedder.texts[-1] == f"Question 2?\nQuestion 3?\n{third}\nAnd the fourth?"
+    assert "First answer" not in world.embedder.texts[-1] and "Second answer" not in world.embedder.texts[-1]
+
+    # A question that leaves no room for the turns is searched alone, its end kept within the query's limit.
+    long_question = "z" * (k.MAX_QUERY_CHARS - 100) + " and what of France?"
+    world.hits()
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": long_question})
+    assert world.embedder.texts[-1] == long_question
+    world.hits()
+    longest = "w" * (c.MAX_MESSAGE_CHARS - 9) + " the end?"
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": longest})
+    assert world.embedder.texts[-1] == longest[-k.MAX_QUERY_CHARS :]
+    # Turns are added while they fit, newest first: never past the limit.
+    near = "q" * (k.MAX_QUERY_CHARS - grounding.SEARCH_TURN_CHARS - 20)
+    world.hits()
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": near})
+    assert len(world.embedder.texts[-1]) <= k.MAX_QUERY_CHARS and world.embedder.texts[-1].endswith("\n" + near)
+    assert world.embedder.texts[-1] == f"{third}\n{near}"  # the last answer fit, the question before it not
 
 
 def test_a_retrieved_chunk_cannot_leave_the_data_block_or_pass_as_instructions(world):
