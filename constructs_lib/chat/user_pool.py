@@ -103,5 +103,5 @@ class ChatUsers(Construct):
                 self.pool,
                 "The stage config picks the Essentials plan (free for the first 10,000 monthly active users) over "
                 "Plus, whose threat protection is billed per active user; passwords still follow the policy.",
-                ["AwsSolutions-COG3", "AwsSolutions-COG8"],
+                ["AwsSolutions-COG8"],
             )
