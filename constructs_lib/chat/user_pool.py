@@ -1,7 +1,9 @@
 """Signed-in users: a Cognito user pool where administrators create the users (self sign-up only when the stage
 says so), a password policy, TOTP MFA per stage, threat protection on the Plus plan, and one app client for the
-browser: no secret (a browser cannot keep one), SRP sign-in, and the authorization code flow with PKCE for the
-managed login page when the stage names callback URLs."""
+browser: no secret (a browser cannot keep one), SRP sign-in, and, when the stage names callback URLs, the
+authorization code flow for the managed login page. Cognito cannot require PKCE on that flow: it verifies the
+``code_verifier`` only when the authorization request carried a ``code_challenge``, so the page using the flow must
+send one."""
 
 from __future__ import annotations
 
@@ -101,5 +103,5 @@ class ChatUsers(Construct):
                 self.pool,
                 "The stage config picks the Essentials plan (free for the first 10,000 monthly active users) over "
                 "Plus, whose threat protection is billed per active user; passwords still follow the policy.",
-                ["AwsSolutions-COG3", "AwsSolutions-COG8"],
+                ["AwsSolutions-COG8"],
             )

@@ -13,7 +13,9 @@ import html
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from lambda_src.contracts import chat as c
 from lambda_src.contracts.knowledge import MAX_QUERY_CHARS
+from lambda_src.shared.models import Message
 from lambda_src.shared.retrieval import Chunk
 
 DATA_OPEN = "<knowledge_base_sources>"
@@ -29,6 +31,11 @@ such as [1] or [2][3]. Cite only sources you used; never invent a source or a nu
 general knowledge only if the user asks for it.
 - Answer in the language of the question, concisely, in Markdown."""
 NO_SOURCES = "(The knowledge base has no source for this question.)"
+# The recent turns searched with a question: its conversation's last questions and last answer, each cut so a
+# long answer cannot drown the question.
+SEARCH_QUESTIONS = 2
+SEARCH_ANSWERS = 1
+SEARCH_TURN_CHARS = 500
 
 
 class Source(NamedTuple):
@@ -74,11 +81,27 @@ def user_turn(question: str, found: Sequence[Source]) -> str:
     return f"{data_block(found)}\n\nQuestion: {question}"
 
 
-def search_query(question: str, earlier_questions: Sequence[str]) -> str:
-    """What the knowledge base is searched with: the question, after the last earlier one (a follow-up such as
-    "and in prod?" needs the question it follows), within the query's limit."""
-    query = "\n".join([*earlier_questions[-1:], question])
-    return query[-MAX_QUERY_CHARS:]
+def search_query(question: str, earlier: Sequence[Message]) -> str:
+    """What the knowledge base is searched with: the question plus the conversation's recent turns (a follow-up
+    such as "and in prod?" or "why?" needs what it follows): its last SEARCH_QUESTIONS questions and its last
+    answer, each cut to SEARCH_TURN_CHARS, oldest first, then the question. At most MAX_QUERY_CHARS: the oldest
+    turns go first, and a question longer than that alone keeps its end."""
+    turns: list[str] = []  # newest first
+    questions = answers = 0
+    for message in reversed(earlier):
+        if message.role == c.USER and questions < SEARCH_QUESTIONS:
+            questions += 1
+        elif message.role == c.ASSISTANT and answers < SEARCH_ANSWERS:
+            answers += 1
+        else:
+            continue
+        turns.append(" ".join(message.content.split())[:SEARCH_TURN_CHARS])
+    query = question[-MAX_QUERY_CHARS:]
+    for turn in turns:
+        if len(turn) + 1 + len(query) > MAX_QUERY_CHARS:
+            break
+        query = f"{turn}\n{query}"
+    return query
 
 
 def _escape(text: str) -> str:

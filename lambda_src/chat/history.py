@@ -1,9 +1,11 @@
 """The conversations and their messages in DynamoDB (layout: lambda_src/contracts/chat.py). Every call names the
 user whose partition it reads or writes: nothing here can reach another user's items, whatever ids it is given.
 
-A question reserves its two sequence numbers (question, answer) when it arrives, under the conversation's
-message limit, so two questions at once in one conversation never take the same place; the messages are written
-when the answer ends. Every write renews the time to live of what it writes.
+A question reserves two places (question, answer) when it arrives: the next two sequence numbers, which are never
+handed out again, and two of the conversation's messages under its limit, held until the answer is stored. The
+question and its answer are written when the answer ends, in one transaction with the conversation's message count
+and title, so the count is the messages stored; a question that fails before that gives its two held messages
+back (``release``) and leaves a gap in the numbering. Every write renews the time to live of what it writes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from lambda_src.contracts import chat as c
 from lambda_src.shared.dynamo import condition_failed, plain
 
 DAY_SECONDS = 86_400
+# Attempts at a write to a conversation item that a transaction on the same item (another question's answer being
+# stored) made DynamoDB refuse; the refusal is immediate and the transaction short.
+CONFLICT_ATTEMPTS = 3
+CONFLICT_PAUSE_SECONDS = 0.05
 
 
 class Conversation(NamedTuple):
@@ -86,9 +92,12 @@ class History:
     def create(self, user: str, title: str | None) -> Conversation:
         now, expires = self._stamp()
         conversation_id = c.new_conversation_id(self._clock())
-        item = {c.PARTITION_KEY: c.user_partition(user), c.SORT_KEY: c.conversation_key(conversation_id),
-                c.TITLE: title or "", c.TITLE_SET_BY_USER: bool(title), c.CREATED_AT: now, c.UPDATED_AT: now,
-                c.MESSAGE_COUNT: 0, c.EXPIRES_AT: expires}  # fmt: skip
+        item: dict[str, Any] = {
+            c.PARTITION_KEY: c.user_partition(user), c.SORT_KEY: c.conversation_key(conversation_id),
+            c.TITLE_SET_BY_USER: bool(title), c.CREATED_AT: now, c.UPDATED_AT: now, c.MESSAGE_COUNT: 0,
+            c.NEXT_SEQUENCE: 0, c.MESSAGES_HELD: 0, c.EXPIRES_AT: expires}  # fmt: skip
+        if title:  # without one, the first question stored gives it (record)
+            item[c.TITLE] = title
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(#pk)",
                              ExpressionAttributeNames={"#pk": c.PARTITION_KEY})  # fmt: skip
         return _conversation(item)
@@ -104,7 +113,7 @@ class History:
     def rename(self, user: str, conversation_id: str, title: str) -> Conversation | None:
         now, expires = self._stamp()
         try:
-            answer = self._table.update_item(
+            answer = self._update(
                 Key=self._key(user, conversation_id),
                 UpdateExpression="SET #t = :t, #s = :true, #u = :u, #e = :e",
                 ConditionExpression="attribute_exists(#pk)",
@@ -134,58 +143,92 @@ class History:
         return True
 
     def reserve(self, user: str, conversation_id: str) -> tuple[Conversation, int] | None:
-        """Two places (question, answer) at the end of the conversation: (the conversation before, the first
-        sequence number); None when the user has no such conversation; ConversationFullError past the limit."""
+        """Two places (question, answer) at the end of the conversation, held under its message limit until
+        ``record`` stores them or ``release`` gives them back: (the conversation, the question's sequence number);
+        None when the user has no such conversation; ConversationFullError past the limit."""
         try:
-            answer = self._table.update_item(
+            answer = self._update(
                 Key=self._key(user, conversation_id),
-                UpdateExpression="ADD #n :two",
-                ConditionExpression="attribute_exists(#pk) AND #n <= :most",
-                ExpressionAttributeNames={"#n": c.MESSAGE_COUNT, "#pk": c.PARTITION_KEY},
+                # A conversation written before the two counters existed starts them at its message count.
+                UpdateExpression="SET #q = if_not_exists(#q, #n) + :two, #h = if_not_exists(#h, #n) + :two",
+                ConditionExpression="attribute_exists(#pk) AND (#h <= :most OR (attribute_not_exists(#h) AND "
+                "#n <= :most))",
+                ExpressionAttributeNames={"#q": c.NEXT_SEQUENCE, "#h": c.MESSAGES_HELD, "#n": c.MESSAGE_COUNT,
+                                          "#pk": c.PARTITION_KEY},
                 ExpressionAttributeValues={":two": 2, ":most": c.MAX_MESSAGES_PER_CONVERSATION - 2},
                 ReturnValues="ALL_NEW",
-            )
+            )  # fmt: skip
         except ClientError as error:
             if not condition_failed(error):
                 raise
             if self.get(user, conversation_id) is None:
                 return None
             raise ConversationFullError() from None
-        after = _conversation(answer["Attributes"])
-        return after._replace(message_count=after.message_count - 2), after.message_count - 2
+        item = answer["Attributes"]
+        return _conversation(item), int(item[c.NEXT_SEQUENCE]) - 2
 
-    def record(self, user: str, conversation: Conversation, sequence: int, question: str, answer: Message) -> None:
-        """The question and its answer at their reserved places; the conversation's title from its first question
-        (unless the user named it) and its last activity."""
-        now, expires = self._stamp()
-        partition = c.user_partition(user)
-        with self._table.batch_writer() as batch:
-            batch.put_item(Item={
-                c.PARTITION_KEY: partition, c.SORT_KEY: c.message_key(conversation.id, sequence), c.ROLE: c.USER,
-                c.CONTENT: question, c.CREATED_AT: now, c.EXPIRES_AT: expires})  # fmt: skip
-            batch.put_item(Item={
-                c.PARTITION_KEY: partition, c.SORT_KEY: c.message_key(conversation.id, sequence + 1),
-                c.ROLE: c.ASSISTANT, c.CONTENT: answer.content, c.CREATED_AT: now, c.CITATIONS: answer.citations,
-                c.USAGE: answer.usage or {}, c.PARTIAL: answer.partial, c.FINISH_REASON: answer.finish_reason,
-                c.EXPIRES_AT: expires})  # fmt: skip
-        names = {"#u": c.UPDATED_AT, "#e": c.EXPIRES_AT, "#pk": c.PARTITION_KEY}
-        values: dict[str, Any] = {":u": now, ":e": expires}
-        update = "SET #u = :u, #e = :e"
-        if sequence == 0 and not conversation.title_set_by_user:
-            update += ", #t = :t"
-            names["#t"] = c.TITLE
-            values[":t"] = title_from(question)
-        try:  # a conversation deleted while it was answered stays deleted
-            self._table.update_item(Key=self._key(user, conversation.id), UpdateExpression=update,
-                                    ConditionExpression="attribute_exists(#pk)", ExpressionAttributeNames=names,
-                                    ExpressionAttributeValues=values)  # fmt: skip
+    def release(self, user: str, conversation_id: str) -> None:
+        """Give back the two messages a question held when nothing of it was stored (it failed before its answer
+        began): the limit no longer counts them. Its sequence numbers stay unused, so a question reserved after it
+        keeps its own; a deleted conversation has nothing to give back."""
+        try:
+            self._update(Key=self._key(user, conversation_id), UpdateExpression="ADD #h :minus_two",
+                         ConditionExpression="attribute_exists(#pk) AND #h >= :two",
+                         ExpressionAttributeNames={"#h": c.MESSAGES_HELD, "#pk": c.PARTITION_KEY},
+                         ExpressionAttributeValues={":minus_two": -2, ":two": 2})  # fmt: skip
         except ClientError as error:
             if not condition_failed(error):
                 raise
-            with self._table.batch_writer() as batch:
-                for offset in (0, 1):
-                    batch.delete_item(Key={c.PARTITION_KEY: partition,
-                                           c.SORT_KEY: c.message_key(conversation.id, sequence + offset)})  # fmt: skip
+
+    def record(self, user: str, conversation: Conversation, sequence: int, question: str, answer: Message) -> None:
+        """The question and its answer at their reserved places, in one transaction with the conversation: its
+        message count grows by the two, its title becomes the question unless it has one (the user's, or that of
+        the first question stored), its last activity is now. Nothing is written when the conversation was deleted
+        meanwhile; when DynamoDB refuses the transaction otherwise, the held places are given back and the error
+        raised (a refused transaction wrote nothing)."""
+        now, expires = self._stamp()
+        partition = c.user_partition(user)
+        table = self._table.name
+        items = [
+            {c.PARTITION_KEY: partition, c.SORT_KEY: c.message_key(conversation.id, sequence), c.ROLE: c.USER,
+             c.CONTENT: question, c.CREATED_AT: now, c.EXPIRES_AT: expires},
+            {c.PARTITION_KEY: partition, c.SORT_KEY: c.message_key(conversation.id, sequence + 1),
+             c.ROLE: c.ASSISTANT, c.CONTENT: answer.content, c.CREATED_AT: now, c.CITATIONS: answer.citations,
+             c.USAGE: answer.usage or {}, c.PARTIAL: answer.partial, c.FINISH_REASON: answer.finish_reason,
+             c.EXPIRES_AT: expires},
+        ]  # fmt: skip
+        conversation_update = {
+            "TableName": table, "Key": self._key(user, conversation.id),
+            "UpdateExpression": "SET #u = :u, #e = :e, #t = if_not_exists(#t, :t) ADD #n :two",
+            "ConditionExpression": "attribute_exists(#pk)",
+            "ExpressionAttributeNames": {"#u": c.UPDATED_AT, "#e": c.EXPIRES_AT, "#t": c.TITLE,
+                                         "#n": c.MESSAGE_COUNT, "#pk": c.PARTITION_KEY},
+            "ExpressionAttributeValues": {":u": now, ":e": expires, ":t": title_from(question), ":two": 2},
+        }  # fmt: skip
+        transaction = [*({"Put": {"TableName": table, "Item": item}} for item in items),
+                       {"Update": conversation_update}]  # fmt: skip
+        try:
+            self._retrying_conflicts(self._table.meta.client.transact_write_items, TransactItems=transaction)
+        except ClientError as error:
+            if _cancelled_by(error, "ConditionalCheckFailed"):
+                return  # the conversation was deleted while it was answered: it stays deleted
+            self.release(user, conversation.id)
+            raise
+
+    def _update(self, **arguments: Any) -> Any:
+        return self._retrying_conflicts(self._table.update_item, **arguments)
+
+    def _retrying_conflicts(self, call: Callable[..., Any], **arguments: Any) -> Any:
+        """``call``, again when DynamoDB refused it for a conflict with another write's transaction on the item."""
+        for attempt in range(1, CONFLICT_ATTEMPTS):
+            try:
+                return call(**arguments)
+            except ClientError as error:
+                conflict = error.response.get("Error", {}).get("Code") == "TransactionConflictException"
+                if not (conflict or _cancelled_by(error, "TransactionConflict")):
+                    raise
+            time.sleep(CONFLICT_PAUSE_SECONDS * attempt)
+        return call(**arguments)
 
     def _key(self, user: str, conversation_id: str) -> dict[str, str]:
         return {c.PARTITION_KEY: c.user_partition(user), c.SORT_KEY: c.conversation_key(conversation_id)}
@@ -213,6 +256,15 @@ def title_from(question: str) -> str:
         return line
     cut = line[: c.MAX_TITLE_CHARS - 1].rsplit(" ", 1)[0]
     return cut + "…"
+
+
+def _cancelled_by(error: ClientError, reason: str) -> bool:
+    """A refused transaction, one of whose items was refused for ``reason`` (ConditionalCheckFailed,
+    TransactionConflict...)."""
+    reasons = error.response.get("CancellationReasons") or []
+    return error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and any(
+        isinstance(found, dict) and found.get("Code") == reason for found in reasons
+    )
 
 
 def _conversation(item: dict[str, Any]) -> Conversation:

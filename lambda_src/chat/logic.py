@@ -9,18 +9,20 @@ user's partition. Another user's conversation, a malformed id and a deleted conv
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lambda_src.chat import grounding
-from lambda_src.chat.history import ConversationFullError, History, Message
+from lambda_src.chat.history import Conversation, ConversationFullError, History, Message
 from lambda_src.contracts import chat as c
 from lambda_src.shared.audit_writer import AuditWriter
 from lambda_src.shared.config_source import LeavesSource, ModelTarget, SettingsSource
 from lambda_src.shared.dispatch import Dispatcher, Outcome, mapping, text
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
+from lambda_src.shared.logs import frames
 from lambda_src.shared.models import CompletionRequest, ModelClient
 from lambda_src.shared.models import Message as ModelMessage
 from lambda_src.shared.retrieval import search
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from lambda_src.shared.runtime.response import StreamingResponse
 
 FUNCTION = "chat"
+LOGGER = logging.getLogger(__name__)
 
 
 def conversation_not_found() -> ApiError:
@@ -118,11 +121,21 @@ class ChatApi(Dispatcher):
         if reserved is None:
             raise conversation_not_found()
         conversation, sequence = reserved
-        earlier = _context(self.history.messages(user, conversation_id), self.history_messages)
+        try:
+            return self._answer(event, outcome, conversation, sequence, question)
+        except BaseException:  # nothing of the question is stored: its places go back to the conversation's limit
+            self._release(user, conversation_id, outcome)
+            raise
+
+    def _answer(self, event: dict[str, Any], outcome: Outcome, conversation: Conversation, sequence: int,
+                question: str) -> StreamingResponse:  # fmt: skip
+        """The sources searched and the model's stream opened: everything that can still fail before the first
+        byte. Once the stream is returned, its body stores the question and answer however it ends."""
+        earlier = _context(self.history.messages(outcome.caller.user_id, conversation.id), self.history_messages)
         settings = self.model.settings()
         outcome.model_id, outcome.provider = settings.model_id, settings.provider
         embedding = EmbeddingSettings.parse(self.embedding.leaves())
-        query = grounding.search_query(question, [m.content for m in earlier if m.role == "user"])
+        query = grounding.search_query(question, earlier)
         found = grounding.sources(search(self.embedder_for(embedding, self.dimension), self.index, query,
                                          self.top_k).chunks)  # fmt: skip
         request = CompletionRequest(
@@ -141,6 +154,15 @@ class ChatApi(Dispatcher):
         return Answering(self, event, outcome).open(
             request, settings, Question(conversation, sequence, question, found)
         )
+
+    def _release(self, user: str, conversation_id: str, outcome: Outcome) -> None:
+        """Give a failed question's places back; failing to must not replace the question's own error."""
+        try:
+            self.history.release(user, conversation_id)
+        except Exception as error:
+            LOGGER.error("a failed question's places could not be given back", extra={
+                "error_type": type(error).__name__, "frames": frames(error), "api_request_id": outcome.request_id,
+            })  # fmt: skip
 
 
 def _conversation_id(event: dict[str, Any]) -> str:

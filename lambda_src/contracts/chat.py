@@ -24,7 +24,14 @@ TITLE = "title"
 TITLE_SET_BY_USER = "title_set_by_user"
 CREATED_AT = "created_at"
 UPDATED_AT = "updated_at"
+# The messages stored in the conversation (each question and each answer counts one).
 MESSAGE_COUNT = "message_count"
+# The sequence number the next question takes (its answer takes the one after). It only ever grows: two questions
+# at once never take the same place, and the places of a question that failed before it was stored stay unused.
+NEXT_SEQUENCE = "next_sequence"
+# The stored messages plus two for each question being answered: the limit on messages per conversation is
+# checked against it, so questions at once cannot pass the limit together, and a failed question gives its two back.
+MESSAGES_HELD = "messages_held"
 ROLE = "role"
 CONTENT = "content"
 CITATIONS = "citations"

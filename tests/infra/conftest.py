@@ -118,19 +118,22 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 # The switches a stage may turn, in one synth: the deploy-time dataset upload on, response streaming off, the web app
-# on a custom domain behind an existing CloudFront web ACL.
+# on a custom domain behind an existing CloudFront web ACL, the chat's users signing themselves up on the Essentials
+# plan.
 WEB_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/org-sites/0f0e0d0c-0b0a-0908-0706-050403020100"
 UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)),
                                    api=dataclasses.replace(DEV.api, streaming=False),
                                    web=WebConfig(domain_name="chat.example.com", certificate_arn=WEB_CERTIFICATE,
-                                                 web_acl_arn=WEB_ACL))  # fmt: skip
+                                                 web_acl_arn=WEB_ACL),
+                                   chat=dataclasses.replace(DEV.chat, self_sign_up=True,
+                                                            feature_plan="essentials"))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def dev_upload(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """dev with the optional deploy-time dataset upload switched on, response streaming off and the web app on a
-    custom domain with a web ACL."""
+    """dev with the optional deploy-time dataset upload switched on, response streaming off, the web app on a
+    custom domain with a web ACL, and self sign-up on the Essentials plan for the chat's users."""
     return synth_deployment(tmp_path_factory, Deployment(stage=UPLOAD_STAGE))
 
 

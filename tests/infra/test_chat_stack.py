@@ -31,6 +31,20 @@ def test_administrators_create_the_users_with_a_strong_password_policy_and_threa
         assert pool["UsernameAttributes"] == ["email"] and pool["DeletionProtection"] == protection
 
 
+def test_the_stage_switches_let_users_sign_up_on_the_essentials_plan_with_both_findings_acknowledged(dev, dev_upload):
+    """The stage switches' synth (tests/infra/conftest.py UPLOAD_STAGE: chat.self_sign_up, chat.feature_plan)."""
+    pool = dev_upload.properties("chat", "Users/Pool")
+    assert pool["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": False}
+    assert pool["UserPoolTier"] == "ESSENTIALS" and "UserPoolAddOns" not in pool
+    # cdk-nag passes: COG8 (not on Plus) acknowledged on the pool itself, with the reason; COG2 is dev's optional MFA.
+    pool_path = f"{dev_upload.stack_name('chat')}/Users/Pool"
+    on_pool = {ack.rule_id: ack.reason for ack in dev_upload.report.acknowledgments if ack.path == pool_path}
+    assert set(on_pool) == {"AwsSolutions-COG2", "AwsSolutions-COG8"} and "Essentials" in on_pool["AwsSolutions-COG8"]
+    assert dev_upload.report.findings == () and dev_upload.report.passed
+    # The Plus plan clears the finding instead.
+    assert "AwsSolutions-COG8" not in {ack.rule_id for ack in dev.report.acknowledgments}
+
+
 def test_the_browser_client_has_no_secret_signs_in_with_srp_and_the_code_flow_to_the_stages_urls(dev, prod):
     client = dev.properties("chat", "Users/Pool/WebClient")
     assert client["GenerateSecret"] is False

@@ -12,10 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from lambda_src.chat import grounding
-from lambda_src.chat.history import History
+from lambda_src.chat.history import History, Message
 from lambda_src.chat.logic import ChatApi
 from lambda_src.contracts import chat as c
 from lambda_src.contracts import knowledge as k
@@ -72,15 +73,24 @@ class Model:
 
 
 class Embedder:
+    """Remembers every text it is asked to embed: what the knowledge base was searched with."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
     def embed(self, texts: Sequence[str]) -> Embeddings:
+        self.texts.extend(texts)
         return Embeddings([[0.5] * 4 for _ in texts], 3, 1)
 
 
 class Firehose:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        self.unavailable = False
 
     def put_record(self, DeliveryStreamName: str, Record: dict[str, bytes]) -> dict[str, str]:  # noqa: N803
+        if self.unavailable:
+            raise ClientError({"Error": {"Code": "ServiceUnavailableException", "Message": "down"}}, "PutRecord")
         self.records.append(json.loads(Record["Data"]))
         return {"RecordId": "1"}
 
@@ -110,12 +120,13 @@ class World:
         self.table = dynamodb.Table("history")
         self.history = History(self.table, retention_days=30)
         self.model = Model()
+        self.embedder = Embedder()
         self.vectors = stub_client("s3vectors")
         self.stub = Stubber(self.vectors)
         self.stub.activate()
         self.firehose = Firehose()
         self.api = ChatApi(self.history, model=Config(), model_for=lambda _s: self.model, embedding=Config(),
-                           embedder_for=lambda _s, _d: Embedder(), index=VectorIndex(self.vectors, INDEX_ARN),
+                           embedder_for=lambda _s, _d: self.embedder, index=VectorIndex(self.vectors, INDEX_ARN),
                            dimension=4, max_body_bytes=65_536, stream_seconds=stream_seconds, top_k=3,
                            history_messages=4,
                            audit=AuditWriter(self.firehose, "audit", mode="best_effort", content="full",
@@ -123,6 +134,11 @@ class World:
 
     def hits(self, *found: dict[str, Any]) -> None:
         self.stub.add_response("query_vectors", {"vectors": list(found), "distanceMetric": "cosine"})
+
+    def conversation_item(self, user: str, conversation: str) -> dict[str, Any]:
+        key = {c.PARTITION_KEY: c.user_partition(user), c.SORT_KEY: c.conversation_key(conversation)}
+        item: dict[str, Any] = self.table.get_item(Key=key)["Item"]
+        return item
 
     def call(self, user: str | None, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
              key: bool = False) -> tuple[int, Any]:  # fmt: skip
@@ -226,7 +242,7 @@ def test_a_question_is_answered_as_a_stream_with_citations_and_stored_with_its_a
     assert "Paris is the capital of France.\n[...]\nIt is on the Seine." in block
 
 
-def test_a_follow_up_carries_the_conversation_and_searches_with_the_previous_question(world):
+def test_a_follow_up_carries_the_conversation_and_searches_with_the_recent_turns(world):
     conversation = world.call(ALICE, "POST", "/conversations", {"title": "Named"})[1]["id"]
     world.hits(hit("s3/knowledge/france.md"))
     world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "Capital of France?"})
@@ -235,6 +251,9 @@ def test_a_follow_up_carries_the_conversation_and_searches_with_the_previous_que
         "returnDistance": True})  # fmt: skip
     status, stream = world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "And Spain?"})
     assert status == 200 and stream[0][1]["citations"] == []  # an empty knowledge base answer is still an answer
+    # Searched with: the question alone, then the follow-up after the turn it follows.
+    assert world.embedder.texts == ["Capital of France?",
+                                    "Capital of France?\nParis is the capital [1].\nAnd Spain?"]  # fmt: skip
     second = world.model.requests[1]
     earlier = [(m.role, m.content) for m in second.messages[:2]]
     assert earlier == [("user", "Capital of France?"), ("assistant", "Paris is the capital [1].")]
@@ -242,6 +261,37 @@ def test_a_follow_up_carries_the_conversation_and_searches_with_the_previous_que
     stored = world.call(ALICE, "GET", f"/conversations/{conversation}")[1]
     assert stored["title"] == "Named" and [m["id"] for m in stored["messages"]] == ["m_00000", "m_00001", "m_00002",
                                                                                      "m_00003"]  # fmt: skip
+
+
+def test_the_search_takes_the_last_two_questions_and_the_last_answer_each_cut_and_all_within_the_bound(world):
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    answers = ["First answer.", "Second answer " + "x" * 900, "Third answer " + "y" * 900]
+    for n, answer in enumerate(answers, start=1):
+        world.model.script = [TextDelta(answer), Finish("stop")]
+        world.hits()
+        world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": f"Question {n}?"})
+    world.hits()
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "And the fourth?"})
+    # The oldest turn kept first, the question last; the long answer cut to its first SEARCH_TURN_CHARS.
+    third = answers[2][: grounding.SEARCH_TURN_CHARS]
+    assert world.embedder.texts[-1] == f"Question 2?\nQuestion 3?\n{third}\nAnd the fourth?"
+    assert "First answer" not in world.embedder.texts[-1] and "Second answer" not in world.embedder.texts[-1]
+
+    # A question that leaves no room for the turns is searched alone, its end kept within the query's limit.
+    long_question = "z" * (k.MAX_QUERY_CHARS - 100) + " and what of France?"
+    world.hits()
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": long_question})
+    assert world.embedder.texts[-1] == long_question
+    world.hits()
+    longest = "w" * (c.MAX_MESSAGE_CHARS - 9) + " the end?"
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": longest})
+    assert world.embedder.texts[-1] == longest[-k.MAX_QUERY_CHARS :]
+    # Turns are added while they fit, newest first: never past the limit.
+    near = "q" * (k.MAX_QUERY_CHARS - grounding.SEARCH_TURN_CHARS - 20)
+    world.hits()
+    world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": near})
+    assert len(world.embedder.texts[-1]) <= k.MAX_QUERY_CHARS and world.embedder.texts[-1].endswith("\n" + near)
+    assert world.embedder.texts[-1] == f"{third}\n{near}"  # the last answer fit, the question before it not
 
 
 def test_a_retrieved_chunk_cannot_leave_the_data_block_or_pass_as_instructions(world):
@@ -308,13 +358,126 @@ def test_bad_requests_are_4xx_in_the_error_shape(world, method, path, body, quer
     assert world.model.requests == []
 
 
-def test_a_full_conversation_refuses_the_next_question_with_a_409(world):
+def post(world: World, conversation: str, question: str) -> tuple[int, Any]:
+    return world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": question})
+
+
+def ask(world: World, conversation: str, question: str) -> int:
+    world.hits(hit("s3/knowledge/france.md"))
+    return post(world, conversation, question)[0]
+
+
+def refuse_before_the_first_byte(world: World, failure: str) -> None:
+    """The next question fails before its first byte: the model throttled, the index unreachable, or (in required
+    audit mode) the audit stream refusing the question's REQUEST record."""
+    if failure == "audit":
+        world.hits(hit("s3/knowledge/france.md"))
+        world.firehose.unavailable = True
+        world.api.audit = AuditWriter(world.firehose, "audit", mode="required", content="full", stage="dev")
+    elif failure == "model":
+        world.hits(hit("s3/knowledge/france.md"))
+        world.model.fail_on_open = rate_limited("The model is receiving too many requests; retry after a short wait.")
+    else:
+        world.stub.add_client_error("query_vectors", "ServiceUnavailableException", http_status_code=503)
+
+
+@pytest.mark.parametrize("failure", ["model", "index", "audit"])
+def test_a_question_refused_before_the_first_byte_leaves_no_trace_in_the_conversation(world, failure):
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    refuse_before_the_first_byte(world, failure)
+    status, answer = post(world, conversation, "First?")
+    assert (status, answer["error"]["code"]) == {"model": (429, "rate_limit_exceeded"),
+                                                 "index": (502, "upstream_error"),
+                                                 "audit": (503, "audit_unavailable")}[failure]  # fmt: skip
+    world.model.fail_on_open, world.firehose.unavailable = None, False
+    assert ask(world, conversation, "Second question?") == 200
+    stored = world.call(ALICE, "GET", f"/conversations/{conversation}")[1]
+    # The title is the first question stored; the count is the messages stored.
+    assert stored["title"] == "Second question?" and stored["message_count"] == len(stored["messages"]) == 2
+    assert [(m["role"], m["content"]) for m in stored["messages"]] == [
+        ("user", "Second question?"), ("assistant", "Paris is the capital [1].")]  # fmt: skip
+    item = world.conversation_item(ALICE, conversation)
+    assert (item[c.MESSAGE_COUNT], item[c.MESSAGES_HELD]) == (2, 2)
+    # The refused question's places stay unused: a question reserved meanwhile could hold the next ones.
+    assert [m["id"] for m in stored["messages"]] == ["m_00002", "m_00003"] and item[c.NEXT_SEQUENCE] == 4
+
+
+def test_the_limit_counts_only_stored_messages_and_refuses_the_next_question_with_a_409(world, monkeypatch):
+    monkeypatch.setattr(c, "MAX_MESSAGES_PER_CONVERSATION", 4)
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    refuse_before_the_first_byte(world, "model")
+    assert post(world, conversation, "Refused?")[0] == 429
+    refuse_before_the_first_byte(world, "index")
+    assert post(world, conversation, "Refused again?")[0] == 502
+    world.model.fail_on_open = None
+    assert ask(world, conversation, "One?") == 200 and ask(world, conversation, "Two?") == 200
+    status, answer = post(world, conversation, "Three?")  # refused before the search and the model
+    assert (status, answer["error"]["code"]) == (409, "conversation_full") and len(world.model.requests) == 3
+    stored = world.call(ALICE, "GET", f"/conversations/{conversation}")[1]
+    assert stored["message_count"] == len(stored["messages"]) == 4 and stored["title"] == "One?"
+
+
+def test_questions_at_once_keep_their_places_when_one_of_them_fails(world):
+    """Two questions reserved before either ends: the first fails and gives its places back, the second is stored;
+    the next question still takes new places (a counter that went back by two would give it the second's)."""
+    history, conversation = world.history, world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    (_, first), (before, second) = history.reserve(ALICE, conversation), history.reserve(ALICE, conversation)
+    assert (first, second) == (0, 2)
+    history.release(ALICE, conversation)
+    history.record(ALICE, before, second, "Second?", Message(3, c.ASSISTANT, "Yes.", "", [], None, False, "stop"))
+    (_, third) = history.reserve(ALICE, conversation)
+    assert third == 4
+    item = world.conversation_item(ALICE, conversation)
+    assert (item[c.MESSAGE_COUNT], item[c.MESSAGES_HELD], item[c.TITLE]) == (2, 4, "Second?")
+    assert [m.sequence for m in history.messages(ALICE, conversation)] == [2, 3]
+
+
+def test_storing_an_answer_retries_a_transaction_conflict_and_gives_the_places_back_when_refused(world, monkeypatch):
+    history, conversation = world.history, world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    client = world.table.meta.client
+    transact, calls = client.transact_write_items, []
+
+    def refused(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                            "CancellationReasons": [{"Code": "None"}, {"Code": "None"}, {"Code": code}]},
+                           "TransactWriteItems")  # fmt: skip
+
+    def conflict_once(**arguments: Any) -> Any:
+        calls.append(arguments)
+        if len(calls) == 1:
+            raise refused("TransactionConflict")  # another question's reservation on the conversation item
+        return transact(**arguments)
+
+    monkeypatch.setattr(client, "transact_write_items", conflict_once)
+    answer = Message(1, c.ASSISTANT, "Yes.", "", [], None, False, "stop")
+    before, sequence = history.reserve(ALICE, conversation)
+    history.record(ALICE, before, sequence, "Stored?", answer)
+    assert len(calls) == 2 and [m.content for m in history.messages(ALICE, conversation)] == ["Stored?", "Yes."]
+
+    def always_refused(**arguments: Any) -> Any:
+        raise refused("ValidationError")
+
+    monkeypatch.setattr(client, "transact_write_items", always_refused)
+    before, sequence = history.reserve(ALICE, conversation)
+    with pytest.raises(ClientError):
+        history.record(ALICE, before, sequence, "Lost?", answer._replace(sequence=sequence + 1))
+    item = world.conversation_item(ALICE, conversation)
+    assert (item[c.MESSAGE_COUNT], item[c.MESSAGES_HELD], item[c.NEXT_SEQUENCE]) == (2, 2, 4)
+
+
+def test_a_conversation_from_before_the_counters_goes_on_from_its_message_count(world):
     conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
     key = {c.PARTITION_KEY: c.user_partition(ALICE), c.SORT_KEY: c.conversation_key(conversation)}
-    world.table.update_item(Key=key, UpdateExpression="SET message_count = :n",
+    world.table.update_item(Key=key, UpdateExpression="SET message_count = :n REMOVE next_sequence, messages_held",
+                            ExpressionAttributeValues={":n": 2})  # fmt: skip
+    assert ask(world, conversation, "Next?") == 200
+    item = world.conversation_item(ALICE, conversation)
+    assert (item[c.MESSAGE_COUNT], item[c.MESSAGES_HELD], item[c.NEXT_SEQUENCE]) == (4, 4, 4)
+    assert [m.sequence for m in world.history.messages(ALICE, conversation)] == [2, 3]
+    world.table.update_item(Key=key, UpdateExpression="SET message_count = :n REMOVE next_sequence, messages_held",
                             ExpressionAttributeValues={":n": c.MAX_MESSAGES_PER_CONVERSATION})  # fmt: skip
-    status, answer = world.call(ALICE, "POST", f"/conversations/{conversation}/messages", {"content": "One more?"})
-    assert (status, answer["error"]["code"]) == (409, "conversation_full") and world.model.requests == []
+    status, answer = post(world, conversation, "One more?")
+    assert (status, answer["error"]["code"]) == (409, "conversation_full")
 
 
 def test_a_caller_that_goes_away_mid_answer_leaves_a_partial_answer_stored(world):
