@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
-# Seconds kept back from the stream's time budget to end the answer cleanly and store it.
-STREAM_MARGIN_SECONDS = 5
 
 
 class Question(NamedTuple):
@@ -72,8 +70,7 @@ class Answering:
         except BaseException:
             outcome.streamed = False
             raise
-        chain = ModelChain(settings.targets(), api.model_for, outcome,
-                           deadline=time.monotonic() + max(1, api.stream_seconds - STREAM_MARGIN_SECONDS))  # fmt: skip
+        chain = ModelChain(settings.targets(), api.model_for, outcome, deadline=time.monotonic() + api.answer_seconds())
         stream, first, events = api.open_model_stream(outcome, chain, request,
                                                       on_failure=lambda: api.hooks.after(request, outcome))  # fmt: skip
         self.request = request
@@ -86,7 +83,7 @@ class Answering:
         outcome = self.outcome
         conversation, sequence = question.conversation, question.sequence
         outcome.status = 200
-        deadline = time.monotonic() + max(1, self.api.stream_seconds - STREAM_MARGIN_SECONDS)
+        deadline = time.monotonic() + self.api.answer_seconds()
         citations = [source.citation() for source in question.sources]
         pieces: list[str] = []
         finish, prompt_tokens, completion_tokens = "", 0, 0

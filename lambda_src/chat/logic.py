@@ -52,7 +52,8 @@ class ChatApi(Dispatcher):
         super().__init__(FUNCTION, {
             "list_conversations": self._list, "create_conversation": self._create, "get_conversation": self._get,
             "rename_conversation": self._rename, "delete_conversation": self._delete, "post_message": self._post,
-        }, max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit)  # fmt: skip
+        }, max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit,
+            stream_seconds=stream_seconds)  # fmt: skip
         self.history = history
         self.model = model
         self.model_for = model_for
@@ -60,7 +61,6 @@ class ChatApi(Dispatcher):
         self.embedder_for = embedder_for
         self.index = index
         self.dimension = dimension
-        self.stream_seconds = stream_seconds
         self.top_k = top_k
         self.history_messages = history_messages
         self.clock = clock

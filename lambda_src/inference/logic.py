@@ -37,10 +37,6 @@ _UNSUPPORTED = ("functions", "function_call", "logprobs", "top_logprobs", "respo
                 "prediction", "logit_bias")  # fmt: skip
 
 
-# A buffered answer's time budget, all models of the list together: API Gateway stops waiting at 29 s.
-BUFFERED_SECONDS = 28
-
-
 class Api(Dispatcher):
     def __init__(
         self,
@@ -60,8 +56,8 @@ class Api(Dispatcher):
         404)."""
         super().__init__(FUNCTION, {"list_models": self._models, "chat_completions": self._chat,
                                     "prompt": self._prompt, "usage": self._usage},
-                         max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit)  # fmt: skip
-        self.stream_seconds = stream_seconds
+                         max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit,
+                         stream_seconds=stream_seconds)  # fmt: skip
         self.hooks: ModelCallHooks = spend or ModelCallHooks()
         self._streamer: Streams | None = None
         self._config = config
@@ -156,17 +152,17 @@ class Api(Dispatcher):
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def chain(self, settings: ModelSettings, outcome: Outcome, seconds: float) -> ModelChain:
-        """The stage's models in order, within ``seconds`` from now (buffered: API Gateway's; streamed: the
-        stream's)."""
-        return ModelChain(settings.targets(), self.model_for, outcome, deadline=time.monotonic() + seconds)
+    def chain(self, settings: ModelSettings, outcome: Outcome) -> ModelChain:
+        """The stage's models in the order they are tried, within the answer's time from now."""
+        return ModelChain(settings.targets(), self.model_for, outcome,
+                          deadline=time.monotonic() + self.answer_seconds())  # fmt: skip
 
     def _complete(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> Completion:
         outcome.model_id = settings.model_id
         outcome.provider = settings.provider
         self.hooks.before(request, settings, outcome)
         try:
-            completion = self.chain(settings, outcome, BUFFERED_SECONDS).complete(request)
+            completion = self.chain(settings, outcome).complete(request)
             outcome.usage = completion
             outcome.output_text = completion.text
             if completion.tool_calls:  # the audit log keeps the calls the model asked for, as the stream does

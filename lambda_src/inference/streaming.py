@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from lambda_src.inference.logic import BUFFERED_SECONDS
 from lambda_src.inference.sse import CONTENT_TYPE, DONE, ChunkWriter, event, tool_call_delta
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.dispatch import close_stream
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
     from lambda_src.shared.dispatch import Outcome
 
 LOGGER = logging.getLogger(__name__)
-# Seconds kept back from the stream's time budget to end the answer cleanly and write its audit record.
-STREAM_MARGIN_SECONDS = 5
 
 
 class Streams:
@@ -61,7 +58,7 @@ class Streams:
         except BaseException:
             outcome.streamed = False
             raise
-        chain = self.api.chain(settings, outcome, self._seconds())
+        chain = self.api.chain(settings, outcome)
         stream, first, events = self.api.open_model_stream(
             outcome, chain, request, on_failure=lambda: self.api.hooks.after(request, outcome)
         )
@@ -73,18 +70,11 @@ class Streams:
             200, headers, self._sse(request, stream, events=events, first=first, writer=writer, outcome=outcome)
         )
 
-    def _seconds(self) -> float:
-        """The stream's time budget: the STREAM integration's less a margin, or (streaming switched off, the answer
-        sent whole) API Gateway's 29 s."""
-        if not self.api.stream_seconds:
-            return BUFFERED_SECONDS
-        return max(1, self.api.stream_seconds - STREAM_MARGIN_SECONDS)
-
     def _sse(self, request: CompletionRequest, stream: ModelStream, *, events: Iterator[StreamEvent],
              first: list[StreamEvent], writer: ChunkWriter, outcome: Outcome) -> Iterator[bytes]:  # fmt: skip
         """The answer as server-sent events. Model errors after the first byte become an error event; a caller
         that goes away (GeneratorExit at a yield) closes the model stream. Bookkeeping runs in ``finally``."""
-        deadline = time.monotonic() + self._seconds()
+        deadline = time.monotonic() + self.api.answer_seconds()
         answer = _StreamedAnswer(writer)
         outcome.status = 200
         ended = False  # the last byte was handed over: closing the body now is no disconnect

@@ -121,11 +121,20 @@ class _Endpoint(NamedTuple):
     schema: Schema | None
 
 
+# What an answer may take, all models of the list together: a streamed one the STREAM integration's timeout less a
+# margin for the bookkeeping after it; with streaming switched off, API Gateway stops waiting at 29 s.
+STREAM_MARGIN_SECONDS = 5
+BUFFERED_SECONDS = 28
+
+
 class Dispatcher:
-    """One function's routes (``Route.function == function``), each served by the operation it names."""
+    """One function's routes (``Route.function == function``), each served by the operation it names.
+    ``stream_seconds``: the function's timeout under a STREAM integration (0: streaming is switched off)."""
 
     def __init__(self, function: str, operations: Mapping[str, Operation], *, max_body_bytes: int,
-                 cors_origins: tuple[str, ...] = (), audit: AuditWriter | None = None) -> None:  # fmt: skip
+                 cors_origins: tuple[str, ...] = (), audit: AuditWriter | None = None,
+                 stream_seconds: int = 0) -> None:  # fmt: skip
+        self.stream_seconds = stream_seconds
         self.audit = audit
         self.cors_origins = cors_origins
         self._max_body_bytes = max_body_bytes
@@ -141,6 +150,10 @@ class Dispatcher:
             )
         if unused:
             raise ValueError(f"Operations {sorted(unused)} of the {function} function have no route.")
+
+    def answer_seconds(self) -> float:
+        """How long an answer may take from now, every model of the list together."""
+        return max(1, self.stream_seconds - STREAM_MARGIN_SECONDS) if self.stream_seconds else BUFFERED_SECONDS
 
     def handle(self, event: Any, on_finish: OnFinish | None = None) -> Outcome:
         """The outcome of one request. ``on_finish(outcome)`` runs once the outcome is final: before this returns
