@@ -255,26 +255,33 @@ class Asked(NamedTuple):
 
 
 def _refusal(reasons: list[dict[str, Any]], asked: Asked, periods: Periods, now: float) -> ApiError:
-    """The 429 of the limit the reservation found spent: the minute item's condition, or one of the month item's."""
+    """The 429 of the limit the reservation would pass (the minute item's condition, or one of the month item's),
+    with what is left of it and when it resets."""
     limits = asked.limits
 
     def wait(ends: int) -> int:
         return max(1, ends - int(now))
 
-    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-        return rate_limited(f"This caller has used its {limits.tokens_per_minute} tokens per minute; retry after "
-                            "the Retry-After seconds.", wait(periods.minute_ends), retryable=False)  # fmt: skip
+    def short(what: str, left: str, ends: int) -> str:
+        return (f"This caller's budget of {what} has {left} left, less than this request may use ({asked.tokens} "
+                f"tokens: its input and max_tokens); ask for fewer max_tokens, or wait until it resets in "
+                f"{wait(ends)} seconds.")  # fmt: skip
+
+    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" and limits.tokens_per_minute is not None:
+        left = max(0, limits.tokens_per_minute - _count(reasons[0].get("Item", {}), s.TOKENS))
+        return rate_limited(short(f"{limits.tokens_per_minute} tokens per minute", f"{left} tokens",
+                                  periods.minute_ends), wait(periods.minute_ends), retryable=False)  # fmt: skip
     old = reasons[1].get("Item", {}) if len(reasons) > 1 else {}
     day_used = _count(old, s.DAY_PREFIX + periods.day)
     if limits.tokens_per_day is not None and day_used + asked.tokens > limits.tokens_per_day:
-        return insufficient_quota(f"This caller has used its {limits.tokens_per_day} tokens for today (UTC); the "
-                                  f"budget resets in {wait(periods.day_ends)} seconds.",
-                                  wait(periods.day_ends))  # fmt: skip
+        left = max(0, limits.tokens_per_day - day_used)
+        return insufficient_quota(short(f"{limits.tokens_per_day} tokens per day (UTC)", f"{left} tokens",
+                                        periods.day_ends), wait(periods.day_ends))  # fmt: skip
     cost_limit = limits.cost_micro_usd()
     if cost_limit is not None and _count(old, s.COST) + asked.cost > cost_limit:
-        return insufficient_quota(f"This caller has spent its {limits.cost_per_month_usd} USD for this month (UTC); "
-                                  f"the budget resets in {wait(periods.month_ends)} seconds.",
-                                  wait(periods.month_ends))  # fmt: skip
-    return insufficient_quota(f"This caller has used its {limits.tokens_per_month} tokens for this month (UTC); the "
-                              f"budget resets in {wait(periods.month_ends)} seconds.",
-                              wait(periods.month_ends))  # fmt: skip
+        left_usd = max(0, cost_limit - _count(old, s.COST)) / s.MICRO
+        return insufficient_quota(short(f"{limits.cost_per_month_usd} USD per month (UTC)", f"{left_usd:.6f} USD",
+                                        periods.month_ends), wait(periods.month_ends))  # fmt: skip
+    left = max(0, (limits.tokens_per_month or 0) - _count(old, s.TOKENS))
+    return insufficient_quota(short(f"{limits.tokens_per_month} tokens per month (UTC)", f"{left} tokens",
+                                    periods.month_ends), wait(periods.month_ends))  # fmt: skip

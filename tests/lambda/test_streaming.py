@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2 as httpx
 import openai
 import pytest
 
@@ -17,7 +16,6 @@ from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import ApiError, rate_limited, upstream_error
 from lambda_src.shared.models import (
-    Completion,
     CompletionRequest,
     Finish,
     StreamEvent,
@@ -27,60 +25,16 @@ from lambda_src.shared.models import (
 )
 from lambda_src.shared.runtime.response import StreamingResponse
 from lambda_src.shared.spend import ModelCallHooks
+from tests.model_fakes import MODEL, TEXT, FakeModel, FakeStream, chat_event, sdk_client
 
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 SETTINGS = ModelSettings(provider="bedrock", model_id=MODEL, temperature=0.2, top_p=0.9, max_output_tokens=1024,
                          request_timeout_seconds=25, system_prompt="Be brief.",
                          upstream_base_url="https://api.openai.com/v1")  # fmt: skip
-TEXT: list[StreamEvent | ApiError] = [
-    TextDelta("The capital "),
-    TextDelta("of France "),
-    TextDelta("is Paris."),
-    Finish("stop"),
-    Usage(12, 7),
-]
 
 
 class FixedConfig:
     def settings(self) -> ModelSettings:
         return SETTINGS
-
-
-class FakeStream:
-    """A model stream of given events; an ApiError item is raised when reached."""
-
-    def __init__(self, items: list[StreamEvent | ApiError]) -> None:
-        self.items = items
-        self.closed = False
-        self.served = 0
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        for item in self.items:
-            if self.closed:
-                return
-            if isinstance(item, ApiError):
-                raise item
-            self.served += 1
-            yield item
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeModel:
-    def __init__(self, items: list[StreamEvent | ApiError], *, refuse: ApiError | None = None) -> None:
-        self.stream_ = FakeStream(items)
-        self.refuse = refuse
-        self.requests: list[CompletionRequest] = []
-
-    def complete(self, request: CompletionRequest) -> Completion:
-        raise AssertionError("a streamed request must not be answered buffered")
-
-    def stream(self, request: CompletionRequest) -> FakeStream:
-        self.requests.append(request)
-        if self.refuse is not None:
-            raise self.refuse
-        return self.stream_
 
 
 class Audit:
@@ -100,13 +54,6 @@ class Audit:
         return True
 
 
-def chat_event(**extra: Any) -> dict[str, Any]:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Capital of France?"}], "stream": True, **extra}
-    context = {"requestId": "req-1", "authorizer": {"keyId": "key_0001", "owner": "alice"}}
-    return {"resource": "/chat/completions", "path": "/chat/completions", "httpMethod": "POST", "headers": {},
-            "body": json.dumps(body), "isBase64Encoded": False, "requestContext": context}  # fmt: skip
-
-
 def api(model: FakeModel, audit: Any = None, **kwargs: Any) -> Api:
     return Api(
         FixedConfig(),
@@ -117,36 +64,6 @@ def api(model: FakeModel, audit: Any = None, **kwargs: Any) -> Api:
         stream_seconds=kwargs.pop("stream_seconds", 300),
         **kwargs,
     )
-
-
-def sdk_client(service: Api, finished: list[Outcome]) -> openai.OpenAI:
-    """The openai SDK whose HTTP transport hands each request to the Api and streams its body back."""
-
-    def transport(request: httpx.Request) -> httpx.Response:
-        event = chat_event()
-        event["body"] = request.content.decode()
-        outcome = service.handle(event, finished.append)
-        if outcome.stream is not None:
-            stream = outcome.stream
-            return httpx.Response(stream.status_code, headers=stream.headers, stream=_Body(stream.body))
-        response = outcome.response
-        return httpx.Response(response["statusCode"], headers=response["headers"], content=response["body"])
-
-    http = httpx.Client(transport=httpx.MockTransport(transport))
-    return openai.OpenAI(base_url="http://api.local/v1", api_key="sk-test", max_retries=0, http_client=http)
-
-
-class _Body(httpx.SyncByteStream):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self.chunks
-
-    def close(self) -> None:
-        close = getattr(self.chunks, "close", None)
-        if close:
-            close()
 
 
 def test_the_openai_sdk_reads_the_stream_with_usage():
