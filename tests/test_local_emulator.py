@@ -28,6 +28,7 @@ from moto.s3vectors import urls as s3vectors_urls
 from moto.s3vectors.responses import S3VectorsResponse
 from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions import responses as sfn_responses  # noqa: F401 - see the state machine test
 
 from tools.local.emulator import dynamodb as emulated_dynamodb
 from tools.local.emulator import install_patches
@@ -334,6 +335,44 @@ def test_vector_indexes_and_secrets_deploy_and_queries_rank_by_cosine_distance_w
     value = json.loads(client("secretsmanager").get_secret_value(SecretId=physical["Secret"])["SecretString"])
     assert value["api_key"] == "UNSET-REPLACE-ME-api_key"
     assert len(value["placeholder_nonce"]) == 32 and value["placeholder_nonce"].isalnum()
+
+
+PIPELINE_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "RoleArn": "arn:aws:iam::123456789012:role/pipeline",
+            "DefinitionString": json.dumps({"StartAt": "Double", "States": {
+                "Double": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "Next": "Big?"},
+                "Big?": {"Type": "Choice", "Default": "Small",
+                         "Choices": [{"Variable": "$.doubled", "NumericGreaterThan": 10, "Next": "Big"}]},
+                "Big": {"Type": "Pass", "Result": "big", "ResultPath": "$.size", "End": True},
+                "Small": {"Type": "Pass", "Result": "small", "ResultPath": "$.size", "End": True},
+            }})}},
+    }
+}  # fmt: skip
+
+
+def test_a_state_machine_deployed_by_cloudformation_really_runs(patched):
+    """moto alone creates a CloudFormation state machine in a backend that never runs it (executions stay
+    RUNNING); with execution switched on, its API looks in the other backend and cannot find it. Its API module is
+    loaded above, before the patches, as in a whole test run, so each half of the module is needed here."""
+    client = boto3.session.Session(region_name=REGION).client
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="emulated", TemplateBody=json.dumps(PIPELINE_TEMPLATE))
+    machine = _resources(cfn)["Machine"]
+    sfn = client("stepfunctions")
+    outputs = {}
+    for n in (21, 2):
+        execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{n}", input=json.dumps({"n": n}))[
+            "executionArn"
+        ]
+        deadline = time.monotonic() + 10
+        while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "the execution did not end within 10 s"
+            time.sleep(0.05)
+        assert described["status"] == "SUCCEEDED", described
+        outputs[n] = json.loads(described["output"])
+    assert outputs == {21: {"doubled": 42, "size": "big"}, 2: {"doubled": 4, "size": "small"}}
 
 
 def test_a_resource_looked_up_while_it_is_being_created_is_created_once(patched):

@@ -11,13 +11,11 @@ import pytest
 from constructs_lib.foundation.settings import ConfigError
 from constructs_lib.knowledge.settings import KnowledgeConfig
 from lambda_src.contracts import knowledge as k
+from lambda_src.contracts import parameters
 from stacks.context import resolve_deployment
 from stacks.stages import DEV, LOCAL_EMBEDDING_MODEL
-from tests.infra.templates import by_type, only
-
-
-def statements(synth: Any, path: str) -> list[dict[str, Any]]:
-    return list(synth.properties("knowledge", path)["PolicyDocument"]["Statement"])
+from tests.infra.conftest import Synth
+from tests.infra.templates import only
 
 
 def actions_of(statement: dict[str, Any]) -> set[str]:
@@ -100,46 +98,196 @@ def test_the_definition_discovers_maps_with_bounded_concurrency_retries_catches_
     assert asl["States"]["Report"]["End"] is True
 
 
-def policy_of(synth: Any, function: str) -> list[dict[str, Any]]:
-    return statements(synth, f"{function}/Policy")
+FUNCTIONS = ("Discover", "Ingest", "Report")
 
 
-def test_ingest_may_invoke_exactly_titan_v2_and_write_exactly_the_index(dev):
-    found = policy_of(dev, "Ingest")
-    bedrock = [s for s in found if any(a.startswith("bedrock:") for a in actions_of(s))]
-    assert len(bedrock) == 1 and actions_of(bedrock[0]) == {"bedrock:InvokeModel"}
-    assert "foundation-model/amazon.titan-embed-text-v2:0" in json.dumps(bedrock[0]["Resource"])
-    vectors = [s for s in found if any(a.startswith("s3vectors:") for a in actions_of(s))]
-    assert len(vectors) == 1 and actions_of(vectors[0]) == {"s3vectors:PutVectors", "s3vectors:DeleteVectors"}
-    assert vectors[0]["Resource"] == {"Fn::GetAtt": [dev.logical_id("knowledge", "Vectors/Index"), "IndexArn"]}
-    assert not any(a.startswith("s3vectors:Query") for s in found for a in actions_of(s))
+def readable(synth: Synth, component: str, value: Any) -> Any:
+    """A policy value with its references written as construct paths: of the knowledge stack as
+    ``${Manifest/Table.Arn}``, of another (an import resolved to what it exports) as ``${data:Dataset/Bucket.Arn}``."""
+    if isinstance(value, list):
+        return [readable(synth, component, item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::ImportValue" in value:
+        return readable(synth, *_exported(synth, value["Fn::ImportValue"]))
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(str(readable(synth, component, part)) for part in parts)
+    if "Ref" in value or "Fn::GetAtt" in value:
+        logical_id, *attribute = value.get("Fn::GetAtt") or [value["Ref"]]
+        return "${" + ".".join([_path(synth, component, logical_id), *attribute]) + "}"
+    return {key: readable(synth, component, item) for key, item in value.items()}
 
 
-def test_report_only_reads_and_updates_the_manifest(dev):
-    found = policy_of(dev, "Report")
-    dynamo = [s for s in found if any(a.startswith("dynamodb:") for a in actions_of(s))]
-    assert [actions_of(s) for s in dynamo] == [{"dynamodb:GetItem", "dynamodb:UpdateItem"}]
-    assert not any(a.startswith(("s3", "bedrock", "secretsmanager")) for s in found for a in actions_of(s))
+def _exported(synth: Synth, name: str) -> tuple[str, Any]:
+    """The component whose stack exports ``name``, and the value it exports."""
+    ((stack, value),) = [(stack, output["Value"]) for stack, template in synth.templates.items()
+                         for output in template.get("Outputs", {}).values()
+                         if output.get("Export", {}).get("Name") == name]  # fmt: skip
+    return stack.rsplit("-", 1)[-1], value
+
+
+def _path(synth: Synth, component: str, logical_id: str) -> str:
+    if logical_id.startswith("AWS::"):
+        return logical_id
+    stack = synth.stack_name(component)
+    path = synth.raw(component)["Resources"][logical_id]["Metadata"]["aws:cdk:path"].removeprefix(f"{stack}/")
+    path = path.removesuffix("/Resource").removesuffix("/Default")
+    return path if component == "knowledge" else f"{component}:{path}"
+
+
+def granted(synth: Synth, component: str, logical_id: str) -> list[dict[str, Any]]:
+    """A policy's statements, readable, actions sorted, sids dropped (all of them Allow), in a stable order."""
+    found = []
+    for statement in synth.raw(component)["Resources"][logical_id]["Properties"]["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow", statement
+        entry = {"Action": sorted(actions_of(statement)), "Resource": readable(synth, component, statement["Resource"])}
+        if "Condition" in statement:
+            entry["Condition"] = readable(synth, component, statement["Condition"])
+        found.append(entry)
+    return sorted(found, key=json.dumps)
+
+
+def role_policies(synth: Synth, function: str) -> dict[str, list[dict[str, Any]]]:
+    """Every policy the function's role has, by construct path: the policies naming the role in their Roles and
+    the managed policies the role lists (the dataset stack's, imported). Inline policies would fail this."""
+    template = synth.raw("knowledge")
+    role = synth.logical_id("knowledge", f"{function}/Role")
+    assert "Policies" not in template["Resources"][role]["Properties"]
+    found = {
+        _path(synth, "knowledge", logical_id): granted(synth, "knowledge", logical_id)
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy")
+        and {"Ref": role} in resource["Properties"].get("Roles", [])
+    }
+    for arn in template["Resources"][role]["Properties"].get("ManagedPolicyArns", []):
+        name = str(readable(synth, "knowledge", arn))
+        if name.startswith("${") and ":" in name:  # a policy of another stack of the app
+            component, path = name[2:-1].split(":")
+            found[name[2:-1]] = granted(synth, component, synth.logical_id(component, path))
+        else:  # an AWS managed policy: listed by its ARN, so the comparison shows it
+            found[name] = []
+    return found
+
+
+KEY = "${KnowledgeKey.Arn}"
+SECRET_READ = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+VECTOR_WRITE = ["s3vectors:DeleteVectors", "s3vectors:PutVectors"]
+DATASET = "${data:Dataset/Bucket.Arn}"
+SSM_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+
+
+def via(service: str, actions: list[str], resource: str = KEY, **context: Any) -> dict[str, Any]:
+    """A key statement limited to one service (and to an encryption context)."""
+    condition = {"kms:ViaService": f"{service}.${{AWS::Region}}.amazonaws.com", **context}
+    return {"Action": actions, "Resource": resource, "Condition": {"StringEquals": condition}}
+
+
+def runtime(function: str) -> list[dict[str, Any]]:
+    """What every function has: its own log group and X-Ray (which has no resource-level permissions)."""
+    return [{"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"${{{function}/Logs.Arn}}"},
+            {"Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"}]  # fmt: skip
+
+
+def manifest(actions: list[str]) -> list[dict[str, Any]]:
+    return [{"Action": actions, "Resource": "${Manifest/Table.Arn}"},
+            via("dynamodb", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])]  # fmt: skip
+
+
+VECTORS = [{"Action": VECTOR_WRITE, "Resource": "${Vectors/Index.IndexArn}"},
+           via("s3vectors", ["kms:Decrypt", "kms:GenerateDataKey"])]  # fmt: skip
+UPSTREAM_KEY = f"{SSM_ARN}{parameters.parameter_name(DEV.name, parameters.UPSTREAM_API_KEY)}"
+# Each function's own managed policy, statement for statement, and the other policies its role has.
+EXACT: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
+    "Discover": ([
+        *runtime("Discover"),
+        *manifest(["dynamodb:PutItem", "dynamodb:Query"]),  # read the manifest, open the run
+        {"Action": ["s3:PutObject"], "Resource": f"${{Work/Bucket.Arn}}/{k.WORK_PREFIX}*"},
+        via("s3", ["kms:GenerateDataKey"], **{"kms:EncryptionContext:aws:s3:arn": "${Work/Bucket.Arn}"}),
+        {"Action": SECRET_READ, "Resource": "${YoutubeApiKey}"},
+        *VECTORS,  # the vectors of a file that is now skipped
+    ], {"data:KnowledgeAccess/ListPolicy"}),
+    "Ingest": ([
+        *runtime("Ingest"),
+        *manifest(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+        *VECTORS,
+        {"Action": SECRET_READ, "Resource": "${YoutubeProxy}"},
+        {"Action": ["bedrock:InvokeModel"],
+         "Resource": f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{k.TITAN_V2}"},
+        {"Action": ["ssm:GetParameter"], "Resource": UPSTREAM_KEY},
+        via("ssm", ["kms:Decrypt"], "${config:ConfigKey.Arn}",
+            **{"kms:EncryptionContext:PARAMETER_ARN": [UPSTREAM_KEY]}),
+        {"Action": ["ssm:GetParameter", "ssm:GetParameters"],
+         "Resource": [f"{SSM_ARN}${{Embedding/{leaf}}}" for leaf in ("BaseUrl", "ModelId", "Provider")]},
+        {"Action": ["ssm:GetParametersByPath"],
+         "Resource": SSM_ARN + parameters.parameter_name(DEV.name, k.EMBEDDING_PATH)},
+    ], {"data:KnowledgeAccess/ReadPolicy"}),
+    "Report": ([*runtime("Report"), *manifest(["dynamodb:GetItem", "dynamodb:UpdateItem"])], set()),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_pipeline_function_has_exactly_its_policy(dev, function):
+    """Statement for statement: the manifest actions, the index, the secret, the model, the parameters, the keys
+    (each only through its service); one more action or a wider resource fails."""
+    expected, others = EXACT[function]
+    policies = role_policies(dev, function)
+    assert set(policies) == {f"{function}/Policy", *others}
+    assert policies[f"{function}/Policy"] == sorted(expected, key=json.dumps)
 
 
 def test_each_secret_is_readable_by_the_one_function_that_needs_it(dev):
-    youtube = dev.logical_id("knowledge", "YoutubeApiKey")
-    proxy = dev.logical_id("knowledge", "YoutubeProxy")
-    for function, readable, hidden in (("Discover", youtube, proxy), ("Ingest", proxy, youtube),
-                                       ("Report", None, None)):  # fmt: skip
-        text = json.dumps(policy_of(dev, function))
-        assert (readable is None) or readable in text
-        assert (hidden is None) or hidden not in text
+    """No other statement of any stack names a secret or Secrets Manager: the YouTube key is Discover's, the
+    proxy Ingest's, exactly GetSecretValue and DescribeSecret; the key decrypts through Secrets Manager for those
+    two roles (and CDK's account statement, which defers to these IAM policies)."""
+    granting = []
+    for stack, template in dev.templates.items():
+        component = stack.rsplit("-", 1)[-1]
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] not in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+                continue
+            for statement in granted(dev, component, logical_id):
+                text = json.dumps(statement)
+                if "secretsmanager" in text or "${Youtube" in text:
+                    granting.append((_path(dev, component, logical_id), statement))
+    assert sorted(granting, key=json.dumps) == [
+        ("Discover/Policy", {"Action": SECRET_READ, "Resource": "${YoutubeApiKey}"}),
+        ("Ingest/Policy", {"Action": SECRET_READ, "Resource": "${YoutubeProxy}"}),
+    ]
+    key_policy = dev.properties("knowledge", "KnowledgeKey")["KeyPolicy"]["Statement"]
+    through_secrets_manager = [(readable(dev, "knowledge", s["Principal"]), sorted(actions_of(s)))
+                               for s in key_policy if "secretsmanager." in json.dumps(s.get("Condition"))]  # fmt: skip
+    assert through_secrets_manager == [
+        # CDK's statement for a secret's key: the account's principals, through Secrets Manager, as far as their
+        # IAM policies let them (the statements above are all there are).
+        ({"AWS": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"},
+         ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
+          "kms:ReEncrypt*"]),
+        ({"AWS": ["${Discover/Role.Arn}", "${Ingest/Role.Arn}"]}, ["kms:Decrypt"]),
+    ]  # fmt: skip
 
 
-def test_the_functions_read_only_the_knowledge_prefix_of_the_dataset_bucket(dev):
-    data = dev.raw("data")
-    read = dev.properties("data", "KnowledgeAccess/ReadPolicy")["PolicyDocument"]["Statement"]
-    assert any(str(s["Resource"]).endswith("/knowledge/*']}") or "/knowledge/*" in json.dumps(s["Resource"])
-               for s in read)  # fmt: skip
-    listing = dev.properties("data", "KnowledgeAccess/ListPolicy")["PolicyDocument"]["Statement"]
-    assert listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["knowledge/", "knowledge/*"]}}
-    assert len(by_type(data, "AWS::IAM::ManagedPolicy")) >= 3
+def test_the_functions_reach_the_dataset_bucket_only_under_the_knowledge_prefix(dev):
+    """Every S3 statement of the three roles, whichever policy holds it: objects only under the knowledge prefix
+    (Ingest reads them), listing only conditioned on it (Discover), and Discover's own work lists; a statement
+    on the whole dataset bucket, its every object or '*' would be one more here."""
+    prefix = DEV.knowledge.prefix
+    reaching = [
+        (function, policy, statement)
+        for function in FUNCTIONS
+        for policy, found in role_policies(dev, function).items()
+        for statement in found
+        if any(action.split(":")[0] in ("*", "s3") for action in statement["Action"])
+        or DATASET in json.dumps(statement["Resource"])
+    ]
+    assert sorted(reaching, key=json.dumps) == [
+        ("Discover", "Discover/Policy",
+         {"Action": ["s3:PutObject"], "Resource": f"${{Work/Bucket.Arn}}/{k.WORK_PREFIX}*"}),
+        ("Discover", "data:KnowledgeAccess/ListPolicy",
+         {"Action": ["s3:ListBucket"], "Resource": DATASET,
+          "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}}),
+        ("Ingest", "data:KnowledgeAccess/ReadPolicy", {"Action": ["s3:GetObject"], "Resource": f"{DATASET}/{prefix}*"}),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """The knowledge pipeline's state machine as synthesized, executed by moto's ASL interpreter (in-process): its
 Lambda tasks are answered by the pipeline's own handlers (lambda_src/knowledge/handler.py) over moto's S3,
 DynamoDB, S3 Vectors and Secrets Manager, so the definition's wiring is what is tested: the payloads and result
-selectors, the Distributed Map reading the work list from S3, the per-document Catch that records a failure,
-and the Report that fails the run past the threshold. The same machine runs in `make local` and `make e2e`."""
+selectors, the Distributed Map reading the work list from S3, the Retry of a throttled document, the
+per-document Catch that records a failure, and the Report that fails the run past the threshold. The same
+machine runs in `make local` and `make e2e`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -19,10 +21,12 @@ import pytest
 from moto import mock_aws
 from moto.awslambda import models as lambda_models
 from moto.core.config import default_user_config
+from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
 
 from lambda_src.contracts import knowledge as k
 from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.shared.embeddings import Embeddings
+from lambda_src.shared.errors import rate_limited
 from tests.aws_fakes import REGION
 from tests.infra.conftest import Synth
 
@@ -32,14 +36,19 @@ FUNCTIONS = {"Discover": "discover", "Ingest": "ingest", "Report": "report"}
 
 
 class Embedder:
-    """Deterministic vectors; ``explode`` makes the text containing it raise a bug (not an API error)."""
+    """Deterministic vectors; ``explode`` makes the text containing it raise a bug (not an API error); the next
+    ``throttle`` calls are throttled (the model's 429)."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.explode = "\x00never"
+        self.throttle = 0
 
     def embed(self, texts: Sequence[str]) -> Embeddings:
         self.calls += 1
+        if self.throttle:
+            self.throttle -= 1
+            raise rate_limited("The embedding model is throttling requests; try again shortly.")
         if any(self.explode in text for text in texts):
             raise RuntimeError("a bug in the embedder")
         vectors = [[b / 255 + 0.01 for b in hashlib.sha256(text.encode()).digest()[:DIMENSION]] for text in texts]
@@ -191,3 +200,21 @@ def test_the_synthesized_state_machine_ingests_skips_reruns_idempotently_and_fai
     assert json.loads(emptied["output"])["result"]["Payload"]["deleted"] == 3
     assert vector_count(world) == 0
     assert [doc.document_id for doc in world["manifest"].documents()] == ["s3/knowledge/diagram.png"]
+
+
+def test_a_throttled_document_is_retried_by_the_definitions_retry_until_it_is_indexed(world, monkeypatch):
+    """The Ingest task's Retry as moto's interpreter runs it: five throttled attempts (TransientError) are retried
+    after backed-off, jittered waits (recorded instead of slept), and the sixth indexes the document."""
+    waits: list[float] = []
+    monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=waits.append))
+    # Full jitter draws each wait from [0, backoff]: here always the middle, so the waits are known.
+    monkeypatch.setattr(jitter_strategy_decl, "random", SimpleNamespace(uniform=lambda low, high: (low + high) / 2))
+    put(world, "guide.md", b"# Guide\n\nThe pipeline retries a throttled embedding model.")
+    world["embedder"].throttle = 5
+    execution = run(world, "throttled")
+    assert execution["status"] == "SUCCEEDED", execution
+    assert (world["embedder"].calls, world["embedder"].throttle) == (6, 0)
+    summary = json.loads(execution["output"])["result"]["Payload"]
+    assert (summary["done"], summary["failed"]) == (1, 0)
+    assert world["manifest"].document("s3/knowledge/guide.md").status == k.INDEXED
+    assert waits == [5 * 2**attempt / 2 for attempt in range(5)]  # 5 s, doubled each time, halved by the jitter

@@ -1,5 +1,6 @@
 """The knowledge pipeline's steps against moto's S3, DynamoDB and S3 Vectors (in-process), with a counting
-embedder and recorded YouTube answers: diff, idempotency, changes, deletions, bad files, sources that fail."""
+embedder and recorded YouTube answers: diff, idempotency, changes, deletions, bad files, sources that fail; and
+the vector index's batching."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from lambda_src.knowledge.youtube import SourceError, Unavailable, Video
 from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import rate_limited
 from lambda_src.shared.vectors import VectorIndex
-from tests.aws_fakes import REGION
+from tests.aws_fakes import INDEX_ARN, REGION
 
 BUCKET = "dataset"
 WORK = "work"
@@ -275,3 +276,38 @@ def test_a_failure_the_state_machine_caught_is_recorded_without_its_trace(world)
     assert (doc.status, doc.error) == (k.FAILED, "Sandbox.Timedout: Task timed out")
     # A failed document is tried again next run.
     assert world.run()["total"] == 1
+
+
+class RecordingVectors:
+    """An S3 Vectors client that keeps every PutVectors and DeleteVectors request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    def put_vectors(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(("put", request))
+        return {}
+
+    def delete_vectors(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(("delete", request))
+        return {}
+
+
+def test_vectors_are_put_and_deleted_in_batches_of_at_most_500():
+    """S3 Vectors refuses more than 500 vectors (or keys) in one call: 1,201 go as 500, 500 and 201, in order,
+    none dropped or sent twice."""
+    client = RecordingVectors()
+    index = VectorIndex(client, INDEX_ARN)
+    keys = [f"doc#{i}" for i in range(1201)]
+    vectors: list[dict[str, Any]] = [{"key": key, "data": {"float32": [i / 1201]}, "metadata": {}}
+                                     for i, key in enumerate(keys)]  # fmt: skip
+    assert index.put(vectors) == 3
+    assert index.delete(keys) == 3
+    puts = [request for operation, request in client.requests if operation == "put"]
+    deletes = [request for operation, request in client.requests if operation == "delete"]
+    assert [operation for operation, _ in client.requests] == ["put"] * 3 + ["delete"] * 3
+    assert [len(request["vectors"]) for request in puts] == [500, 500, 201]
+    assert [len(request["keys"]) for request in deletes] == [500, 500, 201]
+    assert [vector for request in puts for vector in request["vectors"]] == vectors
+    assert [key for request in deletes for key in request["keys"]] == keys
+    assert {request["indexArn"] for _, request in client.requests} == {INDEX_ARN}
