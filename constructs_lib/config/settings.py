@@ -176,7 +176,7 @@ class ModelConfig(Settings):
         return not missing, "prices", f"must price every model the API may call: {', '.join(missing)} has no price"
 
     def fallback_ids(self) -> list[str]:
-        return [f.model_id for f in self.fallbacks]
+        return [f.model_id for f in self.fallbacks if isinstance(f, FallbackModel)]
 
     def price_table(self) -> dict[str, dict[str, float]]:
         """The prices as the functions read them (the model parameters' ``prices`` leaf)."""
@@ -187,7 +187,7 @@ class ModelConfig(Settings):
         """The Bedrock models the API may call: model_id (when it is a Bedrock id), the Bedrock fallbacks and
         additional_model_ids."""
         ids = [self.model_id] if self.provider == "bedrock" and BEDROCK_MODEL_ID.match(self.model_id) else []
-        ids += [f.model_id for f in self.fallbacks if f.provider == "bedrock"]
+        ids += [f.model_id for f in self.fallbacks if isinstance(f, FallbackModel) and f.provider == "bedrock"]
         return list(dict.fromkeys(ids + list(self.additional_model_ids)))
 
     def parameter_values(self) -> dict[str, str]:

@@ -14,8 +14,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from constructs_lib.config.settings import FallbackModel, ModelPrice
 from constructs_lib.inference import rest_api
 from constructs_lib.inference.rest_api import ACCESS_LOG_FORMAT
+from lambda_src.contracts import spend as s
 from lambda_src.contracts.api import AUTH_USER, ROUTES, Route
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX, KEY_ID_INDEX, KEY_PREFIX, new_key
@@ -366,11 +368,41 @@ def test_function_roles_have_only_their_managed_policy(variant, variants):
         assert synth.properties("api", f"{function}/Policy")["Roles"] == [ref(synth, "api", f"{function}/Role")]
 
 
+def _arn_text(resource: Any) -> str:
+    """An ARN built with Fn::Join as text, pseudo parameters as <Name>."""
+    parts = resource["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else f"<{p['Ref'].removeprefix('AWS::')}>" for p in parts)
+
+
 def test_inference_profiles_get_the_profile_and_its_models_only_through_it(tmp_path_factory):
-    model = dataclasses.replace(DEV.model, model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0",
-                                additional_model_ids=("amazon.nova-lite-v1:0",))  # fmt: skip
+    """IAM allows exactly the stage's model list: the model, its Bedrock fallbacks (an openai-compatible one needs
+    none) and the models it may be switched to, for both functions that call a chat model."""
+    model = dataclasses.replace(
+        DEV.model, model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0",
+        additional_model_ids=("amazon.nova-lite-v1:0",),
+        fallbacks=(FallbackModel("amazon.nova-micro-v1:0"),
+                   FallbackModel("gpt-4o-mini", "openai-compatible", "https://api.openai.com/v1")),
+        prices=(*DEV.model.prices,
+                ModelPrice("gpt-4o-mini", 0.15, 0.6, "https://openai.com/api/pricing/", "2026-12-07")),
+    )  # fmt: skip
     synth = synth_deployment(tmp_path_factory, Deployment(stage=dataclasses.replace(DEV, model=model)))
     assert synth.report.passed, synth.report.findings
+    for function in ("Inference", "Chat"):
+        statements = _with_action(_statements(synth, f"{function}/Policy"),
+                                  ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])  # fmt: skip
+        arns = sorted(_arn_text(r) for st in statements for r in (st["Resource"] if isinstance(st["Resource"], list)
+                                                                    else [st["Resource"]]))  # fmt: skip
+        assert arns == sorted([
+            "arn:<Partition>:bedrock:<Region>:<AccountId>:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0",
+            # the profile's model in whichever region it routes to, only through the profile
+            "arn:<Partition>:bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0",
+            "arn:<Partition>:bedrock:<Region>::foundation-model/amazon.nova-micro-v1:0",
+            "arn:<Partition>:bedrock:<Region>::foundation-model/amazon.nova-lite-v1:0"])  # fmt: skip
+    fallbacks = synth.properties("config", "Model/Fallbacks")["Value"]
+    assert json.loads(fallbacks) == [
+        {"model_id": "amazon.nova-micro-v1:0", "provider": "bedrock", "upstream_base_url": ""},
+        {"model_id": "gpt-4o-mini", "provider": "openai-compatible", "upstream_base_url": "https://api.openai.com/v1"},
+    ]
     bedrock = _with_action(
         _statements(synth, "Inference/Policy"), ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
     )
@@ -397,6 +429,35 @@ def test_key_table_is_encrypted_recoverable_and_protected_in_prod(variant, prote
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["DeletionProtectionEnabled"] is protected
     assert table["DeletionPolicy"] == ("Retain" if protected else "Delete")
+
+
+@pytest.mark.parametrize(("variant", "protected"), [("dev", False), ("prod", True)])
+def test_the_usage_table_holds_counters_by_principal_and_period_encrypted_recoverable_and_expiring(
+        variant, protected, variants):  # fmt: skip
+    synth = variants[variant]
+    table = synth.resource("api", "Usage/Table")
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": s.PRINCIPAL, "KeyType": "HASH"},
+                                  {"AttributeName": s.PERIOD, "KeyType": "RANGE"}]  # fmt: skip
+    assert props["BillingMode"] == "PAY_PER_REQUEST"  # no idle cost
+    assert props["SSESpecification"] == {"KMSMasterKeyId": arn_of(synth, "api", "ApiKey"), "SSEEnabled": True,
+                                         "SSEType": "KMS"}  # fmt: skip
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": s.EXPIRES_AT, "Enabled": True}
+    assert props["DeletionProtectionEnabled"] is protected
+    assert table["DeletionPolicy"] == ("Retain" if protected else "Delete")
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_each_plans_budget_and_the_usage_table_reach_the_functions(variant, variants):
+    synth = variants[variant]
+    stage = DEV if variant == "dev" else PROD
+    inference = synth.properties("api", "Inference/Function")["Environment"]["Variables"]
+    assert json.loads(inference["PLAN_BUDGETS"]) == {p.name: p.budget._asdict() for p in stage.api.usage_plans}
+    assert inference["USAGE_TABLE_NAME"] == ref(synth, "api", "Usage/Table")
+    chat = synth.properties("api", "Chat/Function")["Environment"]["Variables"]
+    assert json.loads(chat["USER_BUDGET"]) == stage.chat.user_budget._asdict()
+    assert chat["USAGE_TABLE_NAME"] == ref(synth, "api", "Usage/Table")
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])

@@ -9,10 +9,11 @@ import aws_cdk as cdk
 import pytest
 
 import app as app_module
-from constructs_lib.config.settings import ModelPrice
+from constructs_lib.config.settings import FallbackModel, ModelPrice
 from constructs_lib.foundation.logs import RETENTION_BY_DAYS
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError
 from constructs_lib.inference.settings import UsagePlanConfig
+from lambda_src.contracts.spend import Limits
 from stacks.context import Deployment, resolve_deployment
 from stacks.stages import DEV, PROD, STAGES
 from tests.infra import cli_runs
@@ -169,6 +170,37 @@ def test_cdk_cli_reports_a_bad_stage_without_a_traceback():
             {"provider": "openai-compatible", "model_id": "has space"},
             "Stage 'dev': model.model_id must be the upstream",
         ),
+        (
+            {"model_id": "amazon.titan-text-premier-v1:0"},
+            "Stage 'dev': model.prices must price every model the API may call: amazon.titan-text-premier-v1:0 has no",
+        ),
+        (
+            {"fallbacks": (FallbackModel("meta.llama3-8b-instruct-v1:0"),)},
+            "Stage 'dev': model.prices must price every model the API may call: meta.llama3-8b-instruct-v1:0 has no",
+        ),
+        (
+            {"prices": (ModelPrice(DEV.model.model_id, -1, 1, "https://example.com/p", "2026-12-07"),)},
+            "Stage 'dev': model.prices entry 'anthropic.claude-3-haiku-20240307-v1:0': 'input' must be from 0 to 10000",
+        ),
+        (
+            {"prices": (ModelPrice(DEV.model.model_id, 1, 1, "example.com", "2026-12-07"),)},
+            "Stage 'dev': model.prices entry 'anthropic.claude-3-haiku-20240307-v1:0': source must be the https://",
+        ),
+        (
+            {"prices": (ModelPrice(DEV.model.model_id, 1, 1, "https://example.com/p", "last week"),)},
+            "Stage 'dev': model.prices entry 'anthropic.claude-3-haiku-20240307-v1:0': as_of must be the date",
+        ),
+        ({"prices": (*DEV.model.prices, DEV.model.prices[0])}, "Stage 'dev': model.prices must price each model once"),
+        ({"fallbacks": (FallbackModel(DEV.model.model_id),)}, "Stage 'dev': model.fallbacks must not repeat a model"),
+        (
+            {"fallbacks": (FallbackModel("m", "openai-compatible", "http://example.com/v1"),)},
+            "Stage 'dev': model.fallbacks entry 'm': upstream_base_url must be an https:// URL",
+        ),
+        (
+            {"fallbacks": tuple(FallbackModel(f"amazon.nova-{i}-v1:0") for i in range(5))},
+            "Stage 'dev': model.fallbacks must list at most 4 models",
+        ),
+        ({"fallbacks": ("amazon.nova-lite-v1:0",)}, "Stage 'dev': model.fallbacks must be a tuple of FallbackModel"),
     ],
 )
 def test_bad_model_config_fails_with_a_sentence_naming_stage_key_and_rule(changes, message):
@@ -221,6 +253,22 @@ def test_known_model_id_forms_are_accepted(provider, model_id):
         ({"waf_rate_limit": 5}, "Stage 'dev': api.waf_rate_limit must be a whole number of requests per 5 minutes"),
         ({"reserved_concurrency": 0}, "Stage 'dev': api.reserved_concurrency must be from 1 to 1000 (got 0)."),
         ({"max_body_bytes": 10 * 1024 * 1024}, "Stage 'dev': api.max_body_bytes must be from 1024 bytes to 6 MB"),
+        (
+            {"usage_plans": (UsagePlanConfig("std", 1, 1, 1, Limits(tokens_per_day=0)),)},
+            "Stage 'dev': api.usage_plans plan std: budget tokens_per_day must be a whole number of tokens from 1",
+        ),
+        (
+            {"usage_plans": (UsagePlanConfig("std", 1, 1, 1, Limits(tokens_per_minute=2.5)),)},  # type: ignore[arg-type]
+            "api.usage_plans plan std: budget tokens_per_minute must be a whole number of tokens",
+        ),
+        (
+            {"usage_plans": (UsagePlanConfig("std", 1, 1, 1, Limits(cost_per_month_usd=-3)),)},
+            "api.usage_plans plan std: budget cost_per_month_usd must be greater than 0 and at most 10000000 USD",
+        ),
+        (
+            {"usage_plans": (UsagePlanConfig("std", 1, 1, 1, {"tokens_per_day": 5}),)},  # type: ignore[arg-type]
+            "api.usage_plans plan std: budget must be a Limits",
+        ),
     ],
 )
 def test_bad_api_config_fails_with_a_sentence_naming_stage_key_and_rule(changes, message):
@@ -228,6 +276,16 @@ def test_bad_api_config_fails_with_a_sentence_naming_stage_key_and_rule(changes,
         dataclasses.replace(DEV, api=dataclasses.replace(DEV.api, **changes))
     assert message in str(error.value)
     assert str(error.value).startswith("Stage 'dev': api.") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("budget", "message"), [
+    (Limits(tokens_per_month=10**13), "chat.user_budget tokens_per_month must be a whole number of tokens from 1"),
+    (Limits(cost_per_month_usd=float("nan")), "chat.user_budget cost_per_month_usd must be a number or None"),
+    ((1, 2, 3, 4), "chat.user_budget must be a Limits"),
+])  # fmt: skip
+def test_a_bad_chat_user_budget_fails_with_a_sentence(budget, message):
+    with pytest.raises(ConfigError, match=re.escape(f"Stage 'dev': {message}")):
+        dataclasses.replace(DEV, chat=dataclasses.replace(DEV.chat, user_budget=budget))
 
 
 def test_api_settings_that_differ_per_stage():
