@@ -70,7 +70,7 @@ def bedrock() -> Any:
     return client
 
 
-def api(client: Any, audit: Audit | None = None) -> Api:
+def api(client: Any, audit: Any = None) -> Api:
     return Api(Settings(), lambda target: BedrockModel(lambda _timeout: client), max_body_bytes=65_536, audit=audit,
                stream_seconds=300)  # fmt: skip
 
@@ -242,7 +242,7 @@ def test_fallbacks_are_counted_in_the_requests_metrics_and_log_line():
 def test_a_streamed_fallback_model_replays_the_first_event_it_read():
     first, second = Scripted(rate_limited("throttled")), FakeModel([TextDelta("a"), TextDelta("b")])
     outcome = Outcome(route="/chat/completions", caller=Caller("key_1", "alice"), request_id="r")
-    models = ModelChain(TARGETS[:2], lambda t: first if t.model_id == PRIMARY else second, outcome,  # type: ignore[arg-type,return-value]
+    models = ModelChain(TARGETS[:2], lambda t: first if t.model_id == PRIMARY else second, outcome,
                         deadline=100, clock=lambda: 0)  # fmt: skip
     stream = models.stream(REQUEST)
     assert list(stream) == [TextDelta("a"), TextDelta("b")] and outcome.model_id == SECOND

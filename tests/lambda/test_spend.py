@@ -29,7 +29,7 @@ SETTINGS = ModelSettings(provider="bedrock", model_id=MODEL, temperature=0.2, to
                          upstream_base_url="https://api.openai.com/v1", prices={MODEL: HAIKU})  # fmt: skip
 NOW = calendar.timegm((2026, 12, 3, 19, 5, 30))
 PLANS = {"standard": s.Limits(tokens_per_minute=5_000, tokens_per_day=20_000, cost_per_month_usd=1)}
-QUESTION = [{"role": "user", "content": "Capital of France?"}]
+QUESTION: list[Any] = [{"role": "user", "content": "Capital of France?"}]
 # "Be brief." (9 bytes) + "Capital of France?" (18) + a message's overhead (12): 39 bytes / 3.
 ESTIMATE = 13
 
@@ -114,7 +114,7 @@ def test_a_buffered_answer_reserves_its_estimate_and_settles_what_the_model_coun
         seen.append((tokens, cost))
         return original(principal, limits, tokens, cost)
 
-    budget.reserve = reserve  # type: ignore[method-assign]
+    budget.reserve = reserve
     status, body = answer(api(model, budget).handle(event(body=ask(max_tokens=50))))
     assert status == 200 and body["usage"] == {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
     # Reserved: the input estimate and max_tokens at the model's price; settled: 12 in + 7 out.
@@ -227,6 +227,6 @@ def test_a_settlement_that_cannot_be_written_is_counted_and_the_answer_still_lea
     def unavailable(*_args: Any) -> bool:
         return False
 
-    budget.settle = unavailable  # type: ignore[method-assign]
+    budget.settle = unavailable
     outcome = service.handle(event(body=ask(max_tokens=50)))
     assert outcome.response["statusCode"] == 200 and outcome.budget_unsettled
