@@ -20,7 +20,7 @@ from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.usage_table import SPEND_ACTIONS, UsageTable
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
 from constructs_lib.web.site_config import SiteConfig, SiteConfigProps
-from lambda_src.contracts import parameters, spend
+from lambda_src.contracts import parameters
 from lambda_src.contracts.environment import (
     AuthorizerEnvironment,
     ChatEnvironment,
@@ -170,7 +170,7 @@ class ApiStack(PlatformStack):
                       description="base_url for the openai SDK (stage v1)")  # fmt: skip
         cdk.CfnOutput(self, "RestApiId", value=self.api.rest_api.rest_api_id)
         ssm.StringParameter(self, "UsageTableParameter",
-                            parameter_name=parameters.parameter_name(stage.name, spend.USAGE_TABLE_PARAMETER),
+                            parameter_name=parameters.parameter_name(stage.name, parameters.USAGE_TABLE),
                             string_value=self.usage_table.table.table_name,
                             description="Token and cost budgets' usage table of this stage")  # fmt: skip
         cdk.CfnOutput(self, "KeyTableName", value=self.key_table.table.table_name)

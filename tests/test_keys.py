@@ -4,15 +4,28 @@ before usage identifiers off their plaintext API Gateway key."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
 
 from lambda_src.authorizer.logic import authorize
-from lambda_src.contracts.keys import KEY, KEY_ID, USAGE_IDENTIFIER, key_hash, new_key, new_key_id, record_from_item
-from tests.aws_fakes import REGION, create_key_table
+from lambda_src.contracts import spend as s
+from lambda_src.contracts.keys import (
+    KEY,
+    KEY_ID,
+    KEY_PREFIX,
+    USAGE_IDENTIFIER,
+    key_hash,
+    new_key,
+    new_key_id,
+    record_from_item,
+)
+from lambda_src.shared.budget import Budget
+from tests.aws_fakes import REGION, create_key_table, create_usage_table
 from tools.keys import Clients, KeyAdmin, main
+from tools.operator import ToolError
 
 
 @pytest.fixture
@@ -23,6 +36,8 @@ def clients(aws: None) -> Clients:
         plan_id = apigateway.create_usage_plan(name=f"llm-platform-dev-api-{plan}")["id"]
         ssm.put_parameter(Name=f"/llm-platform/dev/api/usage-plans/{plan}", Value=plan_id, Type="String")
     ssm.put_parameter(Name="/llm-platform/dev/api/key-table", Value="keys", Type="String")
+    create_usage_table(dynamodb)
+    ssm.put_parameter(Name="/llm-platform/dev/api/usage-table", Value="usage", Type="String")
     return Clients(ssm, dynamodb, apigateway)
 
 
@@ -146,6 +161,28 @@ def test_list_reads_every_page(clients):
         (["revoke", "--stage", "dev", "--key-id", "nope"], "--key-id must look like"),
         (["revoke", "--stage", "dev", "--key-id", "key_0000000000000000"], "No key key_0000000000000000"),
         (["list", "--stage", "prod"], "is the prod API deployed?"),
+        (["limits", "--stage", "dev", "--key-id", "key_0000000000000000"], "Give --clear, or at least one of"),
+        (
+            ["limits", "--stage", "dev", "--key-id", "key_0000000000000000", "--tokens-per-day", "5", "--clear"],
+            "Give --clear, or at least one of",
+        ),
+        (
+            ["limits", "--stage", "dev", "--key-id", "key_0000000000000000", "--tokens-per-day", "0"],
+            "The limits tokens_per_day must be a whole number of tokens from 1",
+        ),
+        (
+            ["limits", "--stage", "dev", "--key-id", "key_0000000000000000", "--tokens-per-day", "2.5"],
+            "The limits tokens_per_day must be a whole number of tokens",
+        ),
+        (
+            ["limits", "--stage", "dev", "--key-id", "key_0000000000000000", "--cost-per-month-usd", "inf"],
+            "The limits cost_per_month_usd must be a number or None",
+        ),
+        (
+            ["limits", "--stage", "dev", "--key-id", "key_0000000000000000", "--tokens-per-day", "9"],
+            "No key key_0000000000000000",
+        ),
+        (["usage", "--stage", "dev", "--month", "2026-13"], "--month must be a month as YYYY-MM"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(clients, capsys, argv, message):
@@ -251,3 +288,71 @@ def test_migrate_skips_a_key_revoked_meanwhile_and_deletes_the_key_it_registered
     assert admin.migrate() == {"migrated": 0, "cleaned": 0, "revoked": 0, "skipped": 1}
     assert api_key_values(clients) == [key]  # the old one: revoke (by id) deletes it
     assert "usage_identifier" not in items(clients)[0]
+
+
+def _lookup(clients: Clients, key: str) -> Any:
+    """What the authorizer reads for a bearer key."""
+    found = clients.dynamodb.get_item(TableName="keys", Key={"key_hash": {"S": key_hash(key)}}).get("Item")
+    return record_from_item(found)
+
+
+def test_limits_give_a_key_its_own_and_the_authorizer_passes_them_on(clients, capsys):
+    admin = KeyAdmin("dev", clients)
+    key_id, key = admin.create("alice", "standard")
+    capsys.readouterr()
+    argv = ["limits", "--stage", "dev", "--key-id", key_id, "--tokens-per-day", "50000", "--cost-per-month-usd", "2.5"]
+    assert main(argv, clients=clients) == 0
+    assert '{"cost_per_month_usd": 2.5, "tokens_per_day": 50000}' in capsys.readouterr().out
+    # A second call changes one field and keeps the other; `none` is no limit (over the plan's).
+    assert main(["limits", "--stage", "dev", "--key-id", key_id, "--cost-per-month-usd", "none"], clients=clients) == 0
+    answer = authorize(f"Bearer {key}", "arn:aws:execute-api:us-east-1:123456789012:a/v1/GET/usage",
+                       lambda hashed: _lookup(clients, key))  # fmt: skip
+    assert json.loads(answer["context"]["limits"]) == {"cost_per_month_usd": None, "tokens_per_day": 50000}
+    assert main(["limits", "--stage", "dev", "--key-id", key_id, "--clear"], clients=clients) == 0
+    assert "none (its plan applies)" in capsys.readouterr().out.splitlines()[-1]
+    assert _lookup(clients, key).limits == "" and "limits" not in items(clients)[0]
+
+
+def test_limits_refuse_a_revoked_key(clients, capsys):
+    admin = KeyAdmin("dev", clients)
+    key_id, _ = admin.create("alice", "standard")
+    admin.revoke(key_id)
+    capsys.readouterr()
+    assert main(["limits", "--stage", "dev", "--key-id", key_id, "--tokens-per-day", "5"], clients=clients) == 2
+    assert "is revoked" in capsys.readouterr().err
+
+
+def test_limits_set_while_another_operator_changed_them_are_refused_not_lost(clients, monkeypatch):
+    admin = KeyAdmin("dev", clients)
+    key_id, key = admin.create("alice", "standard")
+    real_get = clients.dynamodb.get_item
+
+    def read_then_someone_else_writes(**kwargs: Any) -> Any:
+        found = real_get(**kwargs)
+        clients.dynamodb.update_item(TableName="keys", Key={"key_hash": {"S": key_hash(key)}},
+                                     UpdateExpression="SET limits = :l",
+                                     ExpressionAttributeValues={":l": {"S": '{"tokens_per_day": 7}'}})  # fmt: skip
+        return found
+
+    monkeypatch.setattr(clients.dynamodb, "get_item", read_then_someone_else_writes)
+    with pytest.raises(ToolError, match="changed while its limits were set"):
+        admin.set_limits(key_id, {"tokens_per_minute": 100})
+    assert _lookup(clients, key).limits == '{"tokens_per_day": 7}'
+
+
+def test_usage_lists_every_keys_tokens_and_spend_this_month(clients, capsys):
+    admin = KeyAdmin("dev", clients)
+    spender, _ = admin.create("alice", "standard")
+    idle, _ = admin.create("bob", "premium")
+    spent = Budget(clients.dynamodb, "usage")
+    spent.settle(spent.reserve(s.key_principal(spender), s.Limits(), 1_000, 9_000), 640, 1_234)
+    capsys.readouterr()
+    assert main(["usage", "--stage", "dev"], clients=clients) == 0
+    out = capsys.readouterr().out
+    header, *rows = [line.split("\t") for line in out.splitlines()]
+    assert header == ["key_id", "owner", "plan", "status", "tokens_this_month", "tokens_today", "cost_this_month_usd"]
+    assert rows == [[spender, "alice", "standard", "active", "640", "640", "0.001234"],
+                    [idle, "bob", "premium", "active", "0", "0", "0.000000"]]  # fmt: skip
+    assert KEY_PREFIX not in out
+    past = KeyAdmin("dev", clients).usage("2025-01")
+    assert [r["tokens_this_month"] for r in past] == ["0", "0"]

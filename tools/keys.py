@@ -1,15 +1,22 @@
-"""Admin command for the inference API's keys: create (printed once), list, revoke, migrate.
+"""Admin command for the inference API's keys: create (printed once), list, revoke, migrate, limits, usage.
 
     python -m tools.keys create --stage dev --owner alice --plan standard
     python -m tools.keys list --stage dev
     python -m tools.keys revoke --stage dev --key-id key_0123456789abcdef
     python -m tools.keys migrate --stage dev
+    python -m tools.keys limits --stage dev --key-id key_0123456789abcdef --tokens-per-day 50000 \
+        --cost-per-month-usd none
+    python -m tools.keys limits --stage dev --key-id key_0123456789abcdef --clear
+    python -m tools.keys usage --stage dev [--month 2026-12]
 
 A key is stored only as its SHA-256 in the stage's key table. API Gateway applies the chosen usage plan to
 an API key whose value is the key's random usage identifier (kept in the key's item), never the key, so
 nothing API Gateway returns reveals a key. `migrate` gives the keys issued before usage identifiers existed
 (their API Gateway key's value was the key) a usage identifier and deletes their old API Gateway key. A key
-never enters a template. Uses the standard AWS credential chain and region of the shell.
+never enters a template. `limits` gives one key limits of its own over its plan's (a value per field, `none` for no
+limit; `--clear` goes back to the plan's), effective within the authorizer cache's TTL; `usage` lists every key's
+tokens and spend of a UTC month from the budgets' usage table. Uses the standard AWS credential chain and region of
+the shell.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -27,6 +35,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src.contracts import parameters
+from lambda_src.contracts import spend as s
 from lambda_src.contracts.keys import (
     ACTIVE,
     HASH_ATTRIBUTE,
@@ -52,6 +61,10 @@ _OWNER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 APIGW_KEY_ATTRIBUTE = "apigw_key_id"
 LEGACY_APIGW_KEY_ATTRIBUTE = "legacy_apigw_key_id"
 LIST_FIELDS = ("key_id", "owner", "plan", "status", "created_at", "revoked_at")
+USAGE_FIELDS = ("key_id", "owner", "plan", "status", "tokens_this_month", "tokens_today", "cost_this_month_usd")
+_MONTH = re.compile(r"^(20\d\d)-(0[1-9]|1[0-2])$")
+# Keys of one BatchGetItem call (DynamoDB's limit).
+_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -141,11 +154,10 @@ class KeyAdmin:
         rows = [{f: item.get(f, {}).get("S", "") for f in LIST_FIELDS} for item in items]
         return sorted(rows, key=lambda r: r["created_at"])
 
-    def revoke(self, key_id: str) -> None:
-        """Mark the key revoked (found by id through the table's index) and delete its API Gateway key."""
+    def _hashes_of(self, table: str, key_id: str, command: str) -> Sequence[str]:
+        """The table keys of the item(s) of ``key_id``, found through the table's index of key ids."""
         if not KEY_ID.fullmatch(key_id):
             raise ToolError(f"--key-id must look like key_0123456789abcdef (got {key_id!r}).")
-        table = self._parameter(parameters.KEY_TABLE, "The key table")
         pages = self.clients.dynamodb.get_paginator("query").paginate(
             TableName=table,
             IndexName=KEY_ID_INDEX,
@@ -156,8 +168,13 @@ class KeyAdmin:
         hashes = [item[HASH_ATTRIBUTE]["S"] for page in pages for item in page["Items"]]
         if not hashes:
             raise ToolError(f"No key {key_id} in the {self.stage} key table (a key made seconds ago may not "
-                            "be indexed yet: run revoke again).")  # fmt: skip
-        for hashed in hashes:
+                            f"be indexed yet: run {command} again).")  # fmt: skip
+        return hashes
+
+    def revoke(self, key_id: str) -> None:
+        """Mark the key revoked (found by id through the table's index) and delete its API Gateway key."""
+        table = self._parameter(parameters.KEY_TABLE, "The key table")
+        for hashed in self._hashes_of(table, key_id, "revoke"):
             try:
                 item = self.clients.dynamodb.update_item(
                     TableName=table,
@@ -176,6 +193,70 @@ class KeyAdmin:
                 apigw_key = item.get(attribute, {}).get("S")
                 if apigw_key:
                     self._delete_api_key(apigw_key)
+
+    def set_limits(self, key_id: str, changes: dict[str, Any], *, clear: bool = False) -> dict[str, Any]:
+        """Merge ``changes`` (limit field -> a number, or None for no limit) into the key's own limits, or drop them
+        all (``clear``: the plan's apply again); returns the key's own limits now. Each update is conditional on the
+        limits read, so two operators at once cannot lose one's change."""
+        problem = s.limits_problem(changes)
+        if problem:
+            raise ToolError(f"The limits {problem}.")
+        table = self._parameter(parameters.KEY_TABLE, "The key table")
+        result: dict[str, Any] = {}
+        for hashed in self._hashes_of(table, key_id, "limits"):
+            item = self.clients.dynamodb.get_item(TableName=table, Key=item_key(hashed), ConsistentRead=True)["Item"]
+            if item.get("status", {}).get("S") == REVOKED:
+                raise ToolError(f"The key {key_id} is revoked: its limits no longer matter.")
+            old = item.get(s.KEY_LIMITS_ATTRIBUTE, {}).get("S")
+            result = {} if clear else {**s.overrides_from_json(old or ""), **changes}
+            update = (f"SET {s.KEY_LIMITS_ATTRIBUTE} = :new", {":new": {"S": json.dumps(result, sort_keys=True)}})
+            if not result:
+                update = (f"REMOVE {s.KEY_LIMITS_ATTRIBUTE}", {})
+            condition, values = (f"{s.KEY_LIMITS_ATTRIBUTE} = :old", {":old": {"S": old}}) if old is not None \
+                else (f"attribute_not_exists({s.KEY_LIMITS_ATTRIBUTE})", {})  # fmt: skip
+            try:
+                self.clients.dynamodb.update_item(
+                    TableName=table, Key=item_key(hashed), UpdateExpression=update[0],
+                    ConditionExpression=f"attribute_exists({HASH_ATTRIBUTE}) AND {condition}",
+                    **({"ExpressionAttributeValues": {**update[1], **values}} if {**update[1], **values} else {}),
+                )  # fmt: skip
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    raise ToolError(f"The key {key_id} changed while its limits were set: run limits again.") from None
+                raise
+        return result
+
+    def usage(self, month: str | None = None) -> Sequence[dict[str, str]]:
+        """Every key's tokens and cost in a UTC month (this month unless ``month`` is YYYY-MM), from the usage table;
+        today's tokens for this month. Keys that used nothing show zeros."""
+        now = dt.datetime.now(dt.UTC)
+        this_month = f"{now.year:04d}-{now.month:02d}"
+        if month is not None and not _MONTH.match(month):
+            raise ToolError(f"--month must be a month as YYYY-MM, such as {this_month} (got {month!r}).")
+        month = month or this_month
+        keys = self.list()
+        usage_table = self._parameter(parameters.USAGE_TABLE, "The usage table")
+        counters: dict[str, dict[str, Any]] = {}
+        principals = [s.key_principal(row["key_id"]) for row in keys]
+        for start in range(0, len(principals), _BATCH):
+            request = {usage_table: {"Keys": [{s.PRINCIPAL: {"S": p}, s.PERIOD: {"S": s.MONTH_PREFIX + month}}
+                                              for p in principals[start:start + _BATCH]]}}  # fmt: skip
+            while request:
+                found = self.clients.dynamodb.batch_get_item(RequestItems=request)
+                for item in found.get("Responses", {}).get(usage_table, []):
+                    counters[item[s.PRINCIPAL]["S"]] = item
+                request = found.get("UnprocessedKeys") or {}
+        rows = []
+        for row in keys:
+            item = counters.get(s.key_principal(row["key_id"]), {})
+
+            def count(name: str, found: dict[str, Any] = item) -> int:
+                return int(found.get(name, {}).get("N", "0"))
+
+            today = count(f"{s.DAY_PREFIX}{now.day:02d}") if month == this_month else 0
+            rows.append({**row, "tokens_this_month": str(count(s.TOKENS)), "tokens_today": str(today),
+                         "cost_this_month_usd": f"{count(s.COST) / s.MICRO:.6f}"})  # fmt: skip
+        return sorted(rows, key=lambda r: -float(r["cost_this_month_usd"]))
 
     def migrate(self) -> dict[str, int]:
         """Give every key issued before usage identifiers existed one, and delete its old API Gateway key.
@@ -254,6 +335,20 @@ class KeyAdmin:
         )
 
 
+# A limit the operator did not give (None is `none`: no limit).
+_UNSET: Any = object()
+
+
+def _limit_value(text: str) -> float | int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or none (got {text!r})") from None
+    return int(number) if number.is_integer() and "." not in text else number
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -273,6 +368,16 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
     revoke.add_argument("--key-id", required=True)
     migrate = commands.add_parser("migrate", help="give keys issued before usage identifiers one (idempotent)")
     migrate.add_argument("--stage", required=True)
+    limits = commands.add_parser("limits", help="set a key's own token and cost limits over its plan's")
+    limits.add_argument("--stage", required=True)
+    limits.add_argument("--key-id", required=True)
+    for field in s.LIMIT_FIELDS:
+        limits.add_argument(f"--{field.replace('_', '-')}", dest=field, type=_limit_value, default=_UNSET,
+                            help="a number, or 'none' for no limit (default: unchanged)")  # fmt: skip
+    limits.add_argument("--clear", action="store_true", help="drop the key's own limits: its plan's apply")
+    usage = commands.add_parser("usage", help="every key's tokens and cost this month (UTC)")
+    usage.add_argument("--stage", required=True)
+    usage.add_argument("--month", help="a past month as YYYY-MM (kept 13 months)")
     args = parser.parse_args(argv)
 
     def command() -> int:
@@ -286,6 +391,18 @@ def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> i
         elif args.command == "migrate":
             counts = admin.migrate()
             print(", ".join(f"{what}: {n}" for what, n in counts.items()))
+        elif args.command == "limits":
+            changes = {f: getattr(args, f) for f in s.LIMIT_FIELDS if getattr(args, f) is not _UNSET}
+            if bool(changes) == args.clear:
+                raise ToolError("Give --clear, or at least one of --" + ", --".join(
+                    f.replace("_", "-") for f in s.LIMIT_FIELDS) + " (a number, or none).")  # fmt: skip
+            own = admin.set_limits(args.key_id, changes, clear=args.clear)
+            print(f"{args.key_id}: own limits {json.dumps(own, sort_keys=True) if own else 'none (its plan applies)'}"
+                  "; effective within the stage's authorizer cache TTL")  # fmt: skip
+        elif args.command == "usage":
+            print("\t".join(USAGE_FIELDS))
+            for row in admin.usage(args.month):
+                print("\t".join(row[f] for f in USAGE_FIELDS))
         else:
             admin.revoke(args.key_id)
             print(f"revoked {args.key_id} (cached authorizations expire within the stage's authorizer cache TTL)")

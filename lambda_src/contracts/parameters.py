@@ -106,6 +106,8 @@ PLACEHOLDER_PREFIX = "UNSET-REPLACE-ME-"
 
 # Where the admin command finds the API's key table and usage plans.
 KEY_TABLE = "api/key-table"
+# The budgets' usage table (lambda_src/contracts/spend.py), for `python -m tools.keys usage`.
+USAGE_TABLE = "api/usage-table"
 USAGE_PLANS = "api/usage-plans"
 
 

@@ -38,8 +38,6 @@ MONTH_KEPT_SECONDS = 400 * 86_400
 # passes on as context beside the key's plan.
 KEY_LIMITS_ATTRIBUTE = "limits"
 CONTEXT_LIMITS = "limits"
-# Where `python -m tools.keys usage` finds the usage table.
-USAGE_TABLE_PARAMETER = "api/usage-table"
 
 # Micro-USD per USD: cost counters are whole micro-dollars (a token's price per million tokens in USD is its price
 # in micro-USD per token).
