@@ -138,9 +138,10 @@ e2e: setup-dev $(LOCAL_STAMP) $(MODEL_STAMP) $(EMBED_STAMP) browser ## end-to-en
 local-down: setup-dev ## stop what a killed local run left behind (PIDs in .local/pids)
 	$(BIN)/python -m tools.local down
 
-bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, P5 idle cost, ingestion cost
+bench: setup-dev ## P1/P2 synth and suite, P3/P4 API cold init and warm overhead, budget overhead, P5 idle cost, ingestion cost
 	$(BIN)/python bench/synth_bench.py --suite
 	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/budget_bench.py
 	$(BIN)/python bench/idle_cost.py
 	$(BIN)/python bench/knowledge_cost.py
 

@@ -5,10 +5,10 @@
 - Cold init: a fresh interpreter importing the inference handler and creating its clients, against a fresh
   interpreter doing only `import boto3` + the same clients; interleaved runs, medians; and the same in
   instructions with valgrind where it is installed (repeatable). Target <= 1.15x.
-- Warm overhead: lambda_handler in-process with the model and configuration stubbed (no network), so the
-  figure is routing, validation, JSON, Powertools logging and metrics, plus the framing the Runtime API loop
-  adds (prelude, delimiter); for a buffered answer and for a streamed one (its SSE body drained, three model
-  events). Target p50 <= 1 ms, p99 <= 5 ms.
+- Warm overhead: lambda_handler in-process with the model, the configuration and DynamoDB stubbed (no network),
+  so the figure is routing, validation, JSON, the budget's reservation and settlement, Powertools logging and
+  metrics, plus the framing the Runtime API loop adds (prelude, delimiter); for a buffered answer and for a
+  streamed one (its SSE body drained, three model events). Target p50 <= 1 ms, p99 <= 5 ms.
 - Package: zipped size of each function's own code, and of the Powertools layer built at synth.
 """
 
@@ -52,13 +52,16 @@ ENV = {
         audit_content="full",
         stage="dev",
         stream_timeout_seconds=300,
+        usage_table_name="llm-platform-dev-api-usage",
+        plan_budgets=json.dumps({"standard": {"tokens_per_minute": 20_000, "tokens_per_day": 200_000}}),
     ).variables(),
 }
 # The fair baseline makes the same clients as the handler (SSM for its configuration, Bedrock for the model,
-# Firehose for the audit log), so the ratio is what the project's code and Powertools add. Without an audit
-# stream (the figure measured before the audit log existed) the handler and the baseline make two clients.
-BARE = "import boto3; boto3.client('ssm'); boto3.client('bedrock-runtime'); boto3.client('firehose')"
-BARE_NO_AUDIT = "import boto3; boto3.client('ssm'); boto3.client('bedrock-runtime')"
+# Firehose for the audit log, DynamoDB for the budgets), so the ratio is what the project's code and Powertools add.
+# Without an audit stream (the figure measured before the audit log existed) both make one client fewer.
+BARE = ("import boto3; boto3.client('ssm'); boto3.client('bedrock-runtime'); boto3.client('firehose'); "
+        "boto3.client('dynamodb')")  # fmt: skip
+BARE_NO_AUDIT = "import boto3; boto3.client('ssm'); boto3.client('bedrock-runtime'); boto3.client('dynamodb')"
 HANDLER = "from lambda_src.inference import handler; handler.bedrock_client(25)"
 # As deployed with streaming on: the wrapper runs the project's Runtime API loop, which imports the handler.
 HANDLER_LOOP = "import lambda_src.shared.runtime.loop; " + HANDLER
@@ -111,15 +114,19 @@ def cold_init_instructions() -> dict[str, float] | None:
 
 def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
     os.environ.update(ENV)
+    from lambda_src.contracts import spend
     from lambda_src.inference import handler
     from lambda_src.inference.logic import Api
+    from lambda_src.shared.budget import Budget
     from lambda_src.shared.config_source import ModelSettings
     from lambda_src.shared.models import Completion, CompletionRequest, Finish, StreamEvent, TextDelta, Usage
     from lambda_src.shared.runtime.response import StreamingResponse, frame
+    from lambda_src.shared.spend import SpendControl
 
     settings = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
                              top_p=0.9, max_output_tokens=1024, request_timeout_seconds=25, system_prompt="Be brief.",
-                             upstream_base_url="https://api.openai.com/v1")  # fmt: skip
+                             upstream_base_url="https://api.openai.com/v1",
+                             prices={"anthropic.claude-3-haiku-20240307-v1:0": spend.Price(0.25, 1.25)})  # fmt: skip
 
     class Config:
         def settings(self) -> ModelSettings:
@@ -140,13 +147,25 @@ def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
         def stream(self, request: CompletionRequest) -> Stream:
             return Stream()
 
-    handler.API = Api(Config(), lambda _s: Model(), max_body_bytes=262144, stream_seconds=300)
+    class DynamoDB:
+        """The usage table answering at once: a reservation and a settlement are one transaction each."""
+
+        calls = 0
+
+        def transact_write_items(self, **_: Any) -> dict[str, Any]:
+            DynamoDB.calls += 1
+            return {}
+
+    limits = spend.Limits(tokens_per_minute=10**9, tokens_per_day=10**12)
+    budgets = SpendControl(Budget(DynamoDB(), "usage"), plans={"standard": limits})
+    handler.API = Api(Config(), lambda _s: Model(), max_body_bytes=262144, stream_seconds=300, spend=budgets)
     body = json.dumps({"model": settings.model_id, "messages": [{"role": "user", "content": "Capital of France?"}],
                        "stream": streamed})  # fmt: skip
     event: dict[str, Any] = {
         "resource": "/chat/completions", "path": "/chat/completions", "httpMethod": "POST", "headers": {},
         "body": body, "isBase64Encoded": False,
-        "requestContext": {"requestId": "bench", "authorizer": {"keyId": "key_bench", "owner": "bench"}},
+        "requestContext": {"requestId": "bench",
+                           "authorizer": {"keyId": "key_bench", "owner": "bench", "plan": "standard"}},
     }  # fmt: skip
 
     class Context:
@@ -177,6 +196,7 @@ def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
             sent = once()
             samples.append((time.perf_counter() - start) * 1000)
         assert sent > 100, sent
+    assert DynamoDB.calls == 2 * (200 + requests), DynamoDB.calls  # two DynamoDB calls per request
     samples.sort()
     return {
         "p50_ms": statistics.median(samples),

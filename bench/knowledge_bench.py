@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from lambda_src.knowledge.chunking import chunk  # noqa: E402 - after the path set-up
 from lambda_src.knowledge.extract import extract  # noqa: E402
-from stacks.stages import LOCAL_EMBEDDING_MODEL, STAGES, with_local_embeddings  # noqa: E402
+from stacks.stages import LOCAL_EMBEDDING_MODEL, STAGES, with_local_models  # noqa: E402
 from tools.keys import Clients, KeyAdmin  # noqa: E402
 from tools.local import knowledge_base  # noqa: E402
 from tools.local.launcher import STAGE, STATE, LocalPlatform  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--queries", type=int, default=30)
     args = parser.parse_args()
-    settings = with_local_embeddings(STAGES[STAGE]).knowledge
+    settings = with_local_models(STAGES[STAGE]).knowledge
     files = corpus(args.copies)
     size, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
     chunks = [piece for name, body in files.items() for piece in chunk(extract(name, body).text, size, overlap)]

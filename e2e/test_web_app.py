@@ -17,12 +17,16 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from lambda_src.chat.history import History, Message
+from lambda_src.contracts import parameters, spend
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.naming import stack_name
+from lambda_src.shared.budget import Periods
+from stacks.stages import STAGES
 from tools.local.browser import launch
 from tools.local.deploy import stack_output
 from tools.local.launcher import LOCAL_USER_EMAIL, STAGE, LocalPlatform
 from tools.local.processes import ROOT
+from tools.operator import stage_parameter
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 QUESTION = "How is the code organised into capability folders, and which import rules does make lint enforce?"
@@ -308,3 +312,31 @@ def test_phone_width_keyboard_and_accessibility(platform: LocalPlatform, browser
         assert axe_violations(page) == []
     finally:
         context.close()
+
+
+def test_a_spent_token_budget_says_when_it_resets_and_keeps_the_question(platform: LocalPlatform, page: Page):
+    """The local user's counters for today set to its daily limit, as a day of questions would leave them: the API's
+    own budget check answers 429 insufficient_quota, and the app tells when the budget resets."""
+    cognito = platform.client("cognito-idp")
+    attributes = cognito.admin_get_user(UserPoolId=platform.user_pool_id, Username=LOCAL_USER_EMAIL)["UserAttributes"]
+    sub = next(a["Value"] for a in attributes if a["Name"] == "sub")
+    table = stage_parameter(platform.client("ssm"), STAGE, parameters.USAGE_TABLE, "no usage table at {name}")
+    periods = Periods.at(time.time())
+    key = {spend.PRINCIPAL: {"S": spend.user_principal(sub)}, spend.PERIOD: {"S": spend.MONTH_PREFIX + periods.month}}
+    dynamodb = platform.client("dynamodb")
+    saved = dynamodb.get_item(TableName=table, Key=key).get("Item")
+    daily = STAGES[STAGE].chat.user_budget.tokens_per_day
+    dynamodb.update_item(TableName=table, Key=key, UpdateExpression="SET #d = :spent",
+                         ExpressionAttributeNames={"#d": spend.DAY_PREFIX + periods.day},
+                         ExpressionAttributeValues={":spent": {"N": str(daily)}})  # fmt: skip
+    try:
+        sign_in(page, platform)
+        page.get_by_label("Your question").fill("One more question?")
+        page.keyboard.press("Enter")
+        expect(page.locator("#notice")).to_contain_text("You have used your token budget for now. It resets in")
+        expect(page.get_by_label("Your question")).to_have_value("One more question?")
+    finally:
+        if saved:
+            dynamodb.put_item(TableName=table, Item=saved)
+        else:
+            dynamodb.delete_item(TableName=table, Key=key)

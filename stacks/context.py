@@ -1,7 +1,7 @@
 """What app.py reads from CDK context, resolved into a Deployment (CDK-free, validated).
 
 cdk synth -c stage=prod [-c account=123456789012 -c region=eu-west-1] [-c cfn_validation=true]
-          [-c account_stack=false] [-c local_embeddings=true] [-c local_web_origin=http://127.0.0.1:3000]
+          [-c account_stack=false] [-c local=true] [-c local_web_origin=http://127.0.0.1:3000]
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs_lib.foundation.settings import ConfigError
-from stacks.stages import STAGES, StageConfig, with_local_embeddings, with_local_web_origin
+from stacks.stages import STAGES, StageConfig, with_local_models, with_local_web_origin
 
-CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack", "local_embeddings", "local_web_origin")
+CONTEXT_KEYS = ("stage", "account", "region", "cfn_validation", "account_stack", "local", "local_web_origin")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 _LOCAL_ORIGIN = re.compile(r"^http://(?:127\.0\.0\.1|localhost):\d{2,5}$")
@@ -31,9 +31,10 @@ class Deployment:
     # `-c account_stack=false`: the account's API Gateway CloudWatch role is managed outside this app, so
     # the account-wide stack (stacks/account_stack.py) is left out and the api stack does not wait for it.
     account_stack: bool = True
-    # `-c local_embeddings=true` (make local only): the knowledge base sized for the local embedding model
-    # (stacks/stages.py, with_local_embeddings).
-    local_embeddings: bool = False
+    # `-c local=true` (make local only): the stage as the laptop runs it: the knowledge base sized for the local
+    # embedding model, a trial plan with a tiny token budget, a short settings cache (stacks/stages.py,
+    # with_local_models).
+    local: bool = False
     # `-c local_web_origin=http://127.0.0.1:3000` (make local only): where the local edge serves the web app, an
     # origin the API's CORS allows beside the stage's own (stacks/stages.py, with_local_web_origin).
     local_web_origin: str | None = None
@@ -46,12 +47,12 @@ def resolve_deployment(context: dict[str, Any]) -> Deployment:
         raise ConfigError(f"Context key 'stage' must be one of {', '.join(sorted(STAGES))} (got {raw_stage!r}).")
     account = _optional_context(context, "account", _ACCOUNT, "a 12-digit AWS account id")
     region = _optional_context(context, "region", _REGION, "an AWS region name such as 'eu-west-1'")
-    local_embeddings = _flag(context, "local_embeddings", default=False)
+    local = _flag(context, "local", default=False)
     local_web_origin = _optional_context(context, "local_web_origin", _LOCAL_ORIGIN,
                                          "an http://127.0.0.1:<port> origin")  # fmt: skip
     stage = STAGES[raw_stage]
-    if local_embeddings:
-        stage = with_local_embeddings(stage)
+    if local:
+        stage = with_local_models(stage)
     if local_web_origin:
         stage = with_local_web_origin(stage, local_web_origin)
     return Deployment(
@@ -60,7 +61,7 @@ def resolve_deployment(context: dict[str, Any]) -> Deployment:
         region=region,
         cfn_validation=_flag(context, "cfn_validation", default=False),
         account_stack=_flag(context, "account_stack", default=True),
-        local_embeddings=local_embeddings,
+        local=local,
         local_web_origin=local_web_origin,
     )
 

@@ -19,10 +19,11 @@ from constructs_lib.chat.settings import ChatConfig
 from constructs_lib.config.settings import ModelConfig
 from constructs_lib.dataset.settings import DatasetConfig
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError, Settings, whole
-from constructs_lib.inference.settings import ApiConfig
+from constructs_lib.inference.settings import ApiConfig, UsagePlanConfig
 from constructs_lib.knowledge.settings import KnowledgeConfig
 from constructs_lib.web.settings import WebConfig
 from lambda_src.contracts.naming import parameter_root, stack_name
+from lambda_src.contracts.spend import Limits
 
 
 @dataclass(frozen=True)
@@ -141,17 +142,26 @@ STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (DEV, PROD)}
 
 # `make local` has no Bedrock: its knowledge base is embedded by all-MiniLM-L6-v2 on the laptop
 # (tools/local/embedding_server.py), which answers in 384 dimensions and reads 256 word pieces per text. The index
-# dimension is fixed at deploy, so the local deployment sizes it (and the chunks) for that model; everything else
-# is the stage as it deploys to AWS. tools/local/deploy.py asks for it with `-c local_embeddings=true`.
+# dimension is fixed at deploy, so the local deployment sizes it (and the chunks) for that model. tools/local/deploy.py
+# asks for this variant with `-c local=true`; everything it does not name is the stage as it deploys to AWS.
 LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
 LOCAL_EMBEDDING_DIMENSION = 384
+# A plan whose keys run out of tokens within a few questions to the local model (make e2e shows the 429).
+TRIAL_PLAN = UsagePlanConfig("trial", rate_limit=2, burst_limit=5, daily_quota=1_000,
+                             budget=Limits(tokens_per_minute=5_000, tokens_per_day=1_200, tokens_per_month=5_000))
+# Seconds the functions cache the model settings locally: a model switched in Parameter Store applies at once.
+LOCAL_CONFIG_CACHE_SECONDS = 2
 
 
-def with_local_embeddings(stage: StageConfig) -> StageConfig:
+def with_local_models(stage: StageConfig) -> StageConfig:
+    """The stage as `make local` deploys it: the knowledge base sized for the local embedding model, a trial plan
+    with a tiny daily token budget beside the stage's plans, and a short model settings cache."""
     knowledge = dataclasses.replace(stage.knowledge, embedding_provider="openai-compatible",
                                     embedding_model_id=LOCAL_EMBEDDING_MODEL, dimension=LOCAL_EMBEDDING_DIMENSION,
                                     chunk_tokens=200, chunk_overlap_tokens=30)  # fmt: skip
-    return dataclasses.replace(stage, knowledge=knowledge)
+    api = dataclasses.replace(stage.api, usage_plans=(*stage.api.usage_plans, TRIAL_PLAN),
+                              config_cache_seconds=LOCAL_CONFIG_CACHE_SECONDS)  # fmt: skip
+    return dataclasses.replace(stage, knowledge=knowledge, api=api)
 
 
 def with_local_web_origin(stage: StageConfig, origin: str) -> StageConfig:

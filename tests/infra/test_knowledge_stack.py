@@ -312,13 +312,16 @@ def test_an_openai_compatible_provider_takes_any_dimension():
     assert settings.problem() is None
 
 
-def test_the_local_deployment_sizes_the_knowledge_base_for_the_local_embedding_model_and_nothing_else():
-    """`make local` deploys with -c local_embeddings=true: a 384-dimension index for all-MiniLM-L6-v2."""
-    local = resolve_deployment({"stage": "dev", "local_embeddings": "true"}).stage
+def test_the_local_deployment_sizes_the_knowledge_base_for_the_local_embedding_model_and_adds_a_trial_plan():
+    """`make local` deploys with -c local=true: a 384-dimension index for all-MiniLM-L6-v2, a trial plan with a tiny
+    daily token budget beside the stage's own, a short settings cache; nothing else differs."""
+    local = resolve_deployment({"stage": "dev", "local": "true"}).stage
     assert (local.knowledge.embedding_provider, local.knowledge.embedding_model_id, local.knowledge.dimension) == (
         "openai-compatible", LOCAL_EMBEDDING_MODEL, 384)  # fmt: skip
     assert k.index_name(local.knowledge.index_version, local.knowledge.dimension) == "chunks-v1-d384-cosine"
-    assert dataclasses.replace(local, knowledge=DEV.knowledge) == DEV
+    assert [p.name for p in local.api.usage_plans] == [*(p.name for p in DEV.api.usage_plans), "trial"]
+    assert local.api.usage_plans[-1].budget.tokens_per_day == 1_200 and local.api.config_cache_seconds == 2
+    assert dataclasses.replace(local, knowledge=DEV.knowledge, api=DEV.api) == DEV
     assert resolve_deployment({"stage": "dev"}).stage == DEV
-    with pytest.raises(ConfigError, match="'local_embeddings' must be true or false"):
-        resolve_deployment({"local_embeddings": "yes"})
+    with pytest.raises(ConfigError, match="'local' must be true or false"):
+        resolve_deployment({"local": "yes"})

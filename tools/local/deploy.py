@@ -52,9 +52,9 @@ def deploy(env: dict[str, str], state: Path, stage: str, web_origin: str) -> Pat
     API's CORS origins; returns the cloud assembly it deployed."""
     outdir = state / "cdk.out"
     cdk(env, state, "bootstrap", f"aws://{ACCOUNT}/{REGION}", "--output", str(outdir))
-    # The knowledge base sized for the local embedding model (stacks/stages.py, with_local_embeddings).
+    # The knowledge base sized for the local embedding model (stacks/stages.py, with_local_models).
     cdk(env, state, "deploy", "--all", "--method=direct", "--require-approval", "never", "-c", f"stage={stage}",
-        "-c", "local_embeddings=true", "-c", f"local_web_origin={web_origin}", "--output", str(outdir))  # fmt: skip
+        "-c", "local=true", "-c", f"local_web_origin={web_origin}", "--output", str(outdir))  # fmt: skip
     return outdir
 
 

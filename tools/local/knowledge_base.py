@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from lambda_src.contracts import knowledge, parameters
 from lambda_src.contracts.naming import stack_name
-from stacks.stages import STAGES, with_local_embeddings
+from stacks.stages import STAGES, with_local_models
 from tools.knowledge import Clients, KnowledgeAdmin, RunOutcome, progress_line
 from tools.local.deploy import stack_output
 from tools.local.processes import ROOT
@@ -24,7 +24,7 @@ RUN_TIMEOUT_SECONDS = 600
 
 
 def knowledge_prefix() -> str:
-    return with_local_embeddings(STAGES[STAGE]).knowledge.prefix
+    return with_local_models(STAGES[STAGE]).knowledge.prefix
 
 
 def configure_embeddings(client: Callable[[str], Any], port: int) -> None:

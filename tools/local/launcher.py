@@ -85,18 +85,27 @@ def model_file() -> Path:
 
 
 def configure_model(client: Any, model_port: int, upstream_key: str) -> None:
-    """Point the stage's model parameters at the local model server, as an operator would."""
-    ssm = client("ssm")
-    model = parameters.parameter_name(STAGE, parameters.MODEL_PATH)
+    """Point the stage's model parameters at the local model server, as an operator would: the model, its price
+    (nothing: it runs on this machine) beside the stage's, no fallbacks."""
+    prices = {**STAGES[STAGE].model.price_table(), MODEL_ALIAS: {"input": 0, "output": 0}}
     # A 135M model rambles on to any limit: answers here stop at LOCAL_MAX_OUTPUT_TOKENS (the stage's is 1,024).
-    for setting, value in (("provider", "openai-compatible"), ("model_id", MODEL_ALIAS),
-                           ("upstream_base_url", f"http://127.0.0.1:{model_port}/v1"),
-                           ("max_output_tokens", str(LOCAL_MAX_OUTPUT_TOKENS))):  # fmt: skip
-        leaf = parameters.MODEL_LEAVES[setting]
-        ssm.put_parameter(Name=f"{model}/{leaf}", Value=value, Type="String", Overwrite=True)
+    set_model_parameters(client, provider="openai-compatible", model_id=MODEL_ALIAS,
+                         upstream_base_url=f"http://127.0.0.1:{model_port}/v1",
+                         max_output_tokens=str(LOCAL_MAX_OUTPUT_TOKENS), fallbacks="[]",
+                         prices=json.dumps(prices, sort_keys=True))  # fmt: skip
+    ssm = client("ssm")
     name = parameters.parameter_name(STAGE, parameters.UPSTREAM_API_KEY)
     key = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]["KeyId"]
     ssm.put_parameter(Name=name, Value=upstream_key, Type="SecureString", KeyId=key, Overwrite=True)
+
+
+def set_model_parameters(client: Any, **settings: str) -> None:
+    """Write model settings (ModelConfig field -> value as the parameter holds it) to the stage's Parameter Store."""
+    ssm = client("ssm")
+    model = parameters.parameter_name(STAGE, parameters.MODEL_PATH)
+    for setting, value in settings.items():
+        leaf = parameters.MODEL_LEAVES[setting]
+        ssm.put_parameter(Name=f"{model}/{leaf}", Value=value, Type="String", Overwrite=True)
 
 
 def create_user(client: Any, email: str) -> str:
@@ -110,10 +119,11 @@ def create_user(client: Any, email: str) -> str:
     return password
 
 
-def create_key(client: Any) -> tuple[str, str]:
-    """An API key made by the project's admin code against the deployment, on the stage's first usage plan."""
+def create_key(client: Any, plan: str | None = None) -> tuple[str, str]:
+    """An API key made by the project's admin code against the deployment, on ``plan`` (the stage's first usage plan
+    unless named)."""
     admin = KeyAdmin(STAGE, Clients(client("ssm"), client("dynamodb"), client("apigateway")))
-    return admin.create(KEY_OWNER, STAGES[STAGE].api.usage_plans[0].name)
+    return admin.create(KEY_OWNER, plan or STAGES[STAGE].api.usage_plans[0].name)
 
 
 @dataclass

@@ -21,6 +21,12 @@ export class ApiError extends Error {
     return this.status === 429;
   }
 
+  // A spent token or cost budget (the platform's 429 insufficient_quota): waiting until it resets helps, retrying
+  // sooner does not.
+  get budgetSpent() {
+    return this.status === 429 && this.code === "insufficient_quota";
+  }
+
   get connectionLost() {
     return this.status === 0;
   }
@@ -32,6 +38,16 @@ export function retryAfterSeconds(value, now = Date.now()) {
   if (/^\d+$/.test(value.trim())) return parseInt(value, 10);
   const when = Date.parse(value);
   return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - now) / 1000));
+}
+
+// A wait in seconds as people read it: "45 s", "12 min", "4 h 55 min".
+export function waitText(seconds) {
+  const whole = Math.max(0, Math.round(seconds));
+  if (whole < 90) return `${whole} s`;
+  const minutes = Math.round(whole / 60);
+  if (minutes < 90) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
 }
 
 const FALLBACK = {

@@ -1,7 +1,7 @@
 // The chat app: sign in, conversations (list, new, rename, delete), a streamed answer rendered as markdown with
 // its numbered sources. Everything the page shows from the API or the model goes in as text (render.js).
 
-import { ApiError, ChatClient } from "./api.js";
+import { ApiError, ChatClient, waitText } from "./api.js";
 import { Auth, AuthError } from "./auth.js";
 import { parse } from "./markdown.js";
 import { render } from "./render.js";
@@ -47,8 +47,12 @@ function notice(text, { retry = null, kind = "info" } = {}) {
 function explain(error, retry) {
   if (error instanceof ApiError) {
     if (error.expired) return expired();
+    if (error.budgetSpent) {
+      const when = error.retryAfter != null ? ` It resets in ${waitText(error.retryAfter)}.` : "";
+      return notice(`You have used your token budget for now.${when} What you typed is kept.`, { kind: "warn" });
+    }
     if (error.throttled) {
-      const wait = error.retryAfter != null ? ` Try again in ${error.retryAfter} s.` : " Try again in a moment.";
+      const wait = error.retryAfter != null ? ` Try again in ${waitText(error.retryAfter)}.` : " Try again in a moment.";
       return notice(`${error.message}${wait}`, { retry, kind: "warn" });
     }
     if (error.connectionLost) return notice(error.message, { retry, kind: "warn" });
@@ -296,8 +300,10 @@ async function ask(question) {
       $("#composer-input").value = $("#composer-input").value || question;
       notice("The connection dropped before the answer was complete.", { retry: () => ask($("#composer-input").value), kind: "warn" });
     } else {
-      // Refused before it started (429, 4xx): nothing was stored, so nothing of it stays on the page.
+      // Refused before it started (429, 4xx): nothing was stored, so nothing of it stays on the page but the
+      // question, back in the box.
       if (!started && questionItem) questionItem.remove();
+      if (!started) $("#composer-input").value = $("#composer-input").value || question;
       if (answerItem && !answerItem.querySelector(".body").textContent) answerItem.remove();
       explain(error, () => ask($("#composer-input").value || question));
     }

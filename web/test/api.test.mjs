@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ApiError, ChatClient, errorFrom, retryAfterSeconds } from "../src/api.js";
+import { ApiError, ChatClient, errorFrom, retryAfterSeconds, waitText } from "../src/api.js";
 
 const headers = (values = {}) => new Headers(values);
 
@@ -15,6 +15,16 @@ test("the API's error shape, the gateway's, and a body that is not JSON", () => 
   const html = errorFrom(502, headers(), "<html>Bad gateway</html>");
   assert.equal(html.message, "The server answered 502.");
   assert.equal(html.status, 502);
+});
+
+test("a spent budget is told apart from throttling, and waits read as people read them", () => {
+  const body = JSON.stringify({ error: { message: "This caller's budget of 100000 tokens per day (UTC) has 40 tokens left", type: "insufficient_quota", code: "insufficient_quota" } });
+  const spent = errorFrom(429, headers({ "Retry-After": "17670" }), body);
+  assert.ok(spent.throttled && spent.budgetSpent);
+  assert.equal(spent.retryAfter, 17670);
+  const throttled = errorFrom(429, headers({ "Retry-After": "7" }), JSON.stringify({ error: { message: "slow down", type: "rate_limit_error", code: "rate_limit_exceeded" } }));
+  assert.ok(throttled.throttled && !throttled.budgetSpent);
+  assert.deepEqual([45, 89, 90, 720, 5339, 5400, 17670, 86400].map(waitText), ["45 s", "89 s", "2 min", "12 min", "89 min", "1 h 30 min", "4 h 55 min", "24 h"]);
 });
 
 test("Retry-After as seconds or an HTTP date", () => {
