@@ -27,8 +27,16 @@ from lambda_src.contracts import chat as c
 from lambda_src.shared.dispatch import close_stream
 from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
-from lambda_src.shared.models import Completion, CompletionRequest, Finish, ModelStream, StreamEvent, TextDelta, Usage
-from lambda_src.shared.models.fallback import ModelChain
+from lambda_src.shared.models import (
+    Completion,
+    CompletionRequest,
+    Finish,
+    ModelStream,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    model_list,
+)
 from lambda_src.shared.proxy import header, response_headers
 from lambda_src.shared.runtime.response import StreamingResponse
 
@@ -70,7 +78,7 @@ class Answering:
         except BaseException:
             outcome.streamed = False
             raise
-        chain = ModelChain(settings.targets(), api.model_for, outcome, deadline=time.monotonic() + api.answer_seconds())
+        chain = model_list(settings.targets(), api.model_for, outcome, deadline=time.monotonic() + api.answer_seconds())
         stream, first, events = api.open_model_stream(outcome, chain, request,
                                                       on_failure=lambda: api.hooks.after(request, outcome))  # fmt: skip
         self.request = request
