@@ -20,13 +20,16 @@ from lambda_src.chat.history import History, Message
 from lambda_src.chat.logic import ChatApi
 from lambda_src.contracts import chat as c
 from lambda_src.contracts import knowledge as k
+from lambda_src.contracts import spend as s
 from lambda_src.shared.audit_writer import AuditWriter
+from lambda_src.shared.budget import Budget
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import rate_limited, upstream_error
 from lambda_src.shared.models import CompletionRequest, Finish, ModelStream, StreamEvent, TextDelta, Usage
+from lambda_src.shared.spend import SpendControl
 from lambda_src.shared.vectors import VectorIndex
-from tests.aws_fakes import INDEX_ARN, REGION, stub_client
+from tests.aws_fakes import INDEX_ARN, REGION, create_usage_table, stub_client
 
 ALICE, BOB = "0f6e2a7c-0000-4000-8000-00000000a11c", "0f6e2a7c-0000-4000-8000-000000000b0b"
 SETTINGS = ModelSettings(provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0", temperature=0.2,
@@ -548,3 +551,37 @@ def test_every_item_written_expires_after_the_stages_retention(world):
     assert all(abs(int(item[c.EXPIRES_AT]) - horizon) < 60 for item in items)
     title = world.call(ALICE, "GET", f"/conversations/{conversation}")[1]["title"]
     assert len(title) <= c.MAX_TITLE_CHARS and title.endswith("…")  # from the first question, cut at a word
+
+
+def budgeted(world: World, limits: s.Limits) -> Budget:
+    """The world's chat API with each signed-in user's budget in a usage table (moto)."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_usage_table(client)
+    budget = Budget(client, "usage")
+    priced = SETTINGS._replace(prices={SETTINGS.model_id: s.Price(0.25, 1.25)})
+    world.api.model = type("Priced", (Config,), {"settings": lambda self: priced})()
+    world.api.hooks = SpendControl(budget, user_limits=limits)
+    return budget
+
+
+def test_an_answer_is_charged_to_the_signed_in_user_what_the_model_counted(world):
+    budget = budgeted(world, s.Limits(tokens_per_day=100_000))
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    assert ask(world, conversation, "Capital?") == 200
+    alice = budget.usage(s.user_principal(ALICE))
+    assert (alice["tokens_today"], alice["cost_this_month_micro_usd"]) == (
+        47,
+        s.Price(0.25, 1.25).cost_micro_usd(40, 7),
+    )
+    assert budget.usage(s.user_principal(BOB))["tokens_today"] == 0  # the principal is the token's sub
+
+
+def test_a_user_whose_budget_is_spent_gets_a_429_before_anything_is_searched_or_stored(world):
+    budgeted(world, s.Limits(tokens_per_day=300))  # less than a question's estimate plus max_tokens (512)
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    world.hits(hit("s3/knowledge/france.md"))
+    status, answer = post(world, conversation, "Capital?")
+    assert status == 429 and answer["error"]["code"] == "insufficient_quota"
+    assert world.model.requests == []
+    item = world.conversation_item(ALICE, conversation)
+    assert (item[c.MESSAGE_COUNT], item[c.MESSAGES_HELD]) == (0, 0)  # the refused question's places went back
