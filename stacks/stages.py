@@ -147,8 +147,13 @@ STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (DEV, PROD)}
 LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
 LOCAL_EMBEDDING_DIMENSION = 384
 # A plan whose keys run out of tokens within a few questions to the local model (make e2e shows the 429).
-TRIAL_PLAN = UsagePlanConfig("trial", rate_limit=2, burst_limit=5, daily_quota=1_000,
-                             budget=Limits(tokens_per_minute=5_000, tokens_per_day=1_200, tokens_per_month=5_000))
+TRIAL_PLAN = UsagePlanConfig(
+    "trial",
+    rate_limit=2,
+    burst_limit=5,
+    daily_quota=1_000,
+    budget=Limits(tokens_per_minute=5_000, tokens_per_day=1_200, tokens_per_month=5_000),
+)
 # Seconds the functions cache the model settings locally: a model switched in Parameter Store applies at once.
 LOCAL_CONFIG_CACHE_SECONDS = 2
 
