@@ -35,7 +35,6 @@ from lambda_src.shared.models import (
     StreamEvent,
     TextDelta,
     Usage,
-    model_list,
 )
 from lambda_src.shared.proxy import header, response_headers
 from lambda_src.shared.runtime.response import StreamingResponse
@@ -78,7 +77,7 @@ class Answering:
         except BaseException:
             outcome.streamed = False
             raise
-        chain = model_list(settings.targets(), api.model_for, outcome, deadline=time.monotonic() + api.answer_seconds())
+        chain = api.model_list(settings.targets(), api.model_for, outcome)
         stream, first, events = api.open_model_stream(outcome, chain, request,
                                                       on_failure=lambda: api.hooks.after(request, outcome))  # fmt: skip
         self.request = request

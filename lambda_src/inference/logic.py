@@ -19,7 +19,7 @@ from lambda_src.shared.audit_writer import AuditWriter
 from lambda_src.shared.config_source import ModelSettings, ModelTarget, SettingsSource
 from lambda_src.shared.dispatch import Caller, Dispatcher, Outcome, session_id
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
-from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient, model_list
+from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
 from lambda_src.shared.spend import ModelCallHooks, SpendControl
 
 if TYPE_CHECKING:
@@ -153,9 +153,7 @@ class Api(Dispatcher):
 
     def chain(self, settings: ModelSettings, outcome: Outcome) -> ModelClient:
         """The stage's models in the order they are tried, within the answer's time from now."""
-        return model_list(
-            settings.targets(), self.model_for, outcome, deadline=time.monotonic() + self.answer_seconds()
-        )
+        return self.model_list(settings.targets(), self.model_for, outcome)
 
     def _complete(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> Completion:
         outcome.model_id = settings.model_id

@@ -37,6 +37,7 @@ from lambda_src.shared.proxy import header, json_body, json_response
 from lambda_src.shared.validation import Schema, request_error
 
 if TYPE_CHECKING:
+    from lambda_src.shared.config_source import ModelTarget
     from lambda_src.shared.models import CompletionRequest, ModelClient, ModelStream, StreamEvent
     from lambda_src.shared.runtime.response import StreamingResponse
 
@@ -154,6 +155,18 @@ class Dispatcher:
     def answer_seconds(self) -> float:
         """How long an answer may take from now, every model of the list together."""
         return max(1, self.stream_seconds - STREAM_MARGIN_SECONDS) if self.stream_seconds else BUFFERED_SECONDS
+
+    def model_list(self, targets: tuple[ModelTarget, ...], client_for: Callable[[ModelTarget], ModelClient],
+                   outcome: Outcome) -> ModelClient:  # fmt: skip
+        """The stage's model list as one client: the model itself when the list has one (no fallback to try; the
+        fallback module is then never compiled at a cold start), else the list tried in order within the answer's
+        time from now (lambda_src/shared/models/fallback.py)."""
+        outcome.model_id, outcome.provider = targets[0].model_id, targets[0].provider
+        if len(targets) == 1:
+            return client_for(targets[0])
+        from lambda_src.shared.models.fallback import ModelChain  # noqa: PLC0415
+
+        return ModelChain(targets, client_for, outcome, deadline=time.monotonic() + self.answer_seconds())
 
     def handle(self, event: Any, on_finish: OnFinish | None = None) -> Outcome:
         """The outcome of one request. ``on_finish(outcome)`` runs once the outcome is final: before this returns

@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from lambda_src.shared.config_source import ModelTarget
-    from lambda_src.shared.dispatch import Outcome
     from lambda_src.shared.models.stream import Finish, ModelStream, StreamEvent, TextDelta, ToolCallDelta, Usage
 
 __all__ = ["Completion", "CompletionRequest", "Finish", "Image", "Message", "ModelClient", "ModelStream",
-           "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage", "model_client",
-           "model_list"]  # fmt: skip
+           "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage", "model_client"]  # fmt: skip
 _STREAM_TYPES = frozenset({"Finish", "ModelStream", "StreamEvent", "TextDelta", "ToolCallDelta", "Usage"})
 
 # The value types on the request path are NamedTuples: immutable like frozen dataclasses, but a frozen
@@ -111,19 +108,6 @@ def model_client(settings: Provider, api_key: Callable[[], str],
     from lambda_src.shared.models.bedrock import BedrockModel  # noqa: PLC0415
 
     return BedrockModel(bedrock_client)
-
-
-def model_list(targets: tuple[ModelTarget, ...], client_for: Callable[[ModelTarget], ModelClient], outcome: Outcome,
-               *, deadline: float) -> ModelClient:  # fmt: skip
-    """The stage's model list as one client: the model itself when the list has one (no fallback to try; the
-    fallback module is then never compiled at a cold start), else the list tried in order until ``deadline``
-    (``time.monotonic()``'s scale; fallback.py)."""
-    outcome.model_id, outcome.provider = targets[0].model_id, targets[0].provider
-    if len(targets) == 1:
-        return client_for(targets[0])
-    from lambda_src.shared.models.fallback import ModelChain  # noqa: PLC0415
-
-    return ModelChain(targets, client_for, outcome, deadline=deadline)
 
 
 def __getattr__(name: str) -> Any:
