@@ -114,6 +114,7 @@ def cold_init_instructions() -> dict[str, float] | None:
 
 def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
     os.environ.update(ENV)
+    from bench.budget_bench import Counting
     from lambda_src.contracts import spend
     from lambda_src.inference import handler
     from lambda_src.inference.logic import Api
@@ -147,17 +148,9 @@ def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
         def stream(self, request: CompletionRequest) -> Stream:
             return Stream()
 
-    class DynamoDB:
-        """The usage table answering at once: a reservation and a settlement are one transaction each."""
-
-        calls = 0
-
-        def transact_write_items(self, **_: Any) -> dict[str, Any]:
-            DynamoDB.calls += 1
-            return {}
-
+    dynamodb = Counting()  # the usage table answering at once
     limits = spend.Limits(tokens_per_minute=10**9, tokens_per_day=10**12)
-    budgets = SpendControl(Budget(DynamoDB(), "usage"), plans={"standard": limits})
+    budgets = SpendControl(Budget(dynamodb, "usage"), plans={"standard": limits})
     handler.API = Api(Config(), lambda _s: Model(), max_body_bytes=262144, stream_seconds=300, spend=budgets)
     body = json.dumps({"model": settings.model_id, "messages": [{"role": "user", "content": "Capital of France?"}],
                        "stream": streamed})  # fmt: skip
@@ -196,7 +189,7 @@ def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
             sent = once()
             samples.append((time.perf_counter() - start) * 1000)
         assert sent > 100, sent
-    assert DynamoDB.calls == 2 * (200 + requests), DynamoDB.calls  # two DynamoDB calls per request
+    assert dynamodb.calls == 2 * (200 + requests), dynamodb.calls  # two DynamoDB calls per request
     samples.sort()
     return {
         "p50_ms": statistics.median(samples),

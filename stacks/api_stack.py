@@ -102,7 +102,7 @@ class ApiStack(PlatformStack):
                     stream_timeout_seconds=stream_timeout,
                     **self._request_environment(audit),
                     usage_table_name=self.usage_table.table.table_name,
-                    plan_budgets=json.dumps({plan.name: plan.budget.public() for plan in api_config.usage_plans}),
+                    plan_budgets=json.dumps({plan.name: plan.budget._asdict() for plan in api_config.usage_plans}),
                 ).variables(),
             },
         )
@@ -237,7 +237,7 @@ class ApiStack(PlatformStack):
                     retrieval_top_k=settings.retrieval_top_k,
                     history_messages=settings.history_messages,
                     usage_table_name=self.usage_table.table.table_name,
-                    user_budget=json.dumps(settings.user_budget.public()),
+                    user_budget=json.dumps(settings.user_budget._asdict()),
                 ).variables(),
             },
         )

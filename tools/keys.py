@@ -42,6 +42,7 @@ from lambda_src.contracts.keys import (
     KEY_ID,
     KEY_ID_ATTRIBUTE,
     KEY_ID_INDEX,
+    LIMITS_ATTRIBUTE,
     REVOKED,
     USAGE_ATTRIBUTE,
     KeyRecord,
@@ -207,19 +208,25 @@ class KeyAdmin:
             item = self.clients.dynamodb.get_item(TableName=table, Key=item_key(hashed), ConsistentRead=True)["Item"]
             if item.get("status", {}).get("S") == REVOKED:
                 raise ToolError(f"The key {key_id} is revoked: its limits no longer matter.")
-            old = item.get(s.KEY_LIMITS_ATTRIBUTE, {}).get("S")
+            old = item.get(LIMITS_ATTRIBUTE, {}).get("S")
             result = {} if clear else {**s.overrides_from_json(old or ""), **changes}
-            update = (f"SET {s.KEY_LIMITS_ATTRIBUTE} = :new", {":new": {"S": json.dumps(result, sort_keys=True)}})
-            if not result:
-                update = (f"REMOVE {s.KEY_LIMITS_ATTRIBUTE}", {})
-            condition, values = (f"{s.KEY_LIMITS_ATTRIBUTE} = :old", {":old": {"S": old}}) if old is not None \
-                else (f"attribute_not_exists({s.KEY_LIMITS_ATTRIBUTE})", {})  # fmt: skip
+            values: dict[str, Any] = {}
+            update = "REMOVE #l"
+            if result:
+                update, values[":new"] = "SET #l = :new", {"S": json.dumps(result, sort_keys=True)}
+            condition = "attribute_not_exists(#l)"
+            if old is not None:
+                condition, values[":old"] = "#l = :old", {"S": old}
+            optional = {"ExpressionAttributeValues": values} if values else {}  # DynamoDB refuses an empty map
             try:
                 self.clients.dynamodb.update_item(
-                    TableName=table, Key=item_key(hashed), UpdateExpression=update[0],
-                    ConditionExpression=f"attribute_exists({HASH_ATTRIBUTE}) AND {condition}",
-                    **({"ExpressionAttributeValues": {**update[1], **values}} if {**update[1], **values} else {}),
-                )  # fmt: skip
+                    TableName=table,
+                    Key=item_key(hashed),
+                    UpdateExpression=update,
+                    ConditionExpression=f"attribute_exists(#h) AND {condition}",
+                    ExpressionAttributeNames={"#l": LIMITS_ATTRIBUTE, "#h": HASH_ATTRIBUTE},
+                    **optional,
+                )
             except ClientError as error:
                 if error_code(error) == "ConditionalCheckFailedException":
                     raise ToolError(f"The key {key_id} changed while its limits were set: run limits again.") from None
@@ -249,13 +256,9 @@ class KeyAdmin:
         rows = []
         for row in keys:
             item = counters.get(s.key_principal(row["key_id"]), {})
-
-            def count(name: str, found: dict[str, Any] = item) -> int:
-                return int(found.get(name, {}).get("N", "0"))
-
-            today = count(f"{s.DAY_PREFIX}{now.day:02d}") if month == this_month else 0
-            rows.append({**row, "tokens_this_month": str(count(s.TOKENS)), "tokens_today": str(today),
-                         "cost_this_month_usd": f"{count(s.COST) / s.MICRO:.6f}"})  # fmt: skip
+            today = _count(item, f"{s.DAY_PREFIX}{now.day:02d}") if month == this_month else 0
+            rows.append({**row, "tokens_this_month": str(_count(item, s.TOKENS)), "tokens_today": str(today),
+                         "cost_this_month_usd": f"{_count(item, s.COST) / s.MICRO:.6f}"})  # fmt: skip
         return sorted(rows, key=lambda r: -float(r["cost_this_month_usd"]))
 
     def migrate(self) -> dict[str, int]:
@@ -333,6 +336,11 @@ class KeyAdmin:
             ConditionExpression=f"{LEGACY_APIGW_KEY_ATTRIBUTE} = :old",
             ExpressionAttributeValues={":old": {"S": old_key}},
         )
+
+
+def _count(item: dict[str, Any], name: str) -> int:
+    """A counter of a usage table item (0 when the period has none)."""
+    return int(item.get(name, {}).get("N", "0"))
 
 
 # A limit the operator did not give (None is `none`: no limit).

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from constructs_lib.foundation.settings import Check, Settings, whole
-from lambda_src.contracts.spend import Limits, limits_problem
+from lambda_src.contracts.spend import Limits, budget_problem
 
 MFA_MODES = ("off", "optional", "required")
 FEATURE_PLANS = ("essentials", "plus")
@@ -47,8 +47,7 @@ class ChatConfig(Settings):
     user_budget: Limits = DEFAULT_USER_BUDGET
 
     def checks(self) -> list[Check]:
-        budget_problem = limits_problem(self.user_budget._asdict()) if isinstance(self.user_budget, Limits) \
-            else "must be a Limits"  # fmt: skip
+        user_budget_problem = budget_problem(self.user_budget)
         return [
             (isinstance(self.self_sign_up, bool), "self_sign_up", "must be True or False"),
             (self.mfa in MFA_MODES, "mfa", f"must be one of {', '.join(MFA_MODES)}"),
@@ -66,5 +65,5 @@ class ChatConfig(Settings):
              "must be a tuple of https URLs (or http://localhost URLs) such as 'https://chat.example.com/'"),
             (whole(self.id_token_minutes, 1440, minimum=5), "id_token_minutes",
              "must be a whole number of minutes from 5 to 1440"),
-            (budget_problem is None, "user_budget", f"{budget_problem}"),
+            (user_budget_problem is None, "user_budget", f"{user_budget_problem}"),
         ]  # fmt: skip

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from constructs_lib.foundation.settings import Check, Settings, number, whole
-from lambda_src.contracts.spend import Limits, limits_problem
+from lambda_src.contracts.spend import Limits, budget_problem
 
 NO_LIMITS = Limits()
 _PLAN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -35,11 +35,6 @@ class UsagePlanConfig:
             and whole(self.burst_limit, 5_000)
             and whole(self.daily_quota, 100_000_000)
         )
-
-    def budget_problem(self) -> str | None:
-        if not isinstance(self.budget, Limits):
-            return "must be a Limits"
-        return limits_problem(self.budget._asdict())
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ class ApiConfig(Settings):
         names = [p.name for p in plans if isinstance(p, UsagePlanConfig)]
         plans_ok = bool(plans) and len(set(names)) == len(plans) == len(names) and all(p.valid() for p in plans)
         budget_problems = [f"{p.name}: budget {problem}" for p in plans if isinstance(p, UsagePlanConfig)
-                           and (problem := p.budget_problem())]  # fmt: skip
+                           and (problem := budget_problem(p.budget))]  # fmt: skip
         return [
             (plans_ok, "usage_plans", "must be a non-empty tuple of UsagePlanConfig with unique lowercase names, "
              "rate 0-10000/s, burst 1-5000 and a daily quota 1-100000000"),

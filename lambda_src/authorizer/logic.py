@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lambda_src.contracts.api import CONTEXT_KEY_ID, CONTEXT_OWNER, CONTEXT_PLAN
+from lambda_src.contracts.api import CONTEXT_KEY_ID, CONTEXT_LIMITS, CONTEXT_OWNER, CONTEXT_PLAN
 from lambda_src.contracts.keys import ACTIVE, USAGE_IDENTIFIER, KeyRecord, key_from_header, key_hash
-from lambda_src.contracts.spend import CONTEXT_LIMITS
 
 
 class UnauthorizedError(Exception):

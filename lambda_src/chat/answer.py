@@ -71,15 +71,7 @@ class Answering:
     def open(self, request: CompletionRequest, settings: ModelSettings, question: Question) -> StreamingResponse:
         """The REQUEST audit record (required mode), the user's budget reservation, the model list's first answer."""
         api, outcome = self.api, self.outcome
-        api.record_request(outcome)
-        try:
-            api.hooks.before(request, settings, outcome)
-        except BaseException:
-            outcome.streamed = False
-            raise
-        chain = api.model_list(settings.targets(), api.model_for, outcome)
-        stream, first, events = api.open_model_stream(outcome, chain, request,
-                                                      on_failure=lambda: api.hooks.after(request, outcome))  # fmt: skip
+        stream, first, events = api.open_model_stream(outcome, request, settings, api.model_for, api.hooks)
         self.request = request
         headers = response_headers(CONTENT_TYPE, request_id=outcome.request_id, origin=header(self.event, "origin"),
                                    cors_origins=api.cors_origins)  # fmt: skip

@@ -30,6 +30,8 @@ SESSION_HEADER = "X-Session-Id"
 CONTEXT_KEY_ID = "keyId"
 CONTEXT_OWNER = "owner"
 CONTEXT_PLAN = "plan"
+# A key's own budget limits (JSON text, lambda_src/contracts/spend.py; empty: its plan's).
+CONTEXT_LIMITS = "limits"
 # How a route's callers authenticate: an API key (the Bearer-key TOKEN authorizer, usage plans), or a signed-in
 # user (the Cognito user pool authorizer: the ID token of the user pool's app client). A user route's function
 # finds the verified token's claims under requestContext.authorizer.claims; the user is its `sub`.

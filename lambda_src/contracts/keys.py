@@ -66,6 +66,8 @@ HASH_ATTRIBUTE = "key_hash"
 KEY_ID_ATTRIBUTE = "key_id"
 KEY_ID_INDEX = "by-key-id"
 USAGE_ATTRIBUTE = "usage_identifier"
+# A key's own budget limits (KeyRecord.limits), set by `python -m tools.keys limits`.
+LIMITS_ATTRIBUTE = "limits"
 ACTIVE = "active"
 REVOKED = "revoked"
 

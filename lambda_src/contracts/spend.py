@@ -34,11 +34,6 @@ USER_PRINCIPAL = "user#"
 MINUTE_KEPT_SECONDS = 3_600
 MONTH_KEPT_SECONDS = 400 * 86_400
 
-# A key's own limits, in its item of the key table (JSON text of some of the LIMIT_FIELDS), which the authorizer
-# passes on as context beside the key's plan.
-KEY_LIMITS_ATTRIBUTE = "limits"
-CONTEXT_LIMITS = "limits"
-
 # Micro-USD per USD: cost counters are whole micro-dollars (a token's price per million tokens in USD is its price
 # in micro-USD per token).
 MICRO = 1_000_000
@@ -60,9 +55,6 @@ class Limits(NamedTuple):
     def merged(self, overrides: dict[str, Any]) -> Limits:
         """These limits with a key's own (``limits_problem`` checked them): a field given there wins, null too."""
         return self._replace(**{field: overrides[field] for field in LIMIT_FIELDS if field in overrides})
-
-    def public(self) -> dict[str, Any]:
-        return self._asdict()
 
 
 LIMIT_FIELDS: tuple[str, ...] = Limits._fields
@@ -95,6 +87,11 @@ def limits_problem(values: Any) -> str | None:
         if problem:
             return f"{field} {problem}"
     return None
+
+
+def budget_problem(value: Any) -> str | None:
+    """Why a stage's budget (a plan's, the chat users') cannot be: not a Limits, or a limit out of its rule."""
+    return limits_problem(value._asdict()) if isinstance(value, Limits) else "must be a Limits"
 
 
 def limits_from_json(raw: str) -> Limits:

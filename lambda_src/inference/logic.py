@@ -151,16 +151,12 @@ class Api(Dispatcher):
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def chain(self, settings: ModelSettings, outcome: Outcome) -> ModelClient:
-        """The stage's models in the order they are tried, within the answer's time from now."""
-        return self.model_list(settings.targets(), self.model_for, outcome)
-
     def _complete(self, request: CompletionRequest, settings: ModelSettings, outcome: Outcome) -> Completion:
         outcome.model_id = settings.model_id
         outcome.provider = settings.provider
         self.hooks.before(request, settings, outcome)
         try:
-            completion = self.chain(settings, outcome).complete(request)
+            completion = self.model_list(settings, self.model_for, outcome).complete(request)
             outcome.usage = completion
             outcome.output_text = completion.text
             if completion.tool_calls:  # the audit log keeps the calls the model asked for, as the stream does

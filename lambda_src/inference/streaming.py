@@ -52,16 +52,8 @@ class Streams:
         REQUEST audit record (required mode), the hooks, opening the model stream and its first event."""
         outcome.model_id = settings.model_id
         outcome.provider = settings.provider
-        self.api.record_request(outcome)
-        try:
-            self.api.hooks.before(request, settings, outcome)
-        except BaseException:
-            outcome.streamed = False
-            raise
-        chain = self.api.chain(settings, outcome)
-        stream, first, events = self.api.open_model_stream(
-            outcome, chain, request, on_failure=lambda: self.api.hooks.after(request, outcome)
-        )
+        stream, first, events = self.api.open_model_stream(outcome, request, settings, self.api.model_for,
+                                                           self.api.hooks)  # fmt: skip
         writer = ChunkWriter(f"chatcmpl-{outcome.request_id}", int(self.api.clock()), outcome.model_id or "",
                              include_usage=include_usage)  # fmt: skip
         headers = response_headers(CONTENT_TYPE, request_id=outcome.request_id, origin=header(event, "origin"),

@@ -13,6 +13,7 @@ Periods are UTC. A new minute, day or month is a new item or attribute, so nothi
 
 from __future__ import annotations
 
+import calendar
 import logging
 import os
 import random
@@ -47,19 +48,10 @@ class Periods(NamedTuple):
     def at(cls, now: float) -> Periods:
         t = time.gmtime(now)
         start_of_day = int(now) - (t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
-        year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-        month_ends = _epoch(year, month)
+        month_ends = calendar.timegm((t.tm_year + (t.tm_mon == 12), t.tm_mon % 12 + 1, 1, 0, 0, 0))
         return cls(f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}",
                    f"{t.tm_year:04d}-{t.tm_mon:02d}", f"{t.tm_mday:02d}", int(now) - t.tm_sec + 60,
                    start_of_day + 86_400, month_ends)  # fmt: skip
-
-
-def _epoch(year: int, month: int) -> int:
-    """Epoch second of the first instant of a UTC month (calendar.timegm without importing calendar)."""
-    days = (year - 1970) * 365 + (year - 1969) // 4 - (year - 1901) // 100 + (year - 1601) // 400
-    cumulative = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    return (days + cumulative[month - 1] + (1 if leap and month > 2 else 0)) * 86_400
 
 
 class Reservation(NamedTuple):

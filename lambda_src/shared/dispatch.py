@@ -19,6 +19,7 @@ from lambda_src.contracts.api import (
     CLAIM_SUBJECT,
     CLAIMS,
     CONTEXT_KEY_ID,
+    CONTEXT_LIMITS,
     CONTEXT_OWNER,
     CONTEXT_PLAN,
     SESSION_HEADER,
@@ -29,7 +30,6 @@ from lambda_src.contracts.api import (
 )
 from lambda_src.contracts.audit import PHASE_REQUEST, session_key
 from lambda_src.contracts.schemas import MAX_USER_CHARS
-from lambda_src.contracts.spend import CONTEXT_LIMITS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.errors import ApiError, audit_unavailable, not_found, server_error, unauthorized
 from lambda_src.shared.logs import frames
@@ -37,9 +37,10 @@ from lambda_src.shared.proxy import header, json_body, json_response
 from lambda_src.shared.validation import Schema, request_error
 
 if TYPE_CHECKING:
-    from lambda_src.shared.config_source import ModelTarget
+    from lambda_src.shared.config_source import ModelSettings, ModelTarget
     from lambda_src.shared.models import CompletionRequest, ModelClient, ModelStream, StreamEvent
     from lambda_src.shared.runtime.response import StreamingResponse
+    from lambda_src.shared.spend import ModelCallHooks
 
     Operation = Callable[[dict[str, Any], dict[str, Any], "Outcome"], "dict[str, Any] | StreamingResponse"]
     OnFinish = Callable[["Outcome"], None]
@@ -156,12 +157,12 @@ class Dispatcher:
         """How long an answer may take from now, every model of the list together."""
         return max(1, self.stream_seconds - STREAM_MARGIN_SECONDS) if self.stream_seconds else BUFFERED_SECONDS
 
-    def model_list(self, targets: tuple[ModelTarget, ...], client_for: Callable[[ModelTarget], ModelClient],
+    def model_list(self, settings: ModelSettings, client_for: Callable[[ModelTarget], ModelClient],
                    outcome: Outcome) -> ModelClient:  # fmt: skip
         """The stage's model list as one client: the model itself when the list has one (no fallback to try; the
         fallback module is then never compiled at a cold start), else the list tried in order within the answer's
         time from now (lambda_src/shared/models/fallback.py)."""
-        outcome.model_id, outcome.provider = targets[0].model_id, targets[0].provider
+        targets = settings.targets()
         if len(targets) == 1:
             return client_for(targets[0])
         from lambda_src.shared.models.fallback import ModelChain  # noqa: PLC0415
@@ -237,15 +238,23 @@ class Dispatcher:
                 outcome.audit_failed = True
                 raise audit_unavailable() from None
 
-    def open_model_stream(self, outcome: Outcome, model: ModelClient, request: CompletionRequest,
-                          on_failure: Callable[[], None] | None = None,
+    def open_model_stream(self, outcome: Outcome, request: CompletionRequest, settings: ModelSettings,
+                          client_for: Callable[[ModelTarget], ModelClient], hooks: ModelCallHooks,
                           ) -> tuple[ModelStream, list[StreamEvent], Iterator[StreamEvent]]:  # fmt: skip
-        """The model stream opened and its first event read, before the first byte: a failure here still answers
-        as JSON with its own status (one record, as a buffered answer). Returns (the stream, its first event if
-        any, the rest); ``on_failure`` runs when the call failed (e.g. a budget's settlement)."""
+        """Everything of a streamed answer that can still fail with a status of its own, before the first byte: the
+        REQUEST audit record (required mode), ``hooks.before`` (a budget's reservation), the stage's model list
+        opened and its first event read. A failure here still answers as JSON (one record, as a buffered answer);
+        once ``before`` let the call through, ``hooks.after`` runs when it failed (a budget's settlement). Returns
+        (the stream, its first event if any, the rest)."""
+        self.record_request(outcome)
+        try:
+            hooks.before(request, settings, outcome)
+        except BaseException:
+            outcome.streamed = False
+            raise
         stream: ModelStream | None = None
         try:
-            stream = model.stream(request)
+            stream = self.model_list(settings, client_for, outcome).stream(request)
             events = iter(stream)
             first = next(events, None)
         except BaseException as error:
@@ -254,8 +263,7 @@ class Dispatcher:
                 close_stream(stream)
             if isinstance(error, ApiError):
                 outcome.error_type = error.code
-            if on_failure is not None:
-                on_failure()
+            hooks.after(request, outcome)
             raise
         return stream, [first] if first is not None else [], events
 

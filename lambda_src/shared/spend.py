@@ -115,7 +115,7 @@ class SpendControl(ModelCallHooks):
         counters = self.budget.usage(principal)
         return {
             "object": "usage",
-            "limits": limits.public(),
+            "limits": limits._asdict(),
             "usage": {
                 "tokens_this_minute": counters["tokens_this_minute"],
                 "tokens_today": counters["tokens_today"],
