@@ -18,6 +18,10 @@ CLIENT_DISCONNECTS = "ClientDisconnects"
 MODEL_FALLBACKS = "ModelFallbacks"
 # A settlement of a budget reservation that could not be written (the reservation stays counted).
 BUDGET_SETTLE_FAILED = "BudgetSettleFailed"
+# A request refused because its caller's budget is spent (tokens per minute, day or month, or the month's cost).
+BUDGET_EXHAUSTED = "BudgetExhausted"
+# The stage's Bedrock Guardrail blocked (or masked) a request's input or the model's output; one per request.
+GUARDRAIL_INTERVENTIONS = "GuardrailInterventions"
 
 
 def error_metric(code: str) -> str:

@@ -79,9 +79,10 @@ class Outcome:
     StreamingResponse whose body fills in the rest of the outcome as it is sent: the ``on_finish`` callback given
     to ``Dispatcher.handle`` runs when the outcome is final."""
 
-    __slots__ = ("audit_failed", "audited", "budget_unsettled", "caller", "disconnected", "error_type", "fallbacks",
-                 "input_text", "latency_ms", "model_id", "output_text", "provider", "request_id", "reservation",
-                 "response", "route", "session_id", "status", "stream", "streamed", "usage")  # fmt: skip
+    __slots__ = ("audit_failed", "audited", "budget_exhausted", "budget_unsettled", "caller", "disconnected",
+                 "error_type", "fallbacks", "guardrail_intervened", "input_text", "latency_ms", "model_id",
+                 "output_text", "provider", "request_id", "reservation", "response", "route", "session_id", "status",
+                 "stream", "streamed", "usage")  # fmt: skip
 
     def __init__(self, *, route: str, caller: Caller, request_id: str) -> None:
         self.response: dict[str, Any] = {}  # the proxy response of a JSON answer
@@ -107,7 +108,10 @@ class Outcome:
         # a settlement that failed, and how many models of the list failed before one answered.
         self.reservation: Any = None
         self.budget_unsettled = False
+        self.budget_exhausted = False
         self.fallbacks = 0
+        # The stage's guardrail blocked or masked the input or the output (lambda_src/shared/guardrail.py).
+        self.guardrail_intervened = False
 
     def reply(self, streaming: bool) -> dict[str, Any] | StreamingResponse:
         """What the handler returns: the JSON response, or the stream; with streaming switched off (the managed

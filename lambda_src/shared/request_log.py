@@ -28,6 +28,10 @@ def record(outcome: Outcome, metrics_logger: Any, logger: Any) -> None:
         metrics_logger.add_metric(name=metrics.MODEL_FALLBACKS, unit=MetricUnit.Count, value=outcome.fallbacks)
     if outcome.budget_unsettled:
         metrics_logger.add_metric(name=metrics.BUDGET_SETTLE_FAILED, unit=MetricUnit.Count, value=1)
+    if outcome.budget_exhausted:
+        metrics_logger.add_metric(name=metrics.BUDGET_EXHAUSTED, unit=MetricUnit.Count, value=1)
+    if outcome.guardrail_intervened:
+        metrics_logger.add_metric(name=metrics.GUARDRAIL_INTERVENTIONS, unit=MetricUnit.Count, value=1)
     if outcome.usage is not None:
         metrics_logger.add_metric(name=metrics.PROMPT_TOKENS, unit=MetricUnit.Count,
                                   value=outcome.usage.prompt_tokens)  # fmt: skip
@@ -43,6 +47,7 @@ def record(outcome: Outcome, metrics_logger: Any, logger: Any) -> None:
             "error_type": outcome.error_type,
             "model_id": outcome.model_id,
             "fallbacks": outcome.fallbacks,
+            "guardrail_intervened": outcome.guardrail_intervened,
             "streamed": outcome.streamed,
             "disconnected": outcome.disconnected,
             "latency_ms": round(latency_ms, 1),

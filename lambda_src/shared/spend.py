@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambda_src.contracts import spend as s
 from lambda_src.shared.budget import Budget, BudgetUnavailableError, budget_unavailable
-from lambda_src.shared.errors import server_error
+from lambda_src.shared.errors import ApiError, server_error
 
 if TYPE_CHECKING:
     from lambda_src.shared.config_source import ModelSettings
@@ -96,6 +96,9 @@ class SpendControl(ModelCallHooks):
                                    input_tokens, settings)  # fmt: skip
         except BudgetUnavailableError:
             raise budget_unavailable() from None
+        except ApiError:  # a spent budget (429)
+            outcome.budget_exhausted = True
+            raise
 
     def after(self, request: CompletionRequest, outcome: Outcome) -> None:
         held = outcome.reservation
