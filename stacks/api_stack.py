@@ -20,6 +20,7 @@ from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
 from constructs_lib.inference.usage_table import SPEND_ACTIONS, UsageTable
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
 from constructs_lib.web.site_config import SiteConfig, SiteConfigProps
+from lambda_src.contracts import guardrail as g
 from lambda_src.contracts import parameters
 from lambda_src.contracts.environment import (
     AuthorizerEnvironment,
@@ -103,9 +104,11 @@ class ApiStack(PlatformStack):
                     **self._request_environment(audit),
                     usage_table_name=self.usage_table.table.table_name,
                     plan_budgets=json.dumps({plan.name: plan.budget._asdict() for plan in api_config.usage_plans}),
+                    apply_guardrail=int(self._guards(config, g.FAMILY_INFERENCE)),
                 ).variables(),
             },
         )
+        self._grant_guardrail(self.inference, config, g.FAMILY_INFERENCE)
         self.usage_table.grant(self.inference, SPEND_ACTIONS)
         config.upstream_api_key.grant_read(self.inference)
         audit.audit.grant_write(self.inference)
@@ -238,9 +241,11 @@ class ApiStack(PlatformStack):
                     history_messages=settings.history_messages,
                     usage_table_name=self.usage_table.table.table_name,
                     user_budget=json.dumps(settings.user_budget._asdict()),
+                    apply_guardrail=int(self._guards(config, g.FAMILY_CHAT)),
                 ).variables(),
             },
         )
+        self._grant_guardrail(function, config, g.FAMILY_CHAT)
         self.usage_table.grant(function, ["dynamodb:UpdateItem"])
         chat.history.grant(function, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                       "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"])  # fmt: skip
@@ -249,6 +254,15 @@ class ApiStack(PlatformStack):
         audit.audit.grant_write(function)
         self._grant_model(function, config)
         return function
+
+    def _guards(self, config: ConfigStack, family: str) -> bool:
+        """Whether the stage applies its guardrail to this route family."""
+        return config.guardrail is not None and family in self.stage.guardrails.families()
+
+    def _grant_guardrail(self, function: PythonFunction, config: ConfigStack, family: str) -> None:
+        """``bedrock:ApplyGuardrail`` on exactly the stage's guardrail, for a route family that applies it."""
+        if config.guardrail is not None and self._guards(config, family):
+            config.guardrail.grant_apply(function)
 
     def _request_environment(self, audit: AuditStack) -> dict[str, Any]:
         """What every function serving API requests is told: its config cache, body limit, CORS origins, audit."""

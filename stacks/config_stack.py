@@ -12,7 +12,10 @@ from constructs_lib.config.secure_parameter import (
     SecureParameterProvider,
     SecureParameterProviderProps,
 )
+from constructs_lib.guardrails.guardrail import StageGuardrail
+from lambda_src.contracts import guardrail as g
 from lambda_src.contracts import parameters
+from lambda_src.contracts.naming import APP_NAME
 from stacks.base import PlatformStack
 from stacks.data_stack import DataStack
 from stacks.stages import StageConfig
@@ -46,13 +49,28 @@ class ConfigStack(PlatformStack):
             "ConfigKey", description=f"Encrypts the {stage.name} stage's SecureString parameters and config logs"
         )
         values = stage.model.parameter_values()
+        strings = {p.leaf: values[p.field] for p in parameters.MODEL_PARAMETERS}
+        descriptions = {p.leaf: p.description for p in parameters.MODEL_PARAMETERS}
+        # The stage's guardrail, applied by version: its id, the numbered version and the stream scanning mode sit
+        # beside the model settings, so the functions read them in the same call and an operator switches versions
+        # with one put-parameter.
+        self.guardrail: StageGuardrail | None = None
+        if stage.guardrails.enabled:
+            self.guardrail = StageGuardrail(self, "Guardrail", name=f"{APP_NAME}-{stage.name}", config=stage.guardrails)
+            strings |= {g.ID_LEAF: self.guardrail.guardrail_id, g.VERSION_LEAF: self.guardrail.version_number,
+                        g.STREAM_PROCESSING_LEAF: stage.guardrails.stream_processing}  # fmt: skip
+            descriptions |= {
+                g.ID_LEAF: "The stage's Bedrock Guardrail (its id)",
+                g.VERSION_LEAF: "The guardrail's numbered version the API applies (never DRAFT)",
+                g.STREAM_PROCESSING_LEAF: "How streamed answers are scanned: sync (can mask) or async",
+            }
         self.model = ConfigParameters(
             self,
             "Model",
             props=ConfigParametersProps(
                 path=parameters.parameter_name(stage.name, parameters.MODEL_PATH),
-                strings={p.leaf: values[p.field] for p in parameters.MODEL_PARAMETERS},
-                descriptions={p.leaf: p.description for p in parameters.MODEL_PARAMETERS},
+                strings=strings,
+                descriptions=descriptions,
             ),
         )
         data_path, sources = parameters.DATA_SOURCES.rsplit("/", 1)

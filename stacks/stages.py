@@ -19,6 +19,7 @@ from constructs_lib.chat.settings import ChatConfig
 from constructs_lib.config.settings import ModelConfig
 from constructs_lib.dataset.settings import DatasetConfig
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError, Settings, whole
+from constructs_lib.guardrails.settings import GuardrailConfig
 from constructs_lib.inference.settings import ApiConfig, UsagePlanConfig
 from constructs_lib.knowledge.settings import KnowledgeConfig
 from constructs_lib.web.settings import WebConfig
@@ -51,6 +52,7 @@ class StageConfig:
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    guardrails: GuardrailConfig = field(default_factory=GuardrailConfig)
 
     def __post_init__(self) -> None:
         self._check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.name)), "name",

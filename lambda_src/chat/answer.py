@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lambda_src.chat.grounding import Source
 from lambda_src.chat.history import Conversation, Message
 from lambda_src.contracts import chat as c
-from lambda_src.shared.dispatch import close_stream
+from lambda_src.shared.dispatch import close_stream, guardrail_intervened
 from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import (
@@ -96,6 +96,8 @@ class Answering:
                     yield sse(c.EVENT_DELTA, {"text": item.text})
                 elif isinstance(item, Finish):
                     finish = item.reason
+                    if item.guardrail:
+                        guardrail_intervened(outcome)
                 elif isinstance(item, Usage):
                     prompt_tokens, completion_tokens = item.prompt_tokens, item.completion_tokens
                 if time.monotonic() > deadline:

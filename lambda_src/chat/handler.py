@@ -64,7 +64,7 @@ AUDIT = stream_writer(SESSION.client, ENV.audit_stream_name, mode=ENV.audit_mode
 API = ChatApi(HISTORY, model=MODEL, model_for=model_for, embedding=EMBEDDING, embedder_for=embedder_for, index=INDEX,
               dimension=ENV.dimension, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
               audit=AUDIT, stream_seconds=ENV.stream_timeout_seconds, top_k=ENV.retrieval_top_k,
-              history_messages=ENV.history_messages,
+              history_messages=ENV.history_messages, guardrail=bool(ENV.apply_guardrail),
               spend=SpendControl.from_json(Budget(SESSION.client("dynamodb", config=QUICK), ENV.usage_table_name),
                                            user_limits=ENV.user_budget))  # fmt: skip
 

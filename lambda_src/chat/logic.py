@@ -47,13 +47,14 @@ class ChatApi(Dispatcher):
                  dimension: int, max_body_bytes: int, cors_origins: tuple[str, ...] = (),
                  audit: AuditWriter | None = None, stream_seconds: int = 0, top_k: int = 5,
                  history_messages: int = 6, clock: Callable[[], float] = time.time,
-                 spend: ModelCallHooks | None = None) -> None:  # fmt: skip
-        """``spend``: each user's budget, a SpendControl (None: unmetered, unit tests only)."""
+                 spend: ModelCallHooks | None = None, guardrail: bool = False) -> None:  # fmt: skip
+        """``spend``: each user's budget, a SpendControl (None: unmetered, unit tests only). ``guardrail``: apply
+        the stage's guardrail to the answers."""
         super().__init__(FUNCTION, {
             "list_conversations": self._list, "create_conversation": self._create, "get_conversation": self._get,
             "rename_conversation": self._rename, "delete_conversation": self._delete, "post_message": self._post,
         }, max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit,
-            stream_seconds=stream_seconds)  # fmt: skip
+            stream_seconds=stream_seconds, guardrail=guardrail)  # fmt: skip
         self.history = history
         self.model = model
         self.model_for = model_for
@@ -147,6 +148,7 @@ class ChatApi(Dispatcher):
             max_tokens=settings.max_output_tokens,
             stop=(),
             timeout_seconds=settings.request_timeout_seconds,
+            guardrail=self.guardrail_of(settings),
         )
         # Streamed by a module of its own, loaded with the first question (listing conversations never needs it).
         from lambda_src.chat.answer import Answering, Question  # noqa: PLC0415

@@ -37,6 +37,9 @@ class InferenceEnvironment(NamedTuple):
     # an empty table name: no budgets (local unit tests only; every deployed stage has them).
     usage_table_name: str = ""
     plan_budgets: str = "{}"
+    # 1: apply the stage's guardrail to the model calls (its id and version are model settings); 0: the stage
+    # switched it off for this route family (lambda_src/contracts/guardrail.py).
+    apply_guardrail: int = 0
 
     def variables(self) -> dict[str, str]:
         return variables(self)
@@ -127,6 +130,8 @@ class ChatEnvironment(NamedTuple):
     # The usage table and each signed-in user's limits (JSON, lambda_src/contracts/spend.py).
     usage_table_name: str
     user_budget: str
+    # 1: apply the stage's guardrail to the answers (see InferenceEnvironment).
+    apply_guardrail: int = 0
 
     def variables(self) -> dict[str, str]:
         return variables(self)

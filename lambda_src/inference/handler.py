@@ -66,7 +66,8 @@ def spend_control() -> SpendControl | None:
 
 
 API = Api(CONFIG, model_for, max_body_bytes=ENV.max_body_bytes, cors_origins=ENV.cors_allowed_origins,
-          audit=audit_writer(), stream_seconds=ENV.stream_timeout_seconds, spend=spend_control())  # fmt: skip
+          audit=audit_writer(), stream_seconds=ENV.stream_timeout_seconds, spend=spend_control(),
+          guardrail=bool(ENV.apply_guardrail))  # fmt: skip
 
 
 @LOGGER.inject_lambda_context(clear_state=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambda_src.shared.audit_writer import AuditWriter
 from lambda_src.shared.config_source import ModelSettings, ModelTarget, SettingsSource
-from lambda_src.shared.dispatch import Caller, Dispatcher, Outcome, session_id
+from lambda_src.shared.dispatch import Caller, Dispatcher, Outcome, guardrail_intervened, session_id
 from lambda_src.shared.errors import ApiError, invalid_request, not_found
 from lambda_src.shared.models import Completion, CompletionRequest, Message, ModelClient
 from lambda_src.shared.spend import ModelCallHooks, SpendControl
@@ -48,15 +48,16 @@ class Api(Dispatcher):
         audit: AuditWriter | None = None,
         stream_seconds: int = 0,
         spend: ModelCallHooks | None = None,
+        guardrail: bool = False,
     ) -> None:
         """``stream_seconds``: the time budget of a streamed answer (the function's timeout under a STREAM
         integration; under a buffered one the whole stream is sent as one response within API Gateway's 29 s).
         ``spend``: the callers' budgets, a SpendControl (None: unmetered, unit tests only; GET /usage then answers
-        404)."""
+        404). ``guardrail``: apply the stage's guardrail (its id and version are model settings)."""
         super().__init__(FUNCTION, {"list_models": self._models, "chat_completions": self._chat,
                                     "prompt": self._prompt, "usage": self._usage},
                          max_body_bytes=max_body_bytes, cors_origins=cors_origins, audit=audit,
-                         stream_seconds=stream_seconds)  # fmt: skip
+                         stream_seconds=stream_seconds, guardrail=guardrail)  # fmt: skip
         self.hooks: ModelCallHooks = spend or ModelCallHooks()
         self._streamer: Streams | None = None
         self._config = config
@@ -102,6 +103,7 @@ class Api(Dispatcher):
             tools=chat.tools,
             tool_choice=chat.tool_choice,
             parallel_tool_calls=body.get("parallel_tool_calls") if chat.tools else None,
+            guardrail=self.guardrail_of(settings),
         )
         if body.get("stream") is True:
             options = body.get("stream_options")
@@ -139,6 +141,7 @@ class Api(Dispatcher):
             max_tokens=settings.max_output_tokens,
             stop=(),
             timeout_seconds=settings.request_timeout_seconds,
+            guardrail=self.guardrail_of(settings),
         )
         completion = self._complete(request, settings, outcome)
         return {"completion": completion.text, "model": outcome.model_id, "usage": _usage(completion)}
@@ -157,6 +160,8 @@ class Api(Dispatcher):
         self.hooks.before(request, settings, outcome)
         try:
             completion = self.model_list(settings, self.model_for, outcome).complete(request)
+            if completion.guardrail:
+                guardrail_intervened(outcome)
             outcome.usage = completion
             outcome.output_text = completion.text
             if completion.tool_calls:  # the audit log keeps the calls the model asked for, as the stream does

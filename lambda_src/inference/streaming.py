@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from lambda_src.inference.sse import CONTENT_TYPE, DONE, ChunkWriter, event, tool_call_delta
 from lambda_src.shared.config_source import ModelSettings
-from lambda_src.shared.dispatch import close_stream
+from lambda_src.shared.dispatch import close_stream, guardrail_intervened
 from lambda_src.shared.errors import ApiError, server_error, upstream_timeout
 from lambda_src.shared.logs import frames
 from lambda_src.shared.models import (
@@ -73,6 +73,8 @@ class Streams:
         try:
             yield writer.chunk({"role": "assistant", "content": ""})
             for item in itertools.chain(first, events):
+                if isinstance(item, Finish) and item.guardrail:
+                    guardrail_intervened(outcome)
                 data = answer.chunk(item)
                 if data:
                     yield data

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Protocol
 
 from aws_lambda_powertools.utilities import parameters
 
+from lambda_src.contracts import guardrail
 from lambda_src.contracts.parameters import (
     MAX_OUTPUT_TOKENS,
     MODEL_LEAVES,
@@ -23,6 +24,7 @@ from lambda_src.contracts.parameters import (
 )
 from lambda_src.contracts.spend import Price, prices_from_json
 from lambda_src.shared.errors import server_error
+from lambda_src.shared.models import GuardrailRef
 
 
 class ModelTarget(NamedTuple):
@@ -46,6 +48,8 @@ class ModelSettings(NamedTuple):
     fallbacks: tuple[ModelTarget, ...] = ()
     # USD per million tokens by model id (budgets count cost from it).
     prices: dict[str, Price] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
+    # The stage's guardrail (None: the stage has none; lambda_src/contracts/guardrail.py).
+    guardrail: GuardrailRef | None = None
 
     def targets(self) -> tuple[ModelTarget, ...]:
         """The stage's models in the order they are tried: model_id first, then the fallbacks."""
@@ -56,7 +60,7 @@ class ModelSettings(NamedTuple):
         """From the leaf names under the model path; a broken parameter is a server error, not a client one."""
         try:
             # The fields of this class: what serving needs (the learning rate is for training jobs).
-            values = {name: raw[MODEL_LEAVES[name]] for name in cls._fields}
+            values = {name: raw[MODEL_LEAVES[name]] for name in cls._fields if name in MODEL_LEAVES}
             settings = cls(
                 provider=values["provider"],
                 model_id=values["model_id"],
@@ -68,6 +72,7 @@ class ModelSettings(NamedTuple):
                 upstream_base_url=values["upstream_base_url"].rstrip("/"),
                 fallbacks=_fallbacks(values["fallbacks"]),
                 prices=prices_from_json(values["prices"]),
+                guardrail=_guardrail(raw),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise server_error("The model configuration is incomplete or invalid.") from error
@@ -80,6 +85,16 @@ class ModelSettings(NamedTuple):
         ):
             raise server_error("The model configuration is incomplete or invalid.")
         return settings
+
+
+def _guardrail(raw: dict[str, str]) -> GuardrailRef | None:
+    """The guardrail's leaves: all three or none; a numbered version only (the DRAFT changes under the API)."""
+    if guardrail.ID_LEAF not in raw:
+        return None
+    ref = GuardrailRef(raw[guardrail.ID_LEAF], raw[guardrail.VERSION_LEAF], raw[guardrail.STREAM_PROCESSING_LEAF])
+    if not (ref.identifier and ref.version.isdigit() and ref.stream_processing in guardrail.STREAM_PROCESSING_MODES):
+        raise ValueError("guardrail")
+    return ref
 
 
 def _fallbacks(raw: str) -> tuple[ModelTarget, ...]:

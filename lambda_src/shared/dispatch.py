@@ -29,6 +29,7 @@ from lambda_src.contracts.api import (
     routes_of,
 )
 from lambda_src.contracts.audit import PHASE_REQUEST, session_key
+from lambda_src.contracts.guardrail import INTERVENED
 from lambda_src.contracts.schemas import MAX_USER_CHARS
 from lambda_src.shared.audit_writer import AuditEvent, AuditFailedError, AuditWriter
 from lambda_src.shared.errors import ApiError, audit_unavailable, not_found, server_error, unauthorized
@@ -38,7 +39,7 @@ from lambda_src.shared.validation import Schema, request_error
 
 if TYPE_CHECKING:
     from lambda_src.shared.config_source import ModelSettings, ModelTarget
-    from lambda_src.shared.models import CompletionRequest, ModelClient, ModelStream, StreamEvent
+    from lambda_src.shared.models import CompletionRequest, GuardrailRef, ModelClient, ModelStream, StreamEvent
     from lambda_src.shared.runtime.response import StreamingResponse
     from lambda_src.shared.spend import ModelCallHooks
 
@@ -139,8 +140,9 @@ class Dispatcher:
 
     def __init__(self, function: str, operations: Mapping[str, Operation], *, max_body_bytes: int,
                  cors_origins: tuple[str, ...] = (), audit: AuditWriter | None = None,
-                 stream_seconds: int = 0) -> None:  # fmt: skip
+                 stream_seconds: int = 0, guardrail: bool = False) -> None:  # fmt: skip
         self.stream_seconds = stream_seconds
+        self.apply_guardrail = guardrail
         self.audit = audit
         self.cors_origins = cors_origins
         self._max_body_bytes = max_body_bytes
@@ -160,6 +162,15 @@ class Dispatcher:
     def answer_seconds(self) -> float:
         """How long an answer may take from now, every model of the list together."""
         return max(1, self.stream_seconds - STREAM_MARGIN_SECONDS) if self.stream_seconds else BUFFERED_SECONDS
+
+    def guardrail_of(self, settings: ModelSettings) -> GuardrailRef | None:
+        """The guardrail this function's model calls apply: the stage's, when its route family switches it on (a
+        function told to apply one whose settings name none fails closed rather than answer unguarded)."""
+        if not self.apply_guardrail:
+            return None
+        if settings.guardrail is None:
+            raise server_error("The content guardrail's settings are missing; an operator must check the stage.")
+        return settings.guardrail
 
     def model_list(self, settings: ModelSettings, client_for: Callable[[ModelTarget], ModelClient],
                    outcome: Outcome) -> ModelClient:  # fmt: skip
@@ -343,6 +354,13 @@ class Dispatcher:
         outcome.response = json_response(status, body, request_id=outcome.request_id, origin=header(event, "origin"),
                                          cors_origins=self.cors_origins, extra_headers=extra_headers)  # fmt: skip
         return outcome
+
+
+def guardrail_intervened(outcome: Outcome) -> None:
+    """The guardrail blocked or masked the input or the answer: counted (GuardrailInterventions) and recorded in the
+    audit record's error type; the answer itself is a 200 with finish_reason content_filter."""
+    outcome.guardrail_intervened = True
+    outcome.error_type = outcome.error_type or INTERVENED
 
 
 def close_stream(stream: ModelStream) -> None:

@@ -306,7 +306,12 @@ def test_inference_policy_is_exact(dev):
         ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
         ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
         ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+        "bedrock:ApplyGuardrail",
     ])  # fmt: skip
+    # The stage's guardrail and nothing else: its ARN, exported by the config stack that builds it.
+    (guardrail,) = _with_action(statements, "bedrock:ApplyGuardrail")
+    assert re.fullmatch(r"llm-platform-dev-config:ExportsOutputFnGetAttGuardrail\w+GuardrailArn\w+",
+                        guardrail["Resource"]["Fn::ImportValue"])  # fmt: skip
     # The model settings are read as one tree: Parameter Store authorizes that against the path alone.
     (by_path,) = _with_action(statements, "ssm:GetParametersByPath")
     assert json.dumps(by_path["Resource"]).endswith(':parameter/llm-platform/dev/model"]]}')

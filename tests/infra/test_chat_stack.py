@@ -100,8 +100,11 @@ def test_the_chat_function_may_use_exactly_its_table_the_index_read_the_models_a
         ("s3vectors:GetVectors", "s3vectors:QueryVectors"), ("kms:Decrypt",), ("dynamodb:UpdateItem",),
         ("ssm:GetParameter", "ssm:GetParameters"), ("ssm:GetParametersByPath",), ("ssm:GetParameter",),
         ("kms:Decrypt",), ("bedrock:InvokeModel",), ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
-        ("firehose:PutRecord", "firehose:PutRecordBatch")])  # fmt: skip
+        ("firehose:PutRecord", "firehose:PutRecordBatch"), ("bedrock:ApplyGuardrail",)])  # fmt: skip
     text = {actions(s): json.dumps(s["Resource"]) for s in found}
+    # The stage's guardrail and nothing else (its ARN from the config stack).
+    (guardrail,) = [s["Resource"] for s in found if s["Action"] == "bedrock:ApplyGuardrail"]
+    assert re.fullmatch(r"<import:llm-platform-dev-config:\w*GuardrailArn\w*>", rendered(guardrail))
     assert "HistoryTable" in text[("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
                                    "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")]  # fmt: skip
     assert "VectorsIndex" in text[("s3vectors:GetVectors", "s3vectors:QueryVectors")]

@@ -12,6 +12,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
+from lambda_src.contracts import guardrail as guardrail_contract
 from lambda_src.contracts import parameters
 from lambda_src.contracts.naming import APP_NAME
 from lambda_src.contracts.parameters import MODEL_PARAMETERS, PLACEHOLDER_PREFIX
@@ -52,6 +53,16 @@ def _expected_strings(stage: StageConfig) -> dict[str, str]:
             else str(getattr(model, p.field)) for p in MODEL_PARAMETERS}  # fmt: skip
 
 
+def _guardrail_strings(stage: StageConfig, template: dict[str, Any]) -> dict[str, Any]:
+    """The guardrail's leaves: its id and its numbered version by reference, the stream mode from the stage."""
+    root = f"/llm-platform/{stage.name}/model"
+    guardrail = next(iter(by_type(template, "AWS::Bedrock::Guardrail")))
+    version = next(iter(by_type(template, "AWS::Bedrock::GuardrailVersion")))
+    return {f"{root}/{guardrail_contract.ID_LEAF}": {"Fn::GetAtt": [guardrail, "GuardrailId"]},
+            f"{root}/{guardrail_contract.VERSION_LEAF}": {"Fn::GetAtt": [version, "Version"]},
+            f"{root}/{guardrail_contract.STREAM_PROCESSING_LEAF}": stage.guardrails.stream_processing}  # fmt: skip
+
+
 @pytest.mark.parametrize(("variant", "stage"), [("dev", DEV), ("prod", PROD)])
 def test_every_plain_parameter_has_its_name_type_and_value(variant, stage, variants):
     parameters = by_type(variants[variant].raw("config"), "AWS::SSM::Parameter")
@@ -71,7 +82,9 @@ def test_every_plain_parameter_has_its_name_type_and_value(variant, stage, varia
     bucket = variants[variant].logical_id("data", "Dataset/Bucket")
     assert import_value["Fn::ImportValue"].startswith(f"llm-platform-{stage.name}-data:ExportsOutputRef{bucket}")
     assert sources["Value"]["Fn::Join"][1][::2] == ["s3://", "/datasets/"]
-    assert set(strings) == {*expected, f"/llm-platform/{stage.name}/data/sources"}
+    guardrail = _guardrail_strings(stage, variants[variant].raw("config"))
+    assert {name: strings[name]["Value"] for name in guardrail} == guardrail
+    assert set(strings) == {*expected, *guardrail, f"/llm-platform/{stage.name}/data/sources"}
 
 
 def test_stages_never_share_a_parameter_name(dev, prod):
@@ -82,8 +95,8 @@ def test_stages_never_share_a_parameter_name(dev, prod):
                   for p in by_type(template, "Custom::SecureStringParameter").values()}  # fmt: skip
         return plain | secure
 
-    # Every model parameter, the data sources and the two secrets.
-    assert len(names(dev)) == len(MODEL_PARAMETERS) + 1 + len(SECURE)
+    # Every model parameter, the guardrail's, the data sources and the two secrets.
+    assert len(names(dev)) == len(MODEL_PARAMETERS) + len(guardrail_contract.LEAVES) + 1 + len(SECURE)
     assert not names(dev) & names(prod)
     assert all(n.startswith("/llm-platform/dev/") for n in names(dev))
 
@@ -213,13 +226,13 @@ def test_grant_read_of_plain_parameters_is_exact(reader):
     model = "/llm-platform/dev/model"
     model_ids = {k for k, v in by_type(template, "AWS::SSM::Parameter").items()
                  if v["Properties"]["Name"].startswith(model + "/")}  # fmt: skip
-    assert len(model_ids) == len(MODEL_PARAMETERS)
+    assert len(model_ids) == len(MODEL_PARAMETERS) + len(guardrail_contract.LEAVES)
     get = next(s for s in reader_policy if s["Action"] == ["ssm:GetParameter", "ssm:GetParameters"])
     # Each resource is "arn:...:parameter" + the parameter's own name (a Ref): exactly the model parameters.
     referenced = {part["Ref"] for arn in get["Resource"] for part in arn["Fn::Join"][1] if isinstance(part, dict)
                   and "Ref" in part and not part["Ref"].startswith("AWS::")}  # fmt: skip
     assert referenced == model_ids
-    assert len(get["Resource"]) == len(MODEL_PARAMETERS)
+    assert len(get["Resource"]) == len(MODEL_PARAMETERS) + len(guardrail_contract.LEAVES)
     by_path = next(s for s in reader_policy if s["Action"] == "ssm:GetParametersByPath")
     assert by_path["Resource"] == _ssm_arn(model)
     assert not any("kms:" in json.dumps(s["Action"]) and "model" in json.dumps(s) for s in reader_policy)

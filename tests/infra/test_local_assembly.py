@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lambda_src.contracts import parameters
+from lambda_src.contracts import guardrail, parameters
 from lambda_src.contracts.api import AUTH_USER, ROUTES, SESSION_HEADER, STAGE_NAME
 from stacks.stages import DEV, PROD
 from tests.infra.conftest import Synth
@@ -36,7 +36,9 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assert len(assembly.functions) == len(python_functions) > 0
     assert {f.handler for f in assembly.functions} >= {"lambda_src.inference.handler.lambda_handler"}
     model = parameters.parameter_name("dev", parameters.MODEL_PATH)
-    assert sum(name.startswith(f"{model}/") for name in assembly.parameters) == len(parameters.MODEL_PARAMETERS)
+    assert sum(name.startswith(f"{model}/") for name in assembly.parameters) == len(parameters.MODEL_PARAMETERS) + len(
+        guardrail.LEAVES
+    )
     assert set(assembly.secure_strings) == {
         parameters.parameter_name("dev", parameters.UPSTREAM_API_KEY),
         parameters.parameter_name("dev", parameters.DATABASE_PASSWORD),

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
     from lambda_src.shared.models.stream import Finish, ModelStream, StreamEvent, TextDelta, ToolCallDelta, Usage
 
-__all__ = ["Completion", "CompletionRequest", "Finish", "Image", "Message", "ModelClient", "ModelStream",
-           "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage", "model_client"]  # fmt: skip
+__all__ = ["Completion", "CompletionRequest", "Finish", "GuardrailRef", "Image", "Message", "ModelClient",
+           "ModelStream", "StreamEvent", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "Usage",
+           "model_client"]  # fmt: skip
 _STREAM_TYPES = frozenset({"Finish", "ModelStream", "StreamEvent", "TextDelta", "ToolCallDelta", "Usage"})
 
 # The value types on the request path are NamedTuples: immutable like frozen dataclasses, but a frozen
@@ -54,6 +55,14 @@ class Tool(NamedTuple):
     parameters: dict[str, Any]  # JSON schema of the arguments
 
 
+class GuardrailRef(NamedTuple):
+    """The stage's guardrail as the model settings name it: a numbered version, and how streams are scanned."""
+
+    identifier: str
+    version: str
+    stream_processing: str  # "sync" or "async" (lambda_src/contracts/guardrail.py)
+
+
 class CompletionRequest(NamedTuple):
     model_id: str
     system: tuple[str, ...]
@@ -69,6 +78,8 @@ class CompletionRequest(NamedTuple):
     # OpenAI's parallel_tool_calls as the caller gave it (None: not given). An upstream gets it; Converse has no
     # such switch (README).
     parallel_tool_calls: bool | None = None
+    # The guardrail to apply (None: the route family's switch is off, or the stage has none).
+    guardrail: GuardrailRef | None = None
 
 
 class Completion(NamedTuple):
@@ -78,6 +89,8 @@ class Completion(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
+    # The guardrail intervened: ``text`` is its configured message (or the answer with parts masked).
+    guardrail: bool = False
 
 
 class ModelClient(Protocol):
@@ -102,9 +115,11 @@ def model_client(settings: Provider, api_key: Callable[[], str],
     OpenAI-compatible upstream with ``api_key()`` (its module is imported on first use: urllib.request and its
     email parsing cost cold-start time Bedrock never needs)."""
     if settings.provider == "openai-compatible":
+        from lambda_src.shared.models.guarded import GuardedModel  # noqa: PLC0415
         from lambda_src.shared.models.openai_upstream import OpenAICompatibleModel  # noqa: PLC0415
 
-        return OpenAICompatibleModel(settings.upstream_base_url, api_key)
+        # An upstream has no guardrail of Bedrock's: the request's is applied around it with ApplyGuardrail.
+        return GuardedModel(OpenAICompatibleModel(settings.upstream_base_url, api_key), bedrock_client)
     from lambda_src.shared.models.bedrock import BedrockModel  # noqa: PLC0415
 
     return BedrockModel(bedrock_client)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "content_filtered": "content_filter",
            "guardrail_intervened": "content_filter", "tool_use": "tool_calls"}  # fmt: skip
+# The stop reason of an answer the guardrail intervened in (its text is then the guardrail's message).
+GUARDRAIL_STOP = "guardrail_intervened"
 
 
 class BedrockModel:
@@ -42,12 +44,14 @@ class BedrockModel:
         calls = tuple(ToolCall(str(use.get("toolUseId", "")), str(use.get("name", "")),
                                json.dumps(use.get("input", {}))) for use in uses)  # fmt: skip
         usage = response.get("usage", {})
+        stop = str(response.get("stopReason"))
         return Completion(
             text=text,
-            finish_reason=FINISH.get(str(response.get("stopReason")), "stop"),
+            finish_reason=FINISH.get(stop, "stop"),
             prompt_tokens=int(usage.get("inputTokens", 0)),
             completion_tokens=int(usage.get("outputTokens", 0)),
             tool_calls=calls,
+            guardrail=stop == GUARDRAIL_STOP,
         )
 
     def stream(self, request: CompletionRequest) -> BedrockStream:
@@ -56,7 +60,10 @@ class BedrockModel:
         from lambda_src.shared.models.bedrock_stream import BedrockStream  # noqa: PLC0415
 
         try:
-            response = self._clients(request.timeout_seconds).converse_stream(**_converse_arguments(request))
+            arguments = _converse_arguments(request)
+            if request.guardrail is not None:
+                arguments["guardrailConfig"]["streamProcessingMode"] = request.guardrail.stream_processing
+            response = self._clients(request.timeout_seconds).converse_stream(**arguments)
         except (ClientError, BotoCoreError) as error:
             raise map_error(error) from None
         return BedrockStream(response["stream"])
@@ -81,6 +88,9 @@ def _converse_arguments(request: CompletionRequest) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"modelId": request.model_id, "messages": messages, "inferenceConfig": inference}
     if request.system:
         kwargs["system"] = [{"text": text} for text in request.system]
+    if request.guardrail is not None:
+        kwargs["guardrailConfig"] = {"guardrailIdentifier": request.guardrail.identifier,
+                                     "guardrailVersion": request.guardrail.version, "trace": "disabled"}  # fmt: skip
     tool_config = _tool_config(request, has_tool_blocks=any(m.role == "tool" or m.tool_calls for m in request.messages))
     if tool_config is not None:
         kwargs["toolConfig"] = tool_config

@@ -11,7 +11,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 from lambda_src.shared.errors import upstream_error, upstream_timeout
-from lambda_src.shared.models.bedrock import FINISH, map_error
+from lambda_src.shared.models.bedrock import FINISH, GUARDRAIL_STOP, map_error
 from lambda_src.shared.models.stream import Finish, StreamEvent, TextDelta, ToolCallDelta, Usage
 
 
@@ -41,7 +41,8 @@ class BedrockStream:
                         index = tool_index[start.get("contentBlockIndex", -1)] = len(tool_index)
                         yield ToolCallDelta(index, str(tool.get("toolUseId", "")), str(tool.get("name", "")), "")
                 elif "messageStop" in event:
-                    yield Finish(FINISH.get(str(event["messageStop"].get("stopReason")), "stop"))
+                    stop = str(event["messageStop"].get("stopReason"))
+                    yield Finish(FINISH.get(stop, "stop"), stop == GUARDRAIL_STOP)
                 elif "metadata" in event:
                     usage = event["metadata"].get("usage", {})
                     yield Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))

@@ -23,6 +23,8 @@ class ToolCallDelta(NamedTuple):
 
 class Finish(NamedTuple):
     reason: str  # as Completion.finish_reason
+    # The guardrail intervened (reason is then "content_filter").
+    guardrail: bool = False
 
 
 class Usage(NamedTuple):
