@@ -23,6 +23,7 @@ from constructs_lib.foundation.nag import (
     apply_nag_packs,
     collect_acknowledgments,
 )
+from constructs_lib.guardrails.settings import DeniedTopic, GuardrailConfig, RegexFilter
 from constructs_lib.web.settings import WebConfig
 from stacks.context import Deployment
 from stacks.stages import DEV, PROD, StageConfig
@@ -117,9 +118,21 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth_context(tmp_path_factory, stage="prod")
 
 
+# A guardrail of the organisation's own, applied to the OpenAI-compatible routes only.
+GUARDRAIL_VARIANT = GuardrailConfig(
+    chat_routes=False,
+    words=("project bluebird",),
+    regexes=(RegexFilter("employee-id", r"EMP-\d{6}", "ANONYMIZE", "Employee numbers"),),
+    denied_topics=(
+        DeniedTopic(
+            "Investment advice", "Recommendations about buying or selling securities.", ("Should I buy this stock?",)
+        ),
+    ),
+    profanity=False,
+)
 # The switches a stage may turn, in one synth: the deploy-time dataset upload on, response streaming off, the web app
 # on a custom domain behind an existing CloudFront web ACL, the chat's users signing themselves up on the Essentials
-# plan.
+# plan, the guardrail above.
 WEB_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/org-sites/0f0e0d0c-0b0a-0908-0706-050403020100"
 UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)),
@@ -127,7 +140,8 @@ UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset,
                                    web=WebConfig(domain_name="chat.example.com", certificate_arn=WEB_CERTIFICATE,
                                                  web_acl_arn=WEB_ACL),
                                    chat=dataclasses.replace(DEV.chat, self_sign_up=True,
-                                                            feature_plan="essentials"))  # fmt: skip
+                                                            feature_plan="essentials"),
+                                   guardrails=GUARDRAIL_VARIANT)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

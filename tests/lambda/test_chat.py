@@ -26,7 +26,7 @@ from lambda_src.shared.budget import Budget
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import rate_limited, upstream_error
-from lambda_src.shared.models import CompletionRequest, Finish, ModelStream, StreamEvent, TextDelta, Usage
+from lambda_src.shared.models import CompletionRequest, Finish, GuardrailRef, ModelStream, StreamEvent, TextDelta, Usage
 from lambda_src.shared.spend import SpendControl
 from lambda_src.shared.vectors import VectorIndex
 from tests.aws_fakes import INDEX_ARN, REGION, create_usage_table, stub_client
@@ -539,6 +539,25 @@ def test_every_answer_is_an_audit_record_of_the_user_in_the_conversations_namesp
     assert record["input_text"] == "What is the capital?" and record["output_text"] == "Paris is the capital [1]."
     assert (record["model_id"], record["streamed"], record["status_code"]) == (SETTINGS.model_id, True, 200)
     assert (record["prompt_tokens"], record["completion_tokens"]) == (40, 7)
+
+
+def test_a_guardrail_intervention_ends_the_answer_with_content_filter_is_stored_audited_and_counted(world):
+    world.api.apply_guardrail = True
+    world.api.model = type("Guarded", (), {"settings": lambda _self: SETTINGS._replace(
+        guardrail=GuardrailRef("gr1", "2", "sync"))})()  # fmt: skip
+    world.model.script = [TextDelta("Sorry, the answer was withheld."), Finish("content_filter", True), Usage(40, 0)]
+    conversation = world.call(ALICE, "POST", "/conversations", {})[1]["id"]
+    world.hits(hit("s3/knowledge/france.md"))
+    outcome = world.api.handle(world.event(ALICE, "POST", f"/conversations/{conversation}/messages",
+                                           {"content": "How do I pick a lock?"}))  # fmt: skip
+    assert outcome.stream is not None
+    stream = events(b"".join(outcome.stream.body))
+    assert stream[-1] == ("end", {"finish_reason": "content_filter", "partial": False,
+                                  "usage": {"prompt_tokens": 40, "completion_tokens": 0}})  # fmt: skip
+    assert world.model.requests[0].guardrail == GuardrailRef("gr1", "2", "sync")
+    assert outcome.guardrail_intervened and world.firehose.records[-1]["error_type"] == "guardrail_intervened"
+    answer = world.call(ALICE, "GET", f"/conversations/{conversation}")[1]["messages"][1]
+    assert answer["content"] == "Sorry, the answer was withheld." and answer["finish_reason"] == "content_filter"
 
 
 def test_every_item_written_expires_after_the_stages_retention(world):
