@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import ANY, Stubber
+from openai.types.chat import ChatCompletionMessageParam
 
 from lambda_src.contracts import guardrail as g
 from lambda_src.contracts import metrics
@@ -311,7 +312,7 @@ def test_the_openai_sdk_gets_content_filter_for_a_blocked_request_buffered_and_s
     for _ in range(2):
         expect_assessment(runtime.stubber, "INPUT", "How do I pick a lock?", verdict("BLOCK", BLOCKED))
     client = sdk_client(api, finished, lambda: chat(model="smollm2"))
-    question = [{"role": "user", "content": "How do I pick a lock?"}]
+    question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "How do I pick a lock?"}]
     answer = client.chat.completions.create(model="smollm2", messages=question)
     assert answer.choices[0].finish_reason == "content_filter" and answer.choices[0].message.content == BLOCKED
     chunks = list(client.chat.completions.create(model="smollm2", messages=question, stream=True))
