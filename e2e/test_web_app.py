@@ -21,7 +21,7 @@ from lambda_src.contracts import parameters, spend
 from lambda_src.contracts.gateway import GATEWAY_ERRORS
 from lambda_src.contracts.naming import stack_name
 from lambda_src.shared.budget import Periods
-from stacks.stages import STAGES
+from stacks.stages import LOCAL_BLOCKED_PHRASE, STAGES
 from tools.local.browser import launch
 from tools.local.deploy import stack_output
 from tools.local.launcher import LOCAL_USER_EMAIL, STAGE, LocalPlatform
@@ -340,3 +340,13 @@ def test_a_spent_token_budget_says_when_it_resets_and_keeps_the_question(platfor
             dynamodb.put_item(TableName=table, Item=saved)
         else:
             dynamodb.delete_item(TableName=table, Key=key)
+
+
+def test_a_question_the_guardrail_blocks_shows_its_message_and_says_why(platform: LocalPlatform, page: Page):
+    sign_in(page, platform)
+    page.get_by_label("Your question").fill(f"When does {LOCAL_BLOCKED_PHRASE} launch?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".message.assistant").last
+    expect(answer).not_to_have_attribute("aria-busy", "true", timeout=60_000)
+    expect(answer.locator(".body")).to_contain_text(STAGES[STAGE].guardrails.blocked_input_message)
+    expect(answer.locator(".filtered")).to_contain_text("content policy")

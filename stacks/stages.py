@@ -19,7 +19,7 @@ from constructs_lib.chat.settings import ChatConfig
 from constructs_lib.config.settings import ModelConfig
 from constructs_lib.dataset.settings import DatasetConfig
 from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigError, Settings, whole
-from constructs_lib.guardrails.settings import GuardrailConfig
+from constructs_lib.guardrails.settings import GuardrailConfig, RegexFilter
 from constructs_lib.inference.settings import ApiConfig, UsagePlanConfig
 from constructs_lib.knowledge.settings import KnowledgeConfig
 from constructs_lib.web.settings import WebConfig
@@ -158,17 +158,24 @@ TRIAL_PLAN = UsagePlanConfig(
 )
 # Seconds the functions cache the model settings locally: a model switched in Parameter Store applies at once.
 LOCAL_CONFIG_CACHE_SECONDS = 2
+# What the local guardrail blocks and masks beside the stage's own policies (the emulator's stand-in assesses words,
+# regexes and a few PII types: `make e2e` shows a blocked request through the openai SDK and in the chat app).
+LOCAL_BLOCKED_PHRASE = "project bluebird"
+LOCAL_MASKED_ID = RegexFilter("employee-id", r"EMP-\d{6}", "ANONYMIZE", "Employee numbers")
 
 
 def with_local_models(stage: StageConfig) -> StageConfig:
     """The stage as `make local` deploys it: the knowledge base sized for the local embedding model, a trial plan
-    with a tiny daily token budget beside the stage's plans, and a short model settings cache."""
+    with a tiny daily token budget beside the stage's plans, a short model settings cache, and a blocked phrase and
+    a masked pattern in the guardrail."""
     knowledge = dataclasses.replace(stage.knowledge, embedding_provider="openai-compatible",
                                     embedding_model_id=LOCAL_EMBEDDING_MODEL, dimension=LOCAL_EMBEDDING_DIMENSION,
                                     chunk_tokens=200, chunk_overlap_tokens=30)  # fmt: skip
     api = dataclasses.replace(stage.api, usage_plans=(*stage.api.usage_plans, TRIAL_PLAN),
                               config_cache_seconds=LOCAL_CONFIG_CACHE_SECONDS)  # fmt: skip
-    return dataclasses.replace(stage, knowledge=knowledge, api=api)
+    guardrails = dataclasses.replace(stage.guardrails, words=(*stage.guardrails.words, LOCAL_BLOCKED_PHRASE),
+                                     regexes=(*stage.guardrails.regexes, LOCAL_MASKED_ID))  # fmt: skip
+    return dataclasses.replace(stage, knowledge=knowledge, api=api, guardrails=guardrails)
 
 
 def with_local_web_origin(stage: StageConfig, origin: str) -> StageConfig:

@@ -206,6 +206,8 @@ function messageView(message) {
   } else {
     fillAnswer(item, message.id, message.content, message.citations || []);
     if (message.partial) item.append(el("p", { className: "partial", textContent: "This answer was cut off before it was complete." }));
+    // The stage's guardrail blocked the question or the answer (its message is the answer), or masked part of it.
+    if (message.finish_reason === "content_filter") item.append(el("p", { className: "partial filtered", textContent: "The organisation's content policy withheld or changed this answer." }));
   }
   return item;
 }
