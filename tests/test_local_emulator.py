@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
 import threading
 import time
 import zipfile
@@ -14,10 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws, settings
 from moto.apigateway.models import Method
 from moto.awslambda import models as lambda_models
+from moto.bedrock.responses import BedrockResponse
+from moto.bedrockruntime.responses import BedrockRuntimeResponse
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import cloudformation_backends
 from moto.cognitoidp import models as cognito_models
@@ -30,11 +34,15 @@ from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses  # noqa: F401 - see the state machine test
 
+from tests import background
+from tools.local.emulator import bedrock as emulated_bedrock
 from tools.local.emulator import dynamodb as emulated_dynamodb
 from tools.local.emulator import install_patches
 from tools.local.emulator.cloudformation import register_model
+from tools.local.processes import ROOT
 
 REGION = "us-east-1"
+EMULATOR_PYTHON = ROOT / ".venv-local" / "bin" / "python"  # as tools.local.launcher starts the emulator
 TEMPLATE: dict[str, Any] = {
     "Resources": {
         "Key": {
@@ -162,6 +170,9 @@ def patched(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[
         monkeypatch.setattr(target, name, getattr(target, name))
     monkeypatch.setattr(cfn_parsing.ResourceMap, "__getitem__", cfn_parsing.ResourceMap.__getitem__)
     monkeypatch.setattr(S3VectorsResponse, "query_vectors", None, raising=False)
+    monkeypatch.setattr(BedrockRuntimeResponse, "apply_guardrail", None, raising=False)
+    for name in emulated_bedrock.CONTROL_PLANE:
+        monkeypatch.setattr(BedrockResponse, name, None, raising=False)
     monkeypatch.setattr(s3vectors_urls, "url_paths", dict(s3vectors_urls.url_paths))
     monkeypatch.setattr(sfn_models, "stepfunctions_backends", sfn_models.stepfunctions_backends)
     for name in ("initiate_auth", "respond_to_auth_challenge"):
@@ -555,3 +566,225 @@ def test_dynamodb_conditional_writes_and_transactions_are_atomic_under_concurren
     items = {i["pk"]["S"]: int(i["n"]["N"]) for i in client.scan(TableName="t")["Items"]}
     assert len(passed) == 10 and items.pop("counter") == 10
     assert sorted(items) == sorted(f"own-{i}" for i in passed)
+
+
+def _guardrail_template(words: list[str]) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "Guardrail": {"Type": "AWS::Bedrock::Guardrail", "Properties": {
+                "Name": "platform-dev", "Description": "the stage's guardrail",
+                "BlockedInputMessaging": "Your request was blocked.",
+                "BlockedOutputsMessaging": "The answer was withheld.",
+                "ContentPolicyConfig": {"FiltersConfig": [
+                    {"Type": "HATE", "InputStrength": "HIGH", "OutputStrength": "HIGH"},
+                    {"Type": "PROMPT_ATTACK", "InputStrength": "HIGH", "OutputStrength": "NONE"}]},
+                "TopicPolicyConfig": {"TopicsConfig": [
+                    {"Name": "Investment advice", "Definition": "Advice on what to invest in.",
+                     "Examples": ["Which stock should I buy?"], "Type": "DENY"}]},
+                "WordPolicyConfig": {"WordsConfig": [{"Text": word} for word in words],
+                                     "ManagedWordListsConfig": [{"Type": "PROFANITY"}]},
+                "SensitiveInformationPolicyConfig": {
+                    "PiiEntitiesConfig": [{"Type": "EMAIL", "Action": "ANONYMIZE"},
+                                          {"Type": "US_SOCIAL_SECURITY_NUMBER", "Action": "BLOCK"},
+                                          {"Type": "PHONE", "Action": "ANONYMIZE", "InputEnabled": False},
+                                          {"Type": "NAME", "Action": "ANONYMIZE"}],
+                    "RegexesConfig": [
+                        {"Name": "ticket", "Pattern": r"TCK-\d{4}", "Action": "ANONYMIZE"},
+                        {"Name": "secret", "Pattern": r"sk-local-\w+", "Action": "BLOCK",
+                         "OutputAction": "ANONYMIZE", "Description": "an upstream key"}]},
+                "Tags": [{"Key": "stage", "Value": "dev"}]}},
+            "Version": {"Type": "AWS::Bedrock::GuardrailVersion", "Properties": {
+                "GuardrailIdentifier": {"Fn::GetAtt": ["Guardrail", "GuardrailId"]},
+                "Description": "the first version"}},
+        },
+        "Outputs": {
+            "GuardrailRef": {"Value": {"Ref": "Guardrail"}},
+            "GuardrailArn": {"Value": {"Fn::GetAtt": ["Guardrail", "GuardrailArn"]}},
+            "GuardrailId": {"Value": {"Fn::GetAtt": ["Guardrail", "GuardrailId"]}},
+            "DraftVersion": {"Value": {"Fn::GetAtt": ["Guardrail", "Version"]}},
+            "VersionRef": {"Value": {"Ref": "Version"}},
+            "Version": {"Value": {"Fn::GetAtt": ["Version", "Version"]}},
+            "VersionGuardrailArn": {"Value": {"Fn::GetAtt": ["Version", "GuardrailArn"]}},
+        },
+    }  # fmt: skip
+
+
+def _outputs(cfn: Any, stack: str) -> dict[str, str]:
+    found = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    return {o["OutputKey"]: o["OutputValue"] for o in found}
+
+
+def _apply(runtime: Any, guardrail: str, version: str, source: str, *texts: str) -> dict[str, Any]:
+    answer: dict[str, Any] = runtime.apply_guardrail(guardrailIdentifier=guardrail, guardrailVersion=version,
+                                                     source=source,
+                                                     content=[{"text": {"text": text}} for text in texts])  # fmt: skip
+    return answer
+
+
+def test_a_guardrail_deployed_by_cloudformation_is_applied_with_its_words_regexes_and_pii(patched):
+    """bedrock-runtime's ApplyGuardrail against a guardrail and version from a template, in AWS's answer shape."""
+    session = boto3.session.Session(region_name=REGION)
+    cfn = session.client("cloudformation")
+    cfn.create_stack(StackName="guarded", TemplateBody=json.dumps(_guardrail_template(["Project Falcon"])))
+    assert cfn.describe_stacks(StackName="guarded")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    out = _outputs(cfn, "guarded")
+    guardrail_id = out["GuardrailId"]
+    arn = f"arn:aws:bedrock:{REGION}:123456789012:guardrail/{guardrail_id}"
+    assert re.fullmatch(r"[a-z0-9]{12}", guardrail_id)
+    assert out["GuardrailRef"] == out["GuardrailArn"] == out["VersionGuardrailArn"] == arn
+    assert out["DraftVersion"] == "DRAFT" and out["Version"] == "1"
+    assert out["VersionRef"] == f"{guardrail_id}|1"
+    runtime = session.client("bedrock-runtime")
+
+    # A custom word blocks the input, whatever its case and spacing, with the input's message.
+    blocked = _apply(runtime, guardrail_id, "1", "INPUT", "Tell me about project  falcon, please.")
+    assert blocked["action"] == "GUARDRAIL_INTERVENED" and blocked["actionReason"] == "Guardrail blocked."
+    assert blocked["outputs"] == [{"text": "Your request was blocked."}]
+    (assessment,) = blocked["assessments"]
+    assert assessment["wordPolicy"] == {"customWords": [{"match": "Project Falcon", "action": "BLOCKED",
+                                                         "detected": True}]}  # fmt: skip
+    assert assessment["invocationMetrics"]["guardrailCoverage"] == {"textCharacters": {"guarded": 38, "total": 38}}
+    assert blocked["usage"]["wordPolicyUnits"] == 1 and blocked["usage"]["contextualGroundingPolicyUnits"] == 0
+    assert _apply(runtime, guardrail_id, "1", "INPUT", "the falconry club")["action"] == "NONE"  # whole words only
+    profane = _apply(runtime, guardrail_id, "1", "OUTPUT", "That is bullshit.")
+    assert profane["outputs"] == [{"text": "The answer was withheld."}]
+    assert profane["assessments"][0]["wordPolicy"]["managedWordLists"] == [
+        {"match": "bullshit", "type": "PROFANITY", "action": "BLOCKED", "detected": True}]  # fmt: skip
+
+    # An email and an ANONYMIZE regex are masked in an answer, as Bedrock masks them.
+    masked = _apply(runtime, guardrail_id, "1", "OUTPUT", "Write to ana@example.com about TCK-1234.")
+    assert masked["action"] == "GUARDRAIL_INTERVENED" and masked["actionReason"] == "Guardrail masked."
+    assert masked["outputs"] == [{"text": "Write to {EMAIL} about {ticket}."}]
+    sensitive = masked["assessments"][0]["sensitiveInformationPolicy"]
+    assert sensitive["piiEntities"] == [{"match": "ana@example.com", "type": "EMAIL", "action": "ANONYMIZED",
+                                         "detected": True}]  # fmt: skip
+    assert sensitive["regexes"] == [{"name": "ticket", "match": "TCK-1234", "regex": r"TCK-\d{4}",
+                                     "action": "ANONYMIZED", "detected": True}]  # fmt: skip
+
+    # A BLOCK regex and a BLOCK PII entity block; OutputAction and InputEnabled apply per source.
+    secret = _apply(runtime, guardrail_id, "1", "INPUT", "my key is sk-local-abc123")
+    assert secret["outputs"] == [{"text": "Your request was blocked."}]
+    assert secret["assessments"][0]["sensitiveInformationPolicy"]["regexes"][0]["action"] == "BLOCKED"
+    leaked = _apply(runtime, guardrail_id, "1", "OUTPUT", "the key is sk-local-abc123")
+    assert leaked["outputs"] == [{"text": "the key is {secret}"}]
+    assert _apply(runtime, guardrail_id, "1", "INPUT", "SSN 123-45-6789")["outputs"] == [
+        {"text": "Your request was blocked."}]  # fmt: skip
+    assert _apply(runtime, guardrail_id, "1", "INPUT", "call 555-867-5309")["action"] == "NONE"
+    assert _apply(runtime, guardrail_id, "1", "OUTPUT", "call 555-867-5309")["outputs"] == [{"text": "call {PHONE}"}]
+
+    # Clean text passes: NONE and no outputs. Content filters, topics and NAME are not evaluated locally.
+    clean = _apply(runtime, guardrail_id, "1", "INPUT", "Which stock should I buy, Jane Doe?")
+    assert clean["action"] == "NONE" and clean["actionReason"] == "No action." and clean["outputs"] == []
+    assert set(clean["assessments"][0]) == {"invocationMetrics", "appliedGuardrailDetails"}
+
+    # The ARN identifies the guardrail too, and DRAFT is a version; an unknown guardrail or version is not found.
+    assert _apply(runtime, arn, "DRAFT", "INPUT", "project falcon")["action"] == "GUARDRAIL_INTERVENED"
+    for identifier, version in (("abcdefghijkl", "1"), (guardrail_id, "7"),
+                                (arn.replace(guardrail_id, "abcdefghijkl"), "DRAFT")):  # fmt: skip
+        with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+            _apply(runtime, identifier, version, "INPUT", "hello")
+    with pytest.raises(runtime.exceptions.ValidationException):
+        _apply(runtime, guardrail_id, "latest", "INPUT", "hello")
+
+    # The control plane sees it as CloudFormation made it; deleting the stack deletes guardrail and versions.
+    control = session.client("bedrock")
+    got = control.get_guardrail(guardrailIdentifier=arn, guardrailVersion="1")
+    assert got["name"] == "platform-dev" and got["description"] == "the first version" and got["status"] == "READY"
+    assert got["wordPolicy"]["words"] == [{"text": "Project Falcon"}]
+    assert got["sensitiveInformationPolicy"]["regexes"][1]["outputAction"] == "ANONYMIZE"
+    assert got["contentPolicy"]["filters"][1]["type"] == "PROMPT_ATTACK"
+    cfn.delete_stack(StackName="guarded")
+    assert control.list_guardrails()["guardrails"] == []
+
+
+def test_a_guardrail_version_keeps_its_policy_when_the_draft_changes(patched):
+    """A stack update changes the DRAFT only; CreateGuardrailVersion (an operator's `aws bedrock
+    create-guardrail-version`) snapshots the DRAFT as it is then."""
+    session = boto3.session.Session(region_name=REGION)
+    cfn = session.client("cloudformation")
+    cfn.create_stack(StackName="guarded", TemplateBody=json.dumps(_guardrail_template(["alpha"])))
+    guardrail_id = _outputs(cfn, "guarded")["GuardrailId"]
+    cfn.update_stack(StackName="guarded", TemplateBody=json.dumps(_guardrail_template(["beta"])))
+    out = _outputs(cfn, "guarded")
+    assert out["GuardrailId"] == guardrail_id and out["VersionRef"] == f"{guardrail_id}|1"
+    runtime = session.client("bedrock-runtime")
+
+    def blocks(version: str, word: str) -> bool:
+        return bool(_apply(runtime, guardrail_id, version, "INPUT", f"say {word}")["action"] == "GUARDRAIL_INTERVENED")
+
+    assert blocks("1", "alpha") and not blocks("1", "beta")
+    assert blocks("DRAFT", "beta") and not blocks("DRAFT", "alpha")
+    control = session.client("bedrock")
+    created = control.create_guardrail_version(guardrailIdentifier=guardrail_id, description="with beta")
+    assert created["guardrailId"] == guardrail_id and created["version"] == "2"
+    assert blocks("2", "beta") and not blocks("2", "alpha") and blocks("1", "alpha")
+    listed = control.list_guardrails(guardrailIdentifier=guardrail_id)["guardrails"]
+    assert [(g["version"], g.get("description")) for g in listed] == [
+        ("DRAFT", "the stage's guardrail"), ("1", "the first version"), ("2", "with beta")]  # fmt: skip
+    control.delete_guardrail(guardrailIdentifier=guardrail_id, guardrailVersion="2")
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+        blocks("2", "beta")
+
+    # A changed GuardrailVersion is replaced: a new number, the old version gone.
+    template = _guardrail_template(["beta"])
+    template["Resources"]["Version"]["Properties"]["Description"] = "the second version"
+    cfn.update_stack(StackName="guarded", TemplateBody=json.dumps(template))
+    assert _outputs(cfn, "guarded")["VersionRef"] == f"{guardrail_id}|3"
+    assert blocks("3", "beta")
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+        blocks("1", "alpha")
+
+
+def test_the_pii_patterns_find_what_they_name_and_leave_look_alikes():
+    found = {
+        text: [(kind, match.group()) for kind, match in emulated_bedrock._pii(text)]
+        for text in (
+            "card 4111 1111 1111 1111 or 4111-1111-1111-1112",  # the second fails the Luhn check
+            "from 10.0.0.12 and fe80::1, not 999.1.1.1 or 12:30:45",
+            "mac 00:1a:2b:3c:4d:5e, +44 20 7946 0958, (555) 867-5309",
+            "see https://example.com/a?b=1. Key AKIAABCDEFGHIJKLMNOP",
+            "SSN 078-05-1120 but not 000-12-3456, order 2024-01-15",
+        )
+    }
+    assert list(found.values()) == [
+        [("CREDIT_DEBIT_CARD_NUMBER", "4111 1111 1111 1111")],
+        [("IP_ADDRESS", "10.0.0.12"), ("IP_ADDRESS", "fe80::1")],
+        [("MAC_ADDRESS", "00:1a:2b:3c:4d:5e"), ("PHONE", "+44 20 7946 0958"), ("PHONE", "(555) 867-5309")],
+        [("URL", "https://example.com/a?b=1"), ("AWS_ACCESS_KEY", "AKIAABCDEFGHIJKLMNOP")],
+        [("US_SOCIAL_SECURITY_NUMBER", "078-05-1120")],
+    ]
+
+
+def test_the_module_names_every_pii_type_it_does_not_evaluate():
+    """Every PII type of Bedrock's API is either found by a pattern or named in the docstring as not evaluated."""
+    model = botocore.session.get_session().get_service_model("bedrock")
+    types = model.shape_for("GuardrailPiiEntityType").enum
+    docstring = " ".join((emulated_bedrock.__doc__ or "").split())
+    unevaluated = docstring.split("and the PII types ")[1].split(".")[0]
+    named = {name.strip() for name in unevaluated.split(",")}
+    assert set(types) - set(emulated_bedrock.PII_PATTERNS) == named
+    assert set(emulated_bedrock.PII_PATTERNS) <= set(types)
+
+
+def _routing_check() -> subprocess.CompletedProcess[str]:
+    template = json.dumps(_guardrail_template(["Project Falcon"]))
+    return subprocess.run([str(EMULATOR_PYTHON), "-m", "tests.emulator_routing"], cwd=ROOT, input=template,
+                          capture_output=True, text=True, timeout=background.TIMEOUT_SECONDS, check=False)  # fmt: skip
+
+
+if EMULATOR_PYTHON.exists():  # started at collection: the emulator's start-up overlaps the in-process tests
+    background.start("emulator-routing", _routing_check)
+
+
+@pytest.mark.background
+@pytest.mark.skipif(not EMULATOR_PYTHON.exists(), reason="the emulator venv (.venv-local) is not installed")
+def test_the_emulator_server_routes_bedrock_runtime_and_control_plane_calls():
+    """Through moto's server, as a local function's boto3 reaches it (AWS_ENDPOINT_URL; bedrock-runtime and
+    bedrock both sign as `bedrock`): tests/emulator_routing.py in the emulator's venv."""
+    run = background.result("emulator-routing", _routing_check)
+    assert run.returncode == 0, run.stderr
+    answers = json.loads(run.stdout)
+    assert answers["status"] == "CREATE_COMPLETE"
+    assert answers["applied"] == {"id": [{"text": "mail {EMAIL}"}], "arn": [{"text": "mail {EMAIL}"}]}
+    assert answers["unknown"] == "ResourceNotFoundException 404"
+    assert answers["created_version"] == answers["got_version"] == "2"

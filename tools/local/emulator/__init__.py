@@ -19,6 +19,9 @@ local targets:
 - apigateway: `Authorizer`, `Stage` and `UsagePlan` are not modelled, and `Method` drops its authorizer
   and fails on MOCK integrations;
 - s3vectors: `AWS::S3Vectors::VectorBucket` and `Index` are not modelled, and QueryVectors is missing;
+- bedrock: `AWS::Bedrock::Guardrail` and `GuardrailVersion` are not modelled, and ApplyGuardrail and the guardrail
+  calls of the control plane are missing (a local stand-in evaluates words, regexes and pattern-found PII; the
+  policies that need a model are not evaluated);
 - secretsmanager: `AWS::SecretsManager::Secret` is not modelled (values generated as CloudFormation does);
 - stepfunctions: state machines made by CloudFormation never run (moto interprets ASL in another backend);
 - cloudfront: `AWS::CloudFront::Distribution` and its function, headers policy and origin access control are
@@ -40,6 +43,7 @@ from __future__ import annotations
 from tools.local.emulator import (
     apigateway,
     awslambda,
+    bedrock,
     cloudformation,
     cloudfront,
     cognito,
@@ -62,6 +66,7 @@ def install_patches(port: int) -> None:
     firehose.install()
     apigateway.install()
     s3vectors.install()
+    bedrock.install()
     secretsmanager.install()
     stepfunctions.install()
     cognito.install()

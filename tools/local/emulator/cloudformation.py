@@ -24,6 +24,10 @@ from moto.core.common_models import CloudFormationModel
 
 # (properties, account, region, logical name) -> (physical id, {attribute: value})
 Create = Callable[[dict[str, Any], str, str, str], tuple[str, dict[str, str]]]
+# (physical id, new properties, account, region, logical name) -> (physical id, {attribute: value})
+Update = Callable[[str, dict[str, Any], str, str, str], tuple[str, dict[str, str]]]
+# (physical id, account, region)
+Delete = Callable[[str, str, str], None]
 _REGISTERED_MODELS: list[type] = []
 
 
@@ -76,8 +80,12 @@ def convert_tags(model: Any, convert: Callable[[Any], Any]) -> None:
     model.create_from_cloudformation_json = classmethod(create_with_tags)
 
 
-def register_model(cfn_type: str, service: str, create: Create) -> None:
-    """Teach moto's CloudFormation one resource type: ``create`` makes it through moto's own service backend."""
+def register_model(
+    cfn_type: str, service: str, create: Create, update: Update | None = None, delete: Delete | None = None
+) -> None:
+    """Teach moto's CloudFormation one resource type: ``create`` makes it through moto's own service backend;
+    ``update`` (a stack update that changes its template) and ``delete`` (a stack deletion or a resource removed
+    by an update) when given, else moto leaves the resource as it is."""
 
     class Model(CloudFormationModel):  # type: ignore[misc]
         __module__ = f"moto.{service}.models"  # moto's metaclass files a model under the service of its module
@@ -108,6 +116,24 @@ def register_model(cfn_type: str, service: str, create: Create) -> None:
             cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
         ) -> Any:
             return cls(*create(cloudformation_json.get("Properties", {}), account_id, region_name, resource_name))
+
+        def delete(self, account_id: str, region_name: str) -> None:  # what moto's stack deletion calls
+            if delete is not None:
+                delete(self._physical_id, account_id, region_name)
+
+    if update is not None:
+        change = update
+
+        def update_from_cloudformation_json(  # moto passes each argument by name
+            cls: type[Model], *, original_resource: Model, new_resource_name: str, cloudformation_json: Any,
+            account_id: str, region_name: str,
+        ) -> Model:  # fmt: skip
+            properties = cloudformation_json.get("Properties", {})
+            return cls(*change(original_resource.physical_resource_id, properties, account_id, region_name,
+                               new_resource_name))  # fmt: skip
+
+        # moto updates only a model whose update is no longer the abstract one.
+        Model.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
 
     # moto finds models through __subclasses__(), which holds them weakly: keep each one alive.
     _REGISTERED_MODELS.append(Model)
