@@ -153,7 +153,8 @@ def test_a_spent_daily_budget_is_a_429_insufficient_quota_and_the_model_is_not_c
     model = FakeModel(list(TEXT))
     service = api(model, budget)
     own = json.dumps({"tokens_per_day": ESTIMATE + 60})  # the key's own limit: room for one question of 50 tokens
-    first = service.handle(event(body=ask(stream=True, max_tokens=50), limits=own)).stream
+    first_outcome = service.handle(event(body=ask(stream=True, max_tokens=50), limits=own))
+    first = first_outcome.stream
     assert first is not None
     b"".join(first.body)
     refused = service.handle(event(body=ask(max_tokens=50), limits=own))
@@ -162,6 +163,8 @@ def test_a_spent_daily_budget_is_a_429_insufficient_quota_and_the_model_is_not_c
     assert "per day (UTC)" in body["error"]["message"]
     assert refused.response["headers"]["Retry-After"] == str(calendar.timegm((2026, 12, 4, 0, 0, 0)) - NOW)
     assert len(model.requests) == 1
+    # Counted for the budget exhaustion alarm (BudgetExhausted), the answered request not.
+    assert refused.budget_exhausted and not first_outcome.budget_exhausted
 
 
 def test_the_openai_sdk_reads_a_spent_budget_as_its_rate_limit_error_with_openais_code(budget):
