@@ -44,6 +44,8 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
         parameters.parameter_name("dev", parameters.DATABASE_PASSWORD),
     }
     assert all(assembly.parameters[name] == "SecureString" for name in assembly.secure_strings)
+    assert len(assembly.guardrail_versions) == 1
+    assert assembly.version_parameters == [f"{model}/{guardrail.VERSION_LEAF}"]
     assert sorted(assembly.usage_plans) == sorted(f"llm-platform-dev-api-{p.name}" for p in DEV.api.usage_plans)
     buckets = [b for t in dev.templates.values() for b in by_type(t, "AWS::S3::Bucket")]
     assert len(assembly.buckets) == len(buckets) and any(b.kms_encrypted for b in assembly.buckets)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambda_src.contracts import secure_string
+from lambda_src.contracts import guardrail, secure_string
 from lambda_src.contracts.gateway import ECHO_ORIGIN
 from tools.local.gateway import Answer, Preflight, Throttle
 
@@ -57,6 +57,9 @@ class Assembly:
     buckets: list[Bucket] = field(default_factory=list)
     # (stack, logical id) of each Firehose delivery stream.
     streams: list[tuple[str, str]] = field(default_factory=list)
+    # (stack, logical id) of each guardrail version, and the parameter each one's number is written to.
+    guardrail_versions: list[tuple[str, str]] = field(default_factory=list)
+    version_parameters: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, outdir: Path) -> Assembly:
@@ -76,6 +79,8 @@ class Assembly:
             kind, props = resource["Type"], resource.get("Properties", {})
             if kind == "AWS::SSM::Parameter":
                 self.parameters[props["Name"]] = props["Type"]
+                if props["Name"].endswith("/" + guardrail.VERSION_LEAF):
+                    self.version_parameters.append(props["Name"])
             elif kind == secure_string.RESOURCE_TYPE:
                 name = props[secure_string.PARAMETER_NAME]
                 self.parameters[name] = "SecureString"
@@ -98,6 +103,8 @@ class Assembly:
                 self.buckets.append(Bucket(stack, logical_id, kms))
             elif kind == "AWS::KinesisFirehose::DeliveryStream":
                 self.streams.append((stack, logical_id))
+            elif kind == "AWS::Bedrock::GuardrailVersion":
+                self.guardrail_versions.append((stack, logical_id))
 
 
 def route_path(resources: dict[str, Any], resource_id: Any) -> str:

@@ -28,6 +28,7 @@ def checks(client: Callable[[str], Any], expected: Assembly, stage_prefix: str) 
         _routes(client("apigateway"), expected, physical),
         _usage_plans(client("apigateway"), expected, stage_prefix),
         _streams(client("firehose"), expected, physical),
+        _guardrails(client("bedrock"), client("ssm"), expected, physical),
     ]
 
 
@@ -155,6 +156,19 @@ def _streams(firehose: Any, expected: Assembly, physical: dict[tuple[str, str], 
     found = [physical.get(key) for key in expected.streams]
     return ("delivery streams", f"{sum(name in deployed for name in found)} of {len(expected.streams)} (audit log)",
             all(name in deployed for name in found))  # fmt: skip
+
+
+def _guardrails(bedrock: Any, ssm: Any, expected: Assembly, physical: dict[tuple[str, str], str]) -> Row:
+    """Each guardrail version exists, numbered, READY, and is the one the model settings name."""
+    versions = []
+    for key in expected.guardrail_versions:
+        identifier, _, number = physical.get(key, "").partition("|")  # a version's Ref is "<id>|<version>"
+        found = bedrock.get_guardrail(guardrailIdentifier=identifier, guardrailVersion=number) if number else {}
+        versions.append(number if number.isdigit() and found.get("status") == "READY" else "")
+    named = sorted(ssm.get_parameter(Name=name)["Parameter"]["Value"] for name in expected.version_parameters)
+    ok = all(versions) and named == sorted(versions)
+    return ("guardrail versions", f"{', '.join(versions) or 'none'} (READY, named by the model settings: "
+            f"{', '.join(named) or 'none'})", ok)  # fmt: skip
 
 
 def print_table(rows: list[Row]) -> None:
