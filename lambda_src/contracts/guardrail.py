@@ -20,7 +20,7 @@ STREAM_SYNC = "sync"
 STREAM_ASYNC = "async"
 STREAM_PROCESSING_MODES = (STREAM_SYNC, STREAM_ASYNC)
 
-# The route families a stage switches the guardrail on for (the environment's GUARDRAIL_ROUTES).
+# The route families a stage switches the guardrail on for (each function is told by APPLY_GUARDRAIL).
 FAMILY_INFERENCE = "inference"  # the OpenAI-compatible routes: /chat/completions and /prompt
 FAMILY_CHAT = "chat"  # the chat app's conversations
 FAMILIES = (FAMILY_INFERENCE, FAMILY_CHAT)
