@@ -6,7 +6,8 @@ copy the session's handlers when they are created). In a sampled invocation (``_
 ``Sampled=1``, set by the managed runtime or by the project's Runtime API loop) each call becomes a subsegment
 document sent over UDP to the X-Ray daemon Lambda runs (``AWS_XRAY_DAEMON_ADDRESS``), as the X-Ray SDK does it:
 named after the service's endpoint prefix, namespace ``aws``, ``aws.operation``/``region``/``request_id``/
-``retries``, the HTTP status, and error (4xx), throttle (429 or a throttling code) or fault (5xx, or no answer).
+``retries``, the HTTP status, error (4xx), throttle (429 or a throttling code) or fault (5xx, or no answer) and the
+error's code (never a service's message, which can quote the input, nor any parameter but a table's name).
 The outgoing call's ``X-Amzn-Trace-Id`` names the subsegment as its parent. Nothing is registered without a
 daemon address (tests, ``make local``) or with ``AWS_XRAY_SDK_ENABLED=false``; nothing is sent when the
 invocation is not sampled. A streamed answer's subsegment ends when its response starts (its first event).
@@ -27,6 +28,7 @@ import time
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError
 
 TRACE_ENV = "_X_AMZN_TRACE_ID"
 DAEMON_ENV = "AWS_XRAY_DAEMON_ADDRESS"
@@ -114,18 +116,18 @@ class Calls:
         elif (status and status >= 400) or error:
             found["error"] = True
             found["throttle"] = status == 429 or error.get("Code") in _THROTTLED or None
-        if error:
-            found["cause"] = {"exceptions": [{"id": os.urandom(8).hex(), "type": error.get("Code"),
-                                              "message": error.get("Message"), "remote": True}]}  # fmt: skip
+        if error:  # the code only: a service's message can quote the input (Bedrock's does)
+            found["cause"] = {"exceptions": [{"id": os.urandom(8).hex(), "type": error.get("Code"), "remote": True}]}
         self._send(found)
 
     def failed(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
-        """No answer (a timeout, a dropped connection): a fault."""
+        """No answer (a timeout, a dropped connection): a fault. botocore's own messages name only the endpoint."""
         found = context.pop(_KEY, None)
         if found is not None:
-            found["fault"] = True
-            found["cause"] = {"exceptions": [{"id": os.urandom(8).hex(), "type": type(exception).__name__,
-                                              "message": str(exception)[:1000]}]}  # fmt: skip
+            cause = {"id": os.urandom(8).hex(), "type": type(exception).__name__}
+            if isinstance(exception, BotoCoreError):
+                cause["message"] = str(exception)[:500]
+            found.update(fault=True, cause={"exceptions": [cause]})
             self._send(found)
 
     def _send(self, subsegment: dict[str, Any]) -> None:
