@@ -325,7 +325,8 @@ def main() -> int:
         untraced = counted["untraced"]
         print(f"Tracing, cold init in instructions: the handler without the hooks {untraced / 1e6:.0f}M "
               f"({counted['untraced_ratio']:.3f}x), with them {counted['handler'] / 1e6:.0f}M "
-              f"(+{(counted['handler'] - untraced) / 1e6:.1f}M); with aws-xray-sdk's patch(['botocore']) instead "
+              f"(+{(counted['handler'] - untraced) / 1e6:.1f}M to register them; both compile the module); "
+              f"with aws-xray-sdk's patch(['botocore']) instead "
               f"{counted['sdk'] / 1e6:.0f}M (+{(counted['sdk'] - untraced) / 1e6:.0f}M, {counted['sdk_ratio']:.3f}x), "
               f"the SDK as a layer ships it (source) {counted['sdk_source'] / 1e6:.0f}M "
               f"(+{(counted['sdk_source'] - untraced) / 1e6:.0f}M, {counted['sdk_source_ratio']:.3f}x)")  # fmt: skip
