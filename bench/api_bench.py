@@ -9,13 +9,18 @@
   so the figure is routing, validation, JSON, the budget's reservation and settlement, Powertools logging and
   metrics, plus the framing the Runtime API loop adds (prelude, delimiter); for a buffered answer and for a
   streamed one (its SSE body drained, three model events). Target p50 <= 1 ms, p99 <= 5 ms.
+- Tracing (issue 18): the cold init in instructions with the X-Ray hooks (lambda_src/shared/tracing.py) on and off,
+  and with aws-xray-sdk's ``patch(["botocore"])`` instead (with its bytecode, and as a layer would ship it: source
+  only); the cost per AWS call of the hooks (off, on but not sampled, sampled), botocore's Stubber answering.
 - Package: zipped size of each function's own code, and of the Powertools layer built at synth.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -55,7 +60,13 @@ ENV = {
         usage_table_name="llm-platform-dev-api-usage",
         plan_budgets=json.dumps({"standard": {"tokens_per_minute": 20_000, "tokens_per_day": 200_000}}),
     ).variables(),
+    # What Lambda sets for a function with active tracing: the X-Ray daemon's address (the hooks register), and the
+    # task root (aws-xray-sdk's Lambda mode keys on it).
+    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
+    "LAMBDA_TASK_ROOT": str(ROOT),
 }
+# The same function with tracing off: no daemon address, so no hooks (the module is still compiled).
+UNTRACED: dict[str, str | None] = {"AWS_XRAY_DAEMON_ADDRESS": None}
 # The fair baseline makes the same clients as the handler (SSM for its configuration, Bedrock for the model,
 # Firehose for the audit log, DynamoDB for the budgets), so the ratio is what the project's code and Powertools add.
 # Without an audit stream (the figure measured before the audit log existed) both make one client fewer.
@@ -65,6 +76,9 @@ BARE_NO_AUDIT = "import boto3; boto3.client('ssm'); boto3.client('bedrock-runtim
 HANDLER = "from lambda_src.inference import handler; handler.bedrock_client(25)"
 # As deployed with streaming on: the wrapper runs the project's Runtime API loop, which imports the handler.
 HANDLER_LOOP = "import lambda_src.shared.runtime.loop; " + HANDLER
+# The alternative: aws-xray-sdk patching botocore (what Powertools' Tracer(patch_modules=["botocore"]) does), the
+# project's own hooks off. Imported before the handler, as a Tracer would be.
+HANDLER_SDK = "from aws_xray_sdk.core import patch; patch(['botocore']); " + HANDLER
 
 
 def _run(code: str, env: dict[str, str]) -> float:
@@ -97,19 +111,87 @@ def cold_init_instructions() -> dict[str, float] | None:
     if valgrind is None:
         return None
 
-    def instructions(code: str) -> int:
+    def instructions(code: str, changes: dict[str, str | None] | None = None) -> int:
+        env = {**os.environ, **ENV, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        for name, value in (changes or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         result = subprocess.run(
             [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
-            cwd=ROOT, env={**os.environ, **ENV, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
-            capture_output=True, text=True, check=True,
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         found = re.search(r"Collected : (\d+)", result.stderr)
         if found is None:
             raise RuntimeError(result.stderr[-500:])
         return int(found.group(1))
 
-    bare, handler, loop = instructions(BARE), instructions(HANDLER), instructions(HANDLER_LOOP)
-    return {"bare": bare, "handler": handler, "ratio": handler / bare, "loop": loop, "loop_ratio": loop / bare}
+    cases: dict[str, tuple[str, dict[str, str | None] | None]] = {
+        "bare": (BARE, None), "handler": (HANDLER, None), "loop": (HANDLER_LOOP, None),
+        "untraced": (HANDLER, UNTRACED),
+    }  # fmt: skip
+    if importlib.util.find_spec("aws_xray_sdk") is not None:
+        from constructs_lib.foundation.package_layer import build_layer_dir
+
+        # As a layer would ship it: source only (Lambda compiles it at each cold start), wrapt without its C part.
+        shipped = build_layer_dir(("aws_xray_sdk", "wrapt"), "xray-sdk-bench") / "python"
+        cases["sdk"] = (HANDLER_SDK, UNTRACED)
+        cases["sdk_source"] = (HANDLER_SDK, {**UNTRACED, "PYTHONPATH": str(shipped)})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = {name: pool.submit(instructions, *case) for name, case in cases.items()}
+        counted: dict[str, float] = {name: future.result() for name, future in futures.items()}
+    for name in list(counted):
+        counted[f"{name}_ratio"] = counted[name] / counted["bare"]
+    counted["ratio"] = counted["handler_ratio"]
+    return counted
+
+
+def trace_overhead(calls: int) -> dict[str, float]:
+    """Per AWS call, in microseconds (medians of interleaved rounds): an SSM GetParameter answered by botocore's
+    Stubber through a client without the hooks, with them in an invocation not sampled, and sampled (a subsegment
+    sent over UDP to a socket on 127.0.0.1 standing in for the daemon)."""
+    import socket
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from lambda_src.shared import tracing
+
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    os.environ[tracing.DAEMON_ENV] = f"127.0.0.1:{daemon.getsockname()[1]}"
+    traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled="
+    clients = {}
+    for name in ("off", "unsampled", "sampled"):
+        session = boto3.Session(region_name="us-east-1", aws_access_key_id=ENV["AWS_ACCESS_KEY_ID"],
+                                aws_secret_access_key=ENV["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        if name != "off":
+            tracing.instrument(session)
+        clients[name] = session.client("ssm")
+    headers = {"off": traced + "1", "unsampled": traced + "0", "sampled": traced + "1"}
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+    rounds, per_round = 20, max(1, calls // 20)
+    for _ in range(rounds):
+        for name, client in clients.items():
+            os.environ[tracing.TRACE_ENV] = headers[name]
+            with Stubber(client) as stub:
+                for _ in range(per_round):
+                    stub.add_response("get_parameter", {"Parameter": {"Name": "p", "Value": "v"}})
+                start = time.perf_counter()
+                for _ in range(per_round):
+                    client.get_parameter(Name="p")
+                samples[name].append((time.perf_counter() - start) / per_round * 1e6)
+            if name == "sampled":
+                daemon.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while daemon.recv(65536):
+                        pass
+    daemon.close()
+    for name in (tracing.DAEMON_ENV, tracing.TRACE_ENV):
+        os.environ.pop(name, None)
+    medians = {f"{name}_us": statistics.median(values) for name, values in samples.items()}
+    return medians
 
 
 def warm_overhead(requests: int, *, streamed: bool = False) -> dict[str, float]:
@@ -239,6 +321,19 @@ def main() -> int:
               f"{counted['handler'] / 1e6:.0f}M; boto3 + the same clients {counted['bare'] / 1e6:.0f}M -> "
               f"{counted['ratio']:.3f}x (target <= 1.15x); with the Runtime API loop (streaming on) "
               f"{counted['loop'] / 1e6:.0f}M -> {counted['loop_ratio']:.3f}x")  # fmt: skip
+    if counted is not None and "sdk" in counted:
+        untraced = counted["untraced"]
+        print(f"Tracing, cold init in instructions: the handler without the hooks {untraced / 1e6:.0f}M "
+              f"({counted['untraced_ratio']:.3f}x), with them {counted['handler'] / 1e6:.0f}M "
+              f"(+{(counted['handler'] - untraced) / 1e6:.1f}M to register them; both compile the module); "
+              f"with aws-xray-sdk's patch(['botocore']) instead "
+              f"{counted['sdk'] / 1e6:.0f}M (+{(counted['sdk'] - untraced) / 1e6:.0f}M, {counted['sdk_ratio']:.3f}x), "
+              f"the SDK as a layer ships it (source) {counted['sdk_source'] / 1e6:.0f}M "
+              f"(+{(counted['sdk_source'] - untraced) / 1e6:.0f}M, {counted['sdk_source_ratio']:.3f}x)")  # fmt: skip
+    traced = trace_overhead(args.requests)
+    print(f"Tracing, per AWS call (Stubber, medians): no hooks {traced['off_us']:.1f} us; hooks, not sampled "
+          f"{traced['unsampled_us']:.1f} us (+{traced['unsampled_us'] - traced['off_us']:.1f}); sampled, subsegment "
+          f"sent {traced['sampled_us']:.1f} us (+{traced['sampled_us'] - traced['off_us']:.1f})")  # fmt: skip
     for streamed in (False, True):
         warm = warm_overhead(args.requests, streamed=streamed)
         print(f"P4 warm overhead, {'streamed' if streamed else 'buffered'} ({args.requests} requests, model "

@@ -27,6 +27,7 @@ from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient, model_client
 from lambda_src.shared.spend import SpendControl
+from lambda_src.shared.tracing import instrument
 from lambda_src.shared.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
 SESSION = boto3.Session()
+instrument(SESSION)  # X-Ray subsegments for its clients' calls
 SSM = ConfigSource.ssm_provider(SESSION.client("ssm", config=QUICK))
 MODEL = ConfigSource(ENV.model_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,
                      provider=SSM)  # fmt: skip

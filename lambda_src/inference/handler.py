@@ -25,6 +25,7 @@ from lambda_src.shared.config_source import ConfigSource, ModelTarget
 from lambda_src.shared.logs import route_module_logs
 from lambda_src.shared.models import ModelClient, model_client
 from lambda_src.shared.spend import SpendControl
+from lambda_src.shared.tracing import instrument
 
 if TYPE_CHECKING:
     from lambda_src.shared.runtime.response import StreamingResponse
@@ -33,6 +34,7 @@ ENV = InferenceEnvironment.from_environment()
 LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the Lambda request id
 route_module_logs(LOGGER)  # logic, the model adapters and the audit writer log through it too
 METRICS = Metrics(namespace=metrics.NAMESPACE)  # EMF lines, no API calls
+instrument()  # X-Ray subsegments for the calls of boto3's default session (boto3.client), before its clients
 # One boto3 session for every client: a second session would load botocore's data files again (~50 ms).
 SSM = boto3.client(
     "ssm", config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})

@@ -24,6 +24,7 @@ from lambda_src.knowledge.youtube import SourceError
 from lambda_src.shared.config_source import ConfigSource
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
 from lambda_src.shared.logs import route_module_logs
+from lambda_src.shared.tracing import instrument
 from lambda_src.shared.vectors import VectorIndex
 
 ENV = KnowledgeEnvironment.from_environment()
@@ -31,6 +32,7 @@ LOGGER = Logger()
 route_module_logs(LOGGER)
 _RETRIES = Config(connect_timeout=5, read_timeout=60, retries={"mode": "adaptive", "max_attempts": 5})
 SESSION = boto3.Session()
+instrument(SESSION)  # X-Ray subsegments for its clients' calls
 S3 = SESSION.client("s3", config=_RETRIES)
 MANIFEST = Manifest(SESSION.resource("dynamodb", config=_RETRIES).Table(ENV.manifest_table_name))
 VECTORS = VectorIndex(SESSION.client("s3vectors", config=_RETRIES), ENV.vector_index_arn)

@@ -23,6 +23,7 @@ from lambda_src.shared.config_source import ConfigSource
 from lambda_src.shared.dispatch import Outcome
 from lambda_src.shared.embeddings import Embedder, EmbeddingSettings, embedder
 from lambda_src.shared.logs import route_module_logs
+from lambda_src.shared.tracing import instrument
 from lambda_src.shared.vectors import VectorIndex
 
 ENV = RetrievalEnvironment.from_environment()
@@ -30,6 +31,7 @@ LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
 SESSION = boto3.Session()
+instrument(SESSION)  # X-Ray subsegments for its clients' calls
 CONFIG = ConfigSource(ENV.embedding_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,
                       provider=ConfigSource.ssm_provider(SESSION.client("ssm", config=QUICK)))  # fmt: skip
 INDEX = VectorIndex(SESSION.client("s3vectors", config=QUICK), ENV.vector_index_arn)
