@@ -13,7 +13,7 @@ from constructs_lib.knowledge.settings import KnowledgeConfig
 from lambda_src.contracts import knowledge as k
 from lambda_src.contracts import parameters
 from stacks.context import resolve_deployment
-from stacks.stages import DEV, LOCAL_EMBEDDING_MODEL
+from stacks.stages import DEV, LOCAL_BLOCKED_PHRASE, LOCAL_EMBEDDING_MODEL, LOCAL_MASKED_ID
 from tests.infra.conftest import Synth
 from tests.infra.templates import only
 
@@ -314,14 +314,17 @@ def test_an_openai_compatible_provider_takes_any_dimension():
 
 def test_the_local_deployment_sizes_the_knowledge_base_for_the_local_embedding_model_and_adds_a_trial_plan():
     """`make local` deploys with -c local=true: a 384-dimension index for all-MiniLM-L6-v2, a trial plan with a tiny
-    daily token budget beside the stage's own, a short settings cache; nothing else differs."""
+    daily token budget beside the stage's own, a short settings cache, a blocked phrase and a masked pattern in the
+    guardrail; nothing else differs."""
     local = resolve_deployment({"stage": "dev", "local": "true"}).stage
     assert (local.knowledge.embedding_provider, local.knowledge.embedding_model_id, local.knowledge.dimension) == (
         "openai-compatible", LOCAL_EMBEDDING_MODEL, 384)  # fmt: skip
     assert k.index_name(local.knowledge.index_version, local.knowledge.dimension) == "chunks-v1-d384-cosine"
     assert [p.name for p in local.api.usage_plans] == [*(p.name for p in DEV.api.usage_plans), "trial"]
     assert local.api.usage_plans[-1].budget.tokens_per_day == 1_200 and local.api.config_cache_seconds == 2
-    assert dataclasses.replace(local, knowledge=DEV.knowledge, api=DEV.api) == DEV
+    assert local.guardrails.words == (*DEV.guardrails.words, LOCAL_BLOCKED_PHRASE)
+    assert local.guardrails.regexes == (*DEV.guardrails.regexes, LOCAL_MASKED_ID)
+    assert dataclasses.replace(local, knowledge=DEV.knowledge, api=DEV.api, guardrails=DEV.guardrails) == DEV
     assert resolve_deployment({"stage": "dev"}).stage == DEV
     with pytest.raises(ConfigError, match="'local' must be true or false"):
         resolve_deployment({"local": "yes"})
