@@ -6,7 +6,7 @@ call, not Bedrock's assessment time (which this machine cannot reach).
 - Bedrock models: the guardrail rides inside Converse; the only cost is the ``guardrailConfig`` botocore
   serializes. Measured: one buffered Converse through botocore's Stubber with and without it.
 - An openai-compatible model: ApplyGuardrail on the question and on the answer (2 calls per buffered request), and
-  on each piece of about 600 characters of a streamed answer. Measured: GuardedModel around a model that answers at
+  on each piece of a streamed answer (128 characters, doubling up to 1,000). Measured: GuardedModel around a model that answers at
   once, ApplyGuardrail through botocore's Stubber, per request and per streamed answer of 2,000 characters.
 """
 
@@ -27,7 +27,7 @@ from botocore.stub import Stubber  # noqa: E402
 
 from lambda_src.shared.models import Completion, CompletionRequest, GuardrailRef, Message  # noqa: E402
 from lambda_src.shared.models.bedrock import BedrockModel  # noqa: E402
-from lambda_src.shared.models.guarded import PIECE_CHARS, GuardedModel  # noqa: E402
+from lambda_src.shared.models.guarded import FIRST_PIECE_CHARS, LAST_PIECE_CHARS, GuardedModel  # noqa: E402
 from lambda_src.shared.models.stream import Finish, StreamEvent, TextDelta, Usage  # noqa: E402
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -125,8 +125,8 @@ def main() -> int:
     stubber.assert_no_pending_responses()
     print(f"openai-compatible model with ApplyGuardrail through the Stubber: p50 {p50(buffered):.3f} ms per buffered "
           f"request (2 calls) vs {p50(unguarded):.3f} ms unguarded; a streamed answer of {len(ANSWER):,} characters "
-          f"{p50(streamed):.3f} ms ({counted.calls} calls, the question's included; {PIECE_CHARS}-character "
-          "pieces)")  # fmt: skip
+          f"{p50(streamed):.3f} ms ({counted.calls} calls, the question's included; pieces of {FIRST_PIECE_CHARS} "
+          f"doubling to {LAST_PIECE_CHARS} characters)")  # fmt: skip
     return 0
 
 

@@ -138,7 +138,8 @@ def _session_records(platform: LocalPlatform, key_id: str, session_id: str) -> l
 
 def test_a_streamed_answer_arrives_while_it_is_generated_with_usage_and_is_audited(platform):
     """Through the Runtime API loop, the local Runtime API and the gateway's chunk relay: the first piece arrives
-    long before the last (the model generates ~45 tokens/s here), usage comes last, the record holds it all."""
+    long before the last (the model generates ~45 tokens/s here), usage comes last, the record holds it all. The
+    stage's guardrail scans in sync mode (it masks): text comes in assessed pieces of 128 characters, then 256..."""
     session_id = f"e2e-{uuid.uuid4().hex[:12]}"
     key_id, key = create_key(platform.client)  # its own usage-plan bucket, whatever ran before
     started = time.monotonic()
@@ -153,7 +154,7 @@ def test_a_streamed_answer_arrives_while_it_is_generated_with_usage_and_is_audit
         if chunk.choices and chunk.choices[0].delta.content:
             arrivals.append(time.monotonic() - started)
             pieces.append(chunk.choices[0].delta.content)
-    assert len(pieces) > 10, pieces
+    assert len(pieces) >= 3, pieces
     assert arrivals[-1] - arrivals[0] > 0.5, arrivals  # streamed, not one buffered answer
     assert chunks[0].choices[0].delta.role == "assistant" and len({c.id for c in chunks}) == 1
     assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 10
@@ -171,9 +172,11 @@ def test_a_client_that_goes_away_mid_stream_stops_the_model_call_and_is_recorded
         messages=[{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
         extra_headers={"X-Session-Id": session_id},
     )  # fmt: skip
-    received = [chunk for _, chunk in zip(range(5), stream, strict=False)]
+    # The role, then the guardrail's first assessed piece (128 characters of up to ~1,600: a socket closed by its
+    # peer fails only the writes after the next one, so a few pieces must still be to come).
+    received = [chunk for _, chunk in zip(range(2), stream, strict=False)]
     stream.close()  # the HTTP connection goes away mid-answer
-    assert len(received) == 5
+    assert len(received) == 2
     deadline = time.monotonic() + 30
     records = _session_records(platform, key_id, session_id)
     while not records and time.monotonic() < deadline:

@@ -29,7 +29,7 @@ from lambda_src.shared.models import (
     Usage,
 )
 from lambda_src.shared.models.bedrock import BedrockModel
-from lambda_src.shared.models.guarded import PIECE_CHARS, SEPARATOR, GuardedModel
+from lambda_src.shared.models.guarded import FIRST_PIECE_CHARS, LAST_PIECE_CHARS, SEPARATOR, GuardedModel
 from tests.aws_fakes import stub_client
 from tests.bedrock_events import answer_with, text_answer
 from tests.model_fakes import FakeModel, FakeStream, sdk_client
@@ -241,9 +241,9 @@ def test_a_blocked_or_masked_answer_is_replaced_and_finishes_content_filter(runt
     assert blocked == Completion(WITHHELD, "content_filter", 10, 5, guardrail=True)
 
 
-def words(word: str = "lorem", less: int = 0) -> list[TextDelta]:
-    """Whole words, just enough to make a piece (``less`` words fewer)."""
-    return [TextDelta(f"{word} ") for _ in range(-(-PIECE_CHARS // (len(word) + 1)) - less)]
+def words(word: str = "lorem", less: int = 0, chars: int = FIRST_PIECE_CHARS) -> list[TextDelta]:
+    """Whole words, just enough to make a piece of ``chars`` (``less`` words fewer)."""
+    return [TextDelta(f"{word} ") for _ in range(-(-chars // (len(word) + 1)) - less)]
 
 
 def test_a_sync_stream_is_held_until_each_piece_is_assessed_and_a_blocked_piece_ends_it(runtime):
@@ -268,6 +268,21 @@ def test_a_sync_stream_sends_masked_pieces_and_never_splits_a_word_between_two(r
     expect_assessment(runtime.stubber, "OUTPUT", "a@b.example now", verdict("MASK", "{EMAIL} now", blocked=False))
     events = list(GuardedModel(upstream, lambda _t: runtime).stream(request("Hi")))
     assert events == [TextDelta(held), TextDelta("{EMAIL} now"), Finish("content_filter", True)]
+
+
+def test_pieces_double_from_the_first_to_the_last_size(runtime):
+    sizes, size = [], FIRST_PIECE_CHARS
+    while sum(sizes) < 4_000:
+        sizes.append(size)
+        size = min(size * 2, LAST_PIECE_CHARS)
+    text = "".join(f"{'x' * (n - 1)} " for n in sizes)
+    upstream = Upstream(stream=[TextDelta(f"{word} ") for word in text.split()] + [Finish("stop")])
+    expect_assessment(runtime.stubber, "INPUT", "Hi", verdict("NONE"))
+    for n in sizes:
+        expect_assessment(runtime.stubber, "OUTPUT", f"{'x' * (n - 1)} ", verdict("NONE"))
+    events = list(GuardedModel(upstream, lambda _t: runtime).stream(request("Hi")))
+    assert [len(e.text) for e in events if isinstance(e, TextDelta)] == sizes
+    assert sizes[:4] == [128, 256, 512, 1_000] and events[-1] == Finish("stop")
 
 
 def test_an_async_stream_sends_first_and_stops_at_a_blocked_piece(runtime):

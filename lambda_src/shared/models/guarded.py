@@ -7,8 +7,10 @@ guardrail inside Converse instead (bedrock.py), so both paths apply the same num
   Masked: the model gets the masked turns.
 - Output, buffered: the answer's text. Blocked: the guardrail's message replaces it (and any tool calls); masked:
   the masked text.
-- Output, streamed: the text is assessed in pieces of about ``PIECE_CHARS`` characters, cut at whitespace so a word,
-  an e-mail address or a number is never split between two assessments. ``sync`` (the only mode that can mask)
+- Output, streamed: the text is assessed in pieces, cut at whitespace so a word, an e-mail address or a number is
+  never split between two assessments. The first piece is ``FIRST_PIECE_CHARS`` long and each next one twice the one
+  before, up to ``LAST_PIECE_CHARS``: the first text comes soon, and a long answer costs few assessments (Bedrock
+  bills each call by the 1,000 characters). ``sync`` (the only mode that can mask)
   holds each piece until it is assessed; ``async`` sends first and assesses behind, ending the stream when a piece
   is blocked. A blocked piece ends the answer with the guardrail's message; text sent before it stays sent, as with
   Bedrock's own stream scanning. Tool-call arguments are not assessed.
@@ -29,7 +31,8 @@ from lambda_src.shared.models import Completion, CompletionRequest, GuardrailRef
 from lambda_src.shared.models.bedrock import map_error
 from lambda_src.shared.models.stream import Finish, StreamEvent, TextDelta, Usage
 
-PIECE_CHARS = 600
+FIRST_PIECE_CHARS = 128
+LAST_PIECE_CHARS = 1_000
 # Seconds one assessment may take (ApplyGuardrail answers in well under a second).
 ASSESS_TIMEOUT_SECONDS = 5
 # Joins the user turns into one text: a line no turn contains (checked), which no filter matches or masks.
@@ -150,15 +153,17 @@ class _GuardedStream:
 
     def __iter__(self) -> Iterator[StreamEvent]:
         held = ""  # text not yet assessed (sync: not yet sent either)
+        piece_chars = FIRST_PIECE_CHARS
         intervened = False
         for event in self._inner:
             if isinstance(event, TextDelta):
                 if not self._sync:
                     yield event
                 held += event.text
-                if len(held) < PIECE_CHARS:
+                if len(held) < piece_chars:
                     continue
                 piece, held = _cut(held)
+                piece_chars = min(piece_chars * 2, LAST_PIECE_CHARS)
                 verdict = yield from self._release(piece)
             elif isinstance(event, Finish):
                 verdict = yield from self._release(held)
