@@ -36,6 +36,7 @@ ENV = ChatEnvironment.from_environment()
 LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
+METRICS.set_default_dimensions(**{metrics.STAGE_DIMENSION: ENV.stage})  # dev and prod may share an account
 SESSION = boto3.Session()
 SSM = ConfigSource.ssm_provider(SESSION.client("ssm", config=QUICK))
 MODEL = ConfigSource(ENV.model_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,

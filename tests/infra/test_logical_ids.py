@@ -119,6 +119,7 @@ KNOWLEDGE_PINNED = {
     "DiscoverLogsEC775F15": "AWS::Logs::LogGroup",
     "IngestLogs41B5EF21": "AWS::Logs::LogGroup",
     "ReportLogsAA3E998E": "AWS::Logs::LogGroup",
+    "FreshnessLogs4524AD4A": "AWS::Logs::LogGroup",
     "PipelineLogs402221E7": "AWS::Logs::LogGroup",
 }
 
