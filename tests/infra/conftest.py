@@ -119,7 +119,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 # The switches a stage may turn, in one synth: the deploy-time dataset upload on, response streaming off, the web app
 # on a custom domain behind an existing CloudFront web ACL, the chat's users signing themselves up on the Essentials
-# plan.
+# plan, the knowledge pipeline's schedule off, alarm emails.
+ALARM_EMAILS = ("ops@example.org", "oncall@example.org")
 WEB_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/org-sites/0f0e0d0c-0b0a-0908-0706-050403020100"
 UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)),
@@ -127,13 +128,17 @@ UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset,
                                    web=WebConfig(domain_name="chat.example.com", certificate_arn=WEB_CERTIFICATE,
                                                  web_acl_arn=WEB_ACL),
                                    chat=dataclasses.replace(DEV.chat, self_sign_up=True,
-                                                            feature_plan="essentials"))  # fmt: skip
+                                                            feature_plan="essentials"),
+                                   knowledge=dataclasses.replace(DEV.knowledge, schedule_enabled=False),
+                                   observability=dataclasses.replace(DEV.observability,
+                                                                     alarm_emails=ALARM_EMAILS))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def dev_upload(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """dev with the optional deploy-time dataset upload switched on, response streaming off, the web app on a
-    custom domain with a web ACL, and self sign-up on the Essentials plan for the chat's users."""
+    custom domain with a web ACL, self sign-up on the Essentials plan for the chat's users, the knowledge pipeline's
+    schedule off and two alarm emails."""
     return synth_deployment(tmp_path_factory, Deployment(stage=UPLOAD_STAGE))
 
 
