@@ -1,5 +1,5 @@
 """`make local-check` and `make e2e` expect what the cloud assembly says (tools/local/assembly.py): read from the
-dev synth here, it names every stack, Python function, route, parameter, bucket and stream of the templates."""
+dev synth here, it names every stack, Python function, route, parameter, bucket, stream and alarm of the templates."""
 
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assert len(assembly.buckets) == len(buckets) and any(b.kms_encrypted for b in assembly.buckets)
     streams = [s for t in dev.templates.values() for s in by_type(t, "AWS::KinesisFirehose::DeliveryStream")]
     assert len(assembly.streams) == len(streams) > 0
+    alarms = by_type(dev.raw("monitoring"), "AWS::CloudWatch::Alarm").values()
+    assert set(assembly.alarms) == {alarm["Properties"]["AlarmName"] for alarm in alarms}
+    failed_runs = ("ExecutionsAborted", "ExecutionsFailed", "ExecutionsTimedOut")
+    assert assembly.alarms["llm-platform-dev-pipeline-failed"] == failed_runs
+    assert assembly.alarms["llm-platform-dev-api-5xx"] == ("5XXError",)
 
 
 def test_the_local_gateway_answers_what_the_dev_api_template_defines(dev: Synth):

@@ -57,6 +57,8 @@ class Assembly:
     buckets: list[Bucket] = field(default_factory=list)
     # (stack, logical id) of each Firehose delivery stream.
     streams: list[tuple[str, str]] = field(default_factory=list)
+    # Alarm name -> the metric names it reads (the monitoring stack's alarms).
+    alarms: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, outdir: Path) -> Assembly:
@@ -98,6 +100,17 @@ class Assembly:
                 self.buckets.append(Bucket(stack, logical_id, kms))
             elif kind == "AWS::KinesisFirehose::DeliveryStream":
                 self.streams.append((stack, logical_id))
+            elif kind == "AWS::CloudWatch::Alarm":
+                self.alarms[props["AlarmName"]] = alarm_metric_names(props)
+
+
+def alarm_metric_names(alarm: dict[str, Any]) -> tuple[str, ...]:
+    """The metric names an alarm reads (a template's properties, or DescribeAlarms' answer): its one metric, or
+    each metric of its math, sorted."""
+    if alarm.get("MetricName"):
+        return (str(alarm["MetricName"]),)
+    queries = alarm.get("Metrics") or []
+    return tuple(sorted(str(q["MetricStat"]["Metric"]["MetricName"]) for q in queries if "MetricStat" in q))
 
 
 def route_path(resources: dict[str, Any], resource_id: Any) -> str:

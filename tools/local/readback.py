@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tools.gates.iam_scan import document_violations, listify
-from tools.local.assembly import Assembly
+from tools.local.assembly import Assembly, alarm_metric_names
 
 Row = tuple[str, str, bool]
 
@@ -28,6 +28,7 @@ def checks(client: Callable[[str], Any], expected: Assembly, stage_prefix: str) 
         _routes(client("apigateway"), expected, physical),
         _usage_plans(client("apigateway"), expected, stage_prefix),
         _streams(client("firehose"), expected, physical),
+        _alarms(client("cloudwatch"), expected),
     ]
 
 
@@ -155,6 +156,16 @@ def _streams(firehose: Any, expected: Assembly, physical: dict[tuple[str, str], 
     found = [physical.get(key) for key in expected.streams]
     return ("delivery streams", f"{sum(name in deployed for name in found)} of {len(expected.streams)} (audit log)",
             all(name in deployed for name in found))  # fmt: skip
+
+
+def _alarms(cloudwatch: Any, expected: Assembly) -> Row:
+    """Every alarm of the monitoring stack, reading the template's metrics and notifying an SNS topic."""
+    names = sorted(expected.alarms)
+    deployed = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"] if names else []
+    same = [alarm for alarm in deployed if alarm_metric_names(alarm) == expected.alarms.get(alarm["AlarmName"])
+            and any(":sns:" in action for action in alarm.get("AlarmActions", []))]  # fmt: skip
+    return ("alarms", f"{len(same)} of {len(names)} with the template's metrics, to the alarm topic",
+            len(same) == len(names) > 0)  # fmt: skip
 
 
 def print_table(rows: list[Row]) -> None:
