@@ -158,6 +158,13 @@ def test_web_stack_stateful_logical_ids_are_pinned(variant, variants):
     assert _stateful(variants[variant], "web") == WEB_PINNED
 
 
+@pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])
+def test_the_monitoring_stack_holds_nothing_stateful_to_pin(variant, variants):
+    """Alarms, the topic and the dashboard can be replaced without losing data (a replaced topic's email
+    subscriptions are confirmed again), so the monitoring stack has no logical id to pin."""
+    assert _stateful(variants[variant], "monitoring") == {}
+
+
 def test_other_tests_find_resources_by_construct_path_not_by_hashed_logical_ids(variants):
     """Only this file names hashed logical ids (the stateful contract); everywhere else a refactor that renames a
     stateless construct must not break a test that is about behaviour."""
