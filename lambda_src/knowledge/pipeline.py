@@ -270,13 +270,13 @@ class Pipeline:
         # Documents the Map never finished (it was stopped) count as failed.
         failed += max(0, total - int(run.get(k.RUN_DONE, 0)))
         over = total > 0 and failed * 100 > self.settings.failure_threshold_percent * total
-        self.record_run(total, failed)
         started = _instant(run[k.RUN_STARTED])
         now = self.clock()
         status = k.RUN_FAILED_STATUS if over else k.SUCCEEDED
         self.manifest.finish_run(run_id, status=status, finished_at=now.isoformat(),
                                  duration_seconds=(now - started).total_seconds())  # fmt: skip
         summary = {**(self.manifest.run(run_id) or run)}
+        self.record_run(total, failed)  # once the run is closed: a retried report that failed before counts once
         if over:
             raise RunFailedError(f"{failed} of {total} documents failed, more than the "
                                  f"{self.settings.failure_threshold_percent}% the stage allows.")  # fmt: skip
