@@ -29,7 +29,6 @@ from lambda_src.contracts import metrics
 from lambda_src.contracts.audit import MODE_REQUIRED
 from lambda_src.contracts.knowledge import FRESHNESS_CHECK_HOURS
 
-FIVE_MINUTES = cdk.Duration.minutes(5)
 HOUR = cdk.Duration.hours(1)
 RUNBOOK = "README.md, section Runbook"
 ABOVE = cw.ComparisonOperator.GREATER_THAN_THRESHOLD

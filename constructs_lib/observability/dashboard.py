@@ -22,6 +22,7 @@ from constructs_lib.observability.signals import (
     ALL_ROUTES,
     API_FUNCTIONS,
     AUDITED_ROUTES,
+    FIVE_MINUTES,
     MODEL_CALL_ROUTES,
     ObservedPlatform,
     RouteMetric,
@@ -32,7 +33,6 @@ from lambda_src.contracts.api import ROUTES
 from lambda_src.contracts.knowledge import FRESHNESS_CHECK_HOURS
 from lambda_src.contracts.naming import resource_name
 
-FIVE_MINUTES = cdk.Duration.minutes(5)
 DAY = cdk.Duration.days(1)
 WIDTH = 8
 HEIGHT = 6
