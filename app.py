@@ -30,6 +30,7 @@ from stacks.config_stack import ConfigStack
 from stacks.context import CONTEXT_KEYS, Deployment, resolve_deployment
 from stacks.data_stack import DataStack
 from stacks.knowledge_stack import KnowledgeStack
+from stacks.observability_stack import ObservabilityStack
 from stacks.web_stack import WebStack
 
 
@@ -70,8 +71,10 @@ def build_stacks(app: cdk.App, deployment: Deployment) -> None:
                    chat=chat, web=web, env=env)  # fmt: skip
     if account is not None:
         api.add_stack_dependency(account, "API Gateway needs the account's CloudWatch role before a stage can log")
+    monitoring = ObservabilityStack(app, stage.stack_name("monitoring"), stage=stage, api=api, audit=audit,
+                                    knowledge=knowledge, chat=chat, env=env)  # fmt: skip
     cdk.Tags.of(app).add("project", APP_NAME)
-    for stack in (data, config, audit, knowledge, chat, web, api):
+    for stack in (data, config, audit, knowledge, chat, web, api, monitoring):
         cdk.Tags.of(stack).add("stage", stage.name)
 
 

@@ -6,8 +6,9 @@ call, not Bedrock's assessment time (which this machine cannot reach).
 - Bedrock models: the guardrail rides inside Converse; the only cost is the ``guardrailConfig`` botocore
   serializes. Measured: one buffered Converse through botocore's Stubber with and without it.
 - An openai-compatible model: ApplyGuardrail on the question and on the answer (2 calls per buffered request), and
-  on each piece of a streamed answer (128 characters, doubling up to 1,000). Measured: GuardedModel around a model that answers at
-  once, ApplyGuardrail through botocore's Stubber, per request and per streamed answer of 2,000 characters.
+  on each piece of a streamed answer (128 characters, doubling up to 1,000). Measured: GuardedModel around a model
+  that answers at once, ApplyGuardrail through botocore's Stubber, per request and per streamed answer of 2,000
+  characters.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from constructs_lib.inference.usage_table import SPEND_ACTIONS, UsageTable
 from constructs_lib.inference.web_acl import ApiWebAcl, ApiWebAclProps
 from constructs_lib.web.site_config import SiteConfig, SiteConfigProps
 from lambda_src.contracts import guardrail as g
-from lambda_src.contracts import parameters
+from lambda_src.contracts import metrics, parameters
 from lambda_src.contracts.environment import (
     AuthorizerEnvironment,
     ChatEnvironment,
@@ -80,7 +80,7 @@ class ApiStack(PlatformStack):
             memory_size=256,
             layer=powertools,
             environment={
-                "POWERTOOLS_SERVICE_NAME": "llm-authorizer",
+                "POWERTOOLS_SERVICE_NAME": metrics.service_name("authorizer"),
                 **AuthorizerEnvironment(key_table_name=self.key_table.table.table_name).variables(),
             },
         )
@@ -96,7 +96,7 @@ class ApiStack(PlatformStack):
             memory_size=512,
             layer=powertools,
             environment={
-                "POWERTOOLS_SERVICE_NAME": "llm-inference",
+                "POWERTOOLS_SERVICE_NAME": metrics.service_name("inference"),
                 **InferenceEnvironment(
                     model_parameter_path=config.model.path,
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
@@ -201,7 +201,7 @@ class ApiStack(PlatformStack):
             memory_size=512,
             layer=layer,
             environment={
-                "POWERTOOLS_SERVICE_NAME": "llm-retrieval",
+                "POWERTOOLS_SERVICE_NAME": metrics.service_name("retrieval"),
                 **RetrievalEnvironment(
                     upstream_api_key_parameter=config.upstream_api_key.parameter_name,
                     **knowledge.search_environment(),
@@ -228,7 +228,7 @@ class ApiStack(PlatformStack):
             memory_size=512,
             layer=layer,
             environment={
-                "POWERTOOLS_SERVICE_NAME": "llm-chat",
+                "POWERTOOLS_SERVICE_NAME": metrics.service_name("chat"),
                 **ChatEnvironment(
                     history_table_name=chat.history.table.table_name,
                     model_parameter_path=config.model.path,

@@ -22,7 +22,7 @@ from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.knowledge.manifest_table import ManifestTable
 from constructs_lib.knowledge.pipeline import IngestionPipeline, IngestionPipelineProps
 from constructs_lib.knowledge.vector_store import VectorStore, VectorStoreProps
-from lambda_src.contracts import knowledge, parameters
+from lambda_src.contracts import knowledge, metrics, parameters
 from lambda_src.contracts.environment import KnowledgeEnvironment
 from stacks.base import PlatformStack
 from stacks.config_stack import ConfigStack
@@ -31,11 +31,22 @@ from stacks.stages import StageConfig
 
 # How long secrets and embedding settings stay cached in a warm function.
 CACHE_SECONDS = 300
+STEP_DLQ_REASON = (
+    "The state machine invokes this function synchronously, retries it with backoff and records "
+    "what still fails in the manifest; a dead-letter queue only receives failed asynchronous "
+    "invocations."
+)
+FRESHNESS_DLQ_REASON = (
+    "EventBridge Scheduler invokes this check every few hours and Lambda retries it; a failed "
+    "check leaves a gap the late-pipeline alarm counts as breaching, so a dead-letter queue would "
+    "only hold an event with nothing to redo."
+)
 
 
 class KnowledgeStack(PlatformStack):
     """Attributes: ``vectors`` (VectorStore), ``manifest`` (ManifestTable), ``pipeline`` (IngestionPipeline),
-    ``embedding`` (ConfigParameters: the embedding settings), ``youtube_secret``, ``proxy_secret``."""
+    ``embedding`` (ConfigParameters: the embedding settings), ``youtube_secret``, ``proxy_secret``,
+    ``functions`` (handler name -> PythonFunction: discover, ingest, report, freshness)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: StageConfig, data: DataStack,
                  config: ConfigStack, env: cdk.Environment | None = None) -> None:  # fmt: skip
@@ -83,6 +94,7 @@ class KnowledgeStack(PlatformStack):
             max_document_bytes=settings.max_document_bytes,
             failure_threshold_percent=settings.failure_threshold_percent,
             config_cache_seconds=CACHE_SECONDS,
+            stage=stage.name,
         ).variables()
         layers = (PowertoolsLayer(self, "Powertools").layer,
                   PackageLayer(self, "Readers", packages=KNOWLEDGE_PACKAGES, name="knowledge-readers",
@@ -95,6 +107,9 @@ class KnowledgeStack(PlatformStack):
                                 concurrency=settings.max_concurrency + 1)  # fmt: skip
         report = self._function("Report", "report", "Closes a knowledge pipeline run and applies its failure "
                                 "threshold", environment, layers, timeout=60, memory=256, concurrency=2)  # fmt: skip
+        freshness = self._function("Freshness", "freshness", "Reports how many days ago a knowledge pipeline run last "
+                                   "succeeded", environment, layers, timeout=60, memory=256, concurrency=1,
+                                   dlq_reason=FRESHNESS_DLQ_REASON)  # fmt: skip
 
         # Discover: list the prefix, read the manifest, open the run, write the work list, read the YouTube key.
         discover.role.add_managed_policy(data.knowledge_access.list_policy)
@@ -123,9 +138,13 @@ class KnowledgeStack(PlatformStack):
         self.embedding.grant_read(ingest)
         # Report: read and close the run.
         self.manifest.grant(report, ["dynamodb:GetItem", "dynamodb:UpdateItem"])
+        # Freshness: read the newest runs, and when the table was made (no run succeeded yet).
+        self.manifest.grant(freshness, ["dynamodb:Query", "dynamodb:DescribeTable"])
 
+        self.functions = {"discover": discover, "ingest": ingest, "report": report, "freshness": freshness}
         self.pipeline = IngestionPipeline(self, "Pipeline", props=IngestionPipelineProps(
-            discover=discover.function, ingest=ingest.function, report=report.function, work_bucket=work.bucket,
+            discover=discover.function, ingest=ingest.function, report=report.function,
+            freshness=freshness.function, work_bucket=work.bucket,
             settings=settings, key=self.key, log_retention_days=stage.log_retention_days,
             retain_logs=stage.retain_data))  # fmt: skip
 
@@ -182,17 +201,16 @@ class KnowledgeStack(PlatformStack):
 
     def _function(self, construct_id: str, handler: str, description: str, environment: dict[str, str],
                   layers: tuple[cdk.aws_lambda.ILayerVersion, ...], *, timeout: int, memory: int,
-                  concurrency: int) -> PythonFunction:  # fmt: skip
+                  concurrency: int, dlq_reason: str = STEP_DLQ_REASON) -> PythonFunction:  # fmt: skip
         stage = self.stage
         function = PythonFunction(self, construct_id, props=PythonFunctionProps(
             package="knowledge", handler=handler, description=description, timeout=cdk.Duration.seconds(timeout),
             memory_size=memory, log_key=self.key, log_retention_days=stage.log_retention_days,
             retain_logs=stage.retain_data, reserved_concurrency=concurrency, layers=layers,
-            environment={"LOG_LEVEL": "INFO", "POWERTOOLS_SERVICE_NAME": f"llm-knowledge-{handler}",
+            environment={"LOG_LEVEL": "INFO", "POWERTOOLS_SERVICE_NAME": metrics.service_name(f"knowledge-{handler}"),
                          **environment}))  # fmt: skip
         function.acknowledge_dlq_and_vpc(
-            dlq_reason="The state machine invokes this function synchronously, retries it with backoff and records "
-            "what still fails in the manifest; a dead-letter queue only receives failed asynchronous invocations.",
+            dlq_reason=dlq_reason,
             vpc_reason="The function calls AWS APIs (S3, S3 Vectors, DynamoDB, Bedrock, Secrets Manager) and YouTube "
             "over HTTPS; the platform has no VPC, and one with endpoints and NAT would add idle cost.",
         )

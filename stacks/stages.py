@@ -22,6 +22,7 @@ from constructs_lib.foundation.settings import VALID_LOG_RETENTION_DAYS, ConfigE
 from constructs_lib.guardrails.settings import GuardrailConfig, RegexFilter
 from constructs_lib.inference.settings import ApiConfig, UsagePlanConfig
 from constructs_lib.knowledge.settings import KnowledgeConfig
+from constructs_lib.observability.settings import ObservabilityConfig
 from constructs_lib.web.settings import WebConfig
 from lambda_src.contracts.naming import parameter_root, stack_name
 from lambda_src.contracts.spend import Limits
@@ -53,6 +54,7 @@ class StageConfig:
     chat: ChatConfig = field(default_factory=ChatConfig)
     web: WebConfig = field(default_factory=WebConfig)
     guardrails: GuardrailConfig = field(default_factory=GuardrailConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
     def __post_init__(self) -> None:
         self._check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.name)), "name",
@@ -123,6 +125,17 @@ DEV = StageConfig(
         mode="best_effort", content="full", object_lock_days=1, cold_transition_days=30, buffer_seconds=60
     ),
     chat=ChatConfig(mfa="optional", history_retention_days=30, callback_urls=("http://localhost:3000/",)),
+    # Within dev's $10 a month at idle (bench/idle_cost.py): no dashboard, and only the API's 5xx rate, the API
+    # functions' errors and the knowledge pipeline's failed and late runs ($0.90 a month); no subscriber.
+    observability=ObservabilityConfig(
+        dashboard=False,
+        api_p99_latency_ms=None,
+        function_throttles=None,
+        audit_delivery_success_percent=None,
+        audit_conversion_failures=None,
+        budget_exhausted_percent=None,
+        guardrail_interventions=None,
+    ),
 )
 
 PROD = StageConfig(

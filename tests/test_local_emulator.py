@@ -788,3 +788,67 @@ def test_the_emulator_server_routes_bedrock_runtime_and_control_plane_calls():
     assert answers["applied"] == {"id": [{"text": "mail {EMAIL}"}], "arn": [{"text": "mail {EMAIL}"}]}
     assert answers["unknown"] == "ResourceNotFoundException 404"
     assert answers["created_version"] == answers["got_version"] == "2"
+
+
+MONITORING_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Version": "2012-10-17", "Statement": []}}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "llm-platform-dev-alarms",
+                                                             "KmsMasterKeyId": {"Fn::GetAtt": ["Key", "Arn"]}}},
+        "Policy": {"Type": "AWS::SNS::TopicPolicy", "Properties": {"Topics": [{"Ref": "Topic"}], "PolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
+                                                    "Resource": {"Ref": "Topic"},
+                                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}},
+        "Mail": {"Type": "AWS::SNS::Subscription", "Properties": {"TopicArn": {"Ref": "Topic"}, "Protocol": "email",
+                                                                   "Endpoint": "ops@example.org"}},
+        "Errors": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+            "AlarmName": "llm-platform-dev-inference-errors", "Namespace": "AWS/Lambda", "MetricName": "Errors",
+            "Dimensions": [{"Name": "FunctionName", "Value": "inference"}], "Statistic": "Sum", "Period": 300,
+            "Threshold": 5, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1, "TreatMissingData": "notBreaching", "AlarmActions": [{"Ref": "Topic"}]}},
+        "Runs": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+            "AlarmName": "llm-platform-dev-pipeline-failed", "Threshold": 1, "EvaluationPeriods": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold", "AlarmActions": [{"Ref": "Topic"}],
+            "Metrics": [
+                {"Id": "failed", "ReturnData": False, "MetricStat": {"Period": 3600, "Stat": "Sum", "Metric": {
+                    "Namespace": "AWS/States", "MetricName": "ExecutionsFailed",
+                    "Dimensions": [{"Name": "StateMachineArn", "Value": "arn:aws:states:us-east-1:1:stateMachine"}]}}},
+                {"Id": "aborted", "ReturnData": False, "MetricStat": {"Period": 3600, "Stat": "Sum", "Metric": {
+                    "Namespace": "AWS/States", "MetricName": "ExecutionsAborted"}}},
+                {"Id": "expr", "Expression": "FILL(failed, 0) + FILL(aborted, 0)", "Label": "failed runs"}]}},
+        "Board": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {
+            "DashboardName": "llm-platform-dev-overview",
+            "DashboardBody": {"Fn::Join": ["", ['{"widgets":[{"type":"alarm","properties":{"alarms":["',
+                                                {"Fn::GetAtt": ["Errors", "Arn"]}, '"]}}]}']]}}},
+    }
+}  # fmt: skip
+
+
+def test_the_monitoring_stacks_alarms_topic_policy_and_subscriptions_deploy_and_read_back(patched):
+    client = boto3.session.Session(region_name=REGION).client
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="emulated", TemplateBody=json.dumps(MONITORING_TEMPLATE))
+    assert cfn.describe_stacks(StackName="emulated")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    physical = _resources(cfn)
+    topic = physical["Topic"]
+    # sns: the topic's policy is the template's, its email subscription waits for confirmation, as in AWS.
+    attributes = client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert json.loads(attributes["Policy"]) == MONITORING_TEMPLATE["Resources"]["Policy"]["Properties"][
+        "PolicyDocument"] | {"Statement": [{**MONITORING_TEMPLATE["Resources"]["Policy"]["Properties"][
+            "PolicyDocument"]["Statement"][0], "Resource": topic}]}  # fmt: skip
+    (subscription,) = client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.org")
+    # cloudwatch: both alarms, the one metric and the metric math, notify the topic.
+    found = {a["AlarmName"]: a for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert set(found) == {"llm-platform-dev-inference-errors", "llm-platform-dev-pipeline-failed"}
+    errors = found["llm-platform-dev-inference-errors"]
+    assert (errors["MetricName"], errors["Threshold"], errors["AlarmActions"]) == ("Errors", 5.0, [topic])
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": "inference"}]
+    runs = found["llm-platform-dev-pipeline-failed"]
+    assert [q["Id"] for q in runs["Metrics"]] == ["failed", "aborted", "expr"]
+    assert runs["Metrics"][2]["Expression"] == "FILL(failed, 0) + FILL(aborted, 0)"
+    assert runs["Metrics"][0]["MetricStat"]["Metric"]["MetricName"] == "ExecutionsFailed"
+    assert physical["Errors"] == "llm-platform-dev-inference-errors"
+    # The dashboard (moto's own model) names the alarm by the ARN the emulated alarm gave it.
+    body = json.loads(client("cloudwatch").get_dashboard(DashboardName="llm-platform-dev-overview")["DashboardBody"])
+    assert body["widgets"][0]["properties"]["alarms"] == [errors["AlarmArn"]]

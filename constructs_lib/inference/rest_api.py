@@ -23,6 +23,7 @@ from constructs_lib.inference.settings import ApiConfig
 from lambda_src.contracts.api import AUTH_USER, CONTEXT_KEY_ID, ROUTES, SESSION_HEADER, STAGE_NAME, error_body
 from lambda_src.contracts.gateway import ECHO_ORIGIN, GATEWAY_ERRORS, response_headers
 from lambda_src.contracts.keys import AUTHORIZATION_HEADER_REGEX
+from lambda_src.contracts.naming import resource_name
 from lambda_src.contracts.schemas import REQUEST_SCHEMAS
 
 # One line of JSON per request: who, what route, how it ended, how long; never a body or a header value.
@@ -107,11 +108,13 @@ class InferenceApiProps:
 
 
 class InferenceApi(Construct):
-    """Attributes: ``rest_api``, ``stage``, ``usage_plans`` (name -> UsagePlan), ``access_logs``."""
+    """Attributes: ``rest_api``, ``api_name`` (its name: the ApiName of its CloudWatch metrics, unique per stage),
+    ``stage``, ``usage_plans`` (name -> UsagePlan), ``access_logs``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: InferenceApiProps) -> None:
         super().__init__(scope, construct_id)
         config = props.api
+        self.api_name = resource_name(props.stage_name, "api")
         self.access_logs = encrypted_log_group(
             self, "AccessLogs", key=props.log_key, retention_days=props.log_retention_days, retain=props.retain_logs
         )
@@ -126,6 +129,7 @@ class InferenceApi(Construct):
         self.rest_api = apigw.RestApi(
             self,
             "Api",
+            rest_api_name=self.api_name,
             description=f"LLM platform inference API ({props.stage_name})",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # The authorizer hands API Gateway the caller's key: usage plans throttle and cap each key.

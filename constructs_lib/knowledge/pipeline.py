@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -30,7 +31,7 @@ from constructs_lib.foundation.logs import encrypted_log_group
 from constructs_lib.foundation.nag import acknowledge, logical_id, nag_ref
 from constructs_lib.foundation.python_function import ManagedPolicyRole
 from constructs_lib.knowledge.settings import KnowledgeConfig
-from lambda_src.contracts.knowledge import TRANSIENT_ERROR
+from lambda_src.contracts.knowledge import FRESHNESS_CHECK_HOURS, TRANSIENT_ERROR
 
 # Lambda's own transient errors, retried like the functions' TransientError.
 _LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
@@ -38,11 +39,27 @@ _LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambd
 RUN_TIMEOUT = cdk.Duration.hours(12)
 
 
+class _InvokeFunction(targets.LambdaInvoke):
+    """CDK's LambdaInvoke schedule target, its role allowed to invoke the function itself only (CDK's also allows
+    every version, ``ARN:*``, which the schedule never calls)."""
+
+    def __init__(self, function: lambda_.IFunction, **props: Any) -> None:
+        super().__init__(function, **props)
+        self._function_arn = function.function_arn
+
+    def _add_target_action_to_role(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._function_arn])
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class IngestionPipelineProps:
     discover: lambda_.IFunction
     ingest: lambda_.IFunction
     report: lambda_.IFunction
+    # Called every FRESHNESS_CHECK_HOURS by a schedule of its own: how long ago a run last succeeded (a metric).
+    freshness: lambda_.IFunction
     work_bucket: s3.IBucket
     settings: KnowledgeConfig
     key: kms.Key
@@ -51,7 +68,7 @@ class IngestionPipelineProps:
 
 
 class IngestionPipeline(Construct):
-    """Attributes: ``state_machine``, ``schedule``, ``dead_letter_queue``, ``log_group``."""
+    """Attributes: ``state_machine``, ``schedule``, ``freshness_schedule``, ``dead_letter_queue``, ``log_group``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: IngestionPipelineProps) -> None:
         super().__init__(scope, construct_id)
@@ -141,6 +158,26 @@ class IngestionPipeline(Construct):
                 retry_attempts=3,
                 max_event_age=cdk.Duration.hours(6),
                 role=scheduler_role,
+            ),
+        )
+        # The late-pipeline alarm cannot look back past 7 days, the runs' own spacing, so a run's age is measured
+        # here every few hours instead (constructs_lib/observability).
+        freshness_role = ManagedPolicyRole(self, "FreshnessSchedulerRole", policy_id="FreshnessSchedulerPolicy",
+                                           description="Starts the knowledge pipeline's freshness check",
+                                           assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))  # fmt: skip
+        self.freshness_schedule = scheduler.Schedule(
+            self,
+            "Freshness",
+            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.hours(FRESHNESS_CHECK_HOURS)),
+            description="How long ago a knowledge pipeline run last succeeded",
+            enabled=settings.schedule_enabled,
+            key=props.key,
+            target=_InvokeFunction(
+                props.freshness,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=2,
+                max_event_age=cdk.Duration.hours(1),
+                role=freshness_role,
             ),
         )
 

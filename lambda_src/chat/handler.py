@@ -37,6 +37,7 @@ ENV = ChatEnvironment.from_environment()
 LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
+METRICS.set_default_dimensions(**{metrics.STAGE_DIMENSION: ENV.stage})  # dev and prod may share an account
 SESSION = boto3.Session()
 instrument(SESSION)  # X-Ray subsegments for its clients' calls
 SSM = ConfigSource.ssm_provider(SESSION.client("ssm", config=QUICK))

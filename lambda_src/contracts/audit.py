@@ -7,7 +7,8 @@ Types are Glue/Hive type names; the writer maps them to JSON values Firehose con
 from __future__ import annotations
 
 # required: no record, no model output released (5xx); best_effort: log, count and continue.
-MODES = ("required", "best_effort")
+MODE_REQUIRED = "required"
+MODES = (MODE_REQUIRED, "best_effort")
 # full | redacted (personal data and secrets masked) | metadata_only (no text).
 CONTENTS = ("full", "redacted", "metadata_only")
 # Every request ends in one COMPLETE record. A streamed answer in required mode is preceded by a REQUEST record

@@ -70,6 +70,8 @@ class KnowledgeEnvironment(NamedTuple):
     max_document_bytes: int
     failure_threshold_percent: int
     config_cache_seconds: int
+    # The stage's name: a dimension of the pipeline's metrics (dev and prod may share an account).
+    stage: str
 
     def variables(self) -> dict[str, str]:
         return variables(self)

@@ -114,3 +114,7 @@ def index_name(version: int, dimension: int) -> str:
 # The error name the pipeline's functions raise (Lambda reports the exception's class name) for what the
 # state machine retries with backoff.
 TRANSIENT_ERROR = "TransientError"
+
+# The freshness check (handler `freshness`) runs this often on its own schedule; the late-pipeline alarm reads its
+# metric (DaysSinceSuccessfulRun) over periods of this length.
+FRESHNESS_CHECK_HOURS = 6

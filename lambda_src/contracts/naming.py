@@ -18,3 +18,10 @@ def account_stack_name() -> str:
 def parameter_root(stage: str) -> str:
     """Root of a stage's Parameter Store hierarchy, e.g. ``/llm-platform/dev``."""
     return f"/{APP_NAME}/{stage}"
+
+
+def resource_name(stage: str, name: str) -> str:
+    """The physical name of a stage's resource that is found by name, e.g. ``llm-platform-dev-api`` (the REST API,
+    the ApiName of its CloudWatch metrics) or ``llm-platform-dev-alarms`` (the alarm topic): unique per stage, so
+    two stages in one account never share it."""
+    return f"{APP_NAME}-{stage}-{name}"

@@ -35,6 +35,7 @@ LOGGER = Logger()  # service name from POWERTOOLS_SERVICE_NAME; JSON with the La
 route_module_logs(LOGGER)  # logic, the model adapters and the audit writer log through it too
 METRICS = Metrics(namespace=metrics.NAMESPACE)  # EMF lines, no API calls
 instrument()  # X-Ray subsegments for the calls of boto3's default session (boto3.client), before its clients
+METRICS.set_default_dimensions(**{metrics.STAGE_DIMENSION: ENV.stage})  # dev and prod may share an account
 # One boto3 session for every client: a second session would load botocore's data files again (~50 ms).
 SSM = boto3.client(
     "ssm", config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})

@@ -1,5 +1,6 @@
-"""Lambda entry points of the knowledge pipeline (one package, three functions with their own roles):
-``discover``, ``ingest`` and ``report``, called by the state machine. Wiring only: lambda_src/knowledge/pipeline.py
+"""Lambda entry points of the knowledge pipeline (one package, four functions with their own roles):
+``discover``, ``ingest`` and ``report``, called by the state machine, and ``freshness``, called on a schedule of its
+own (how long ago a run last succeeded, the late-pipeline alarm's metric). Wiring only: lambda_src/knowledge/pipeline.py
 holds the logic.
 
 Nothing here calls the network at import. Secrets (the YouTube key, the proxy) are read from Secrets Manager
@@ -12,10 +13,12 @@ import functools
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
+from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
 from lambda_src.knowledge.manifest import Manifest
@@ -30,6 +33,8 @@ from lambda_src.shared.vectors import VectorIndex
 ENV = KnowledgeEnvironment.from_environment()
 LOGGER = Logger()
 route_module_logs(LOGGER)
+METRICS = Metrics(namespace=metrics.NAMESPACE)  # EMF lines; `service` from POWERTOOLS_SERVICE_NAME
+METRICS.set_default_dimensions(**{metrics.STAGE_DIMENSION: ENV.stage})
 _RETRIES = Config(connect_timeout=5, read_timeout=60, retries={"mode": "adaptive", "max_attempts": 5})
 SESSION = boto3.Session()
 instrument(SESSION)  # X-Ray subsegments for its clients' calls
@@ -80,10 +85,18 @@ def youtube_proxy() -> dict[str, str] | None:
     return urls
 
 
+def record_run(total: int, failed: int) -> None:
+    """A closed run's documents and failed documents, as metrics (the report step, whether the run failed or not)."""
+    METRICS.add_metric(name=metrics.RUN_DOCUMENTS, unit=MetricUnit.Count, value=total)
+    METRICS.add_metric(name=metrics.FAILED_DOCUMENTS, unit=MetricUnit.Count, value=failed)
+    METRICS.flush_metrics()
+
+
 PIPELINE = Pipeline(
     ENV,
     MANIFEST,
     Sources(s3=S3, vectors=VECTORS, embedder=_embedder, youtube_key=youtube_key, youtube_proxy=youtube_proxy),
+    record_run=record_run,
 )
 
 
@@ -109,3 +122,14 @@ def report(event: dict[str, Any], context: Any) -> dict[str, Any]:
     summary = PIPELINE.report(str(event["run_id"]))
     LOGGER.info("run finished", extra={"run": summary})
     return summary
+
+
+@LOGGER.inject_lambda_context(log_event=False)
+def freshness(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """How long ago a run last succeeded, as a metric on a schedule of its own: the stage's late-pipeline alarm
+    reads it (CloudWatch looks back at most 7 days, no further than the weekly runs are apart)."""
+    days = round(PIPELINE.days_since_success(), 3)
+    METRICS.add_metric(name=metrics.DAYS_SINCE_SUCCESSFUL_RUN, unit=MetricUnit.NoUnit, value=days)
+    METRICS.flush_metrics()
+    LOGGER.info("freshness", extra={"days_since_successful_run": days})
+    return {"days_since_successful_run": days}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -97,6 +98,11 @@ class Manifest:
         item = self._table.get_item(Key={k.PARTITION_KEY: k.RUN_PARTITION, k.SORT_KEY: run_id},
                                     ConsistentRead=True).get("Item")  # fmt: skip
         return plain(item) if item else None
+
+    def created_at(self) -> datetime:
+        """When the table was created (DescribeTable): the stage's first deployment."""
+        created: datetime = self._table.creation_date_time
+        return created
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         """The newest runs first."""

@@ -3,7 +3,9 @@
 discover  list the sources, diff them against the manifest, write the work list for the Map, open the run
 ingest    one document: fetch, extract, chunk, embed in batches, put vectors, delete stale ones, record it
           (or delete a removed document's vectors); a failure the state machine caught is recorded here too
-report    close the run; fail it when more documents failed than the stage allows
+report    close the run (its document counts go out as metrics); fail it when more documents failed than the
+          stage allows
+freshness (on its own schedule) how many days ago a run last succeeded
 
 Idempotent: a document whose version (ETag, playlist item etag) is unchanged and indexed is not in the work
 list, so a second run over unchanged sources embeds nothing.
@@ -46,13 +48,22 @@ class Sources:
     transcript: Callable[..., str] = transcript
 
 
+# The freshness check looks for the last run that succeeded among this many of the newest runs.
+FRESHNESS_RUNS = 20
+
+
 class Pipeline:
+    """``record_run(total, failed)``: told each run's document counts when its report closes it (the handler
+    emits them as metrics), before a run over its failure threshold fails."""
+
     def __init__(self, settings: KnowledgeEnvironment, manifest: Manifest, sources: Sources,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 record_run: Callable[[int, int], None] = lambda total, failed: None) -> None:  # fmt: skip
         self.settings = settings
         self.manifest = manifest
         self.sources = sources
         self.clock = clock
+        self.record_run = record_run
 
     # -- discover ---------------------------------------------------------------------------------
     def discover(self, execution: str, started_at: str) -> dict[str, Any]:
@@ -259,19 +270,35 @@ class Pipeline:
         # Documents the Map never finished (it was stopped) count as failed.
         failed += max(0, total - int(run.get(k.RUN_DONE, 0)))
         over = total > 0 and failed * 100 > self.settings.failure_threshold_percent * total
-        started = datetime.fromisoformat(str(run[k.RUN_STARTED]).replace("Z", "+00:00"))
+        started = _instant(run[k.RUN_STARTED])
         now = self.clock()
         status = k.RUN_FAILED_STATUS if over else k.SUCCEEDED
         self.manifest.finish_run(run_id, status=status, finished_at=now.isoformat(),
                                  duration_seconds=(now - started).total_seconds())  # fmt: skip
         summary = {**(self.manifest.run(run_id) or run)}
+        self.record_run(total, failed)  # once the run is closed: a retried report that failed before counts once
         if over:
             raise RunFailedError(f"{failed} of {total} documents failed, more than the "
                                  f"{self.settings.failure_threshold_percent}% the stage allows.")  # fmt: skip
         return summary
 
+    # -- freshness --------------------------------------------------------------------------------
+    def days_since_success(self) -> float:
+        """Days since the newest run that succeeded finished; when none of the newest runs succeeded, since the
+        manifest was created (the stage's first deployment): a pipeline that never succeeded is as late as it is old."""
+        since = next((_instant(run[k.RUN_FINISHED]) for run in self.manifest.runs(limit=FRESHNESS_RUNS)
+                      if run.get(k.RUN_STATUS) == k.SUCCEEDED and run.get(k.RUN_FINISHED)), None)  # fmt: skip
+        if since is None:
+            since = self.manifest.created_at()
+        return max(0.0, (self.clock() - since).total_seconds() / 86_400)
+
     def _now(self) -> str:
         return self.clock().isoformat()
+
+
+def _instant(text: Any) -> datetime:
+    """A timestamp the manifest holds (ISO 8601, ``Z`` or an offset) as an aware datetime."""
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
 def _bounded(text: str) -> str:

@@ -30,6 +30,7 @@ ENV = RetrievalEnvironment.from_environment()
 LOGGER = Logger()
 route_module_logs(LOGGER)
 METRICS = Metrics(namespace=metrics.NAMESPACE)
+METRICS.set_default_dimensions(**{metrics.STAGE_DIMENSION: ENV.stage})  # dev and prod may share an account
 SESSION = boto3.Session()
 instrument(SESSION)  # X-Ray subsegments for its clients' calls
 CONFIG = ConfigSource(ENV.embedding_parameter_path, ENV.upstream_api_key_parameter, max_age=ENV.config_cache_seconds,

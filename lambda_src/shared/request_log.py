@@ -42,6 +42,7 @@ def record(outcome: Outcome, metrics_logger: Any, logger: Any) -> None:
         extra={
             "api_request_id": outcome.request_id,
             "key_id": outcome.caller.key_id,
+            "user_id": outcome.caller.user_id,  # a signed-in user's opaque id (Cognito sub), or ""
             "route": outcome.route,
             "status": outcome.status,
             "error_type": outcome.error_type,

@@ -132,7 +132,8 @@ GUARDRAIL_VARIANT = GuardrailConfig(
 )
 # The switches a stage may turn, in one synth: the deploy-time dataset upload on, response streaming off, the web app
 # on a custom domain behind an existing CloudFront web ACL, the chat's users signing themselves up on the Essentials
-# plan, the guardrail above.
+# plan, the knowledge pipeline's schedule off, alarm emails, the guardrail above.
+ALARM_EMAILS = ("ops@example.org", "oncall@example.org")
 WEB_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/org-sites/0f0e0d0c-0b0a-0908-0706-050403020100"
 UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset, source_dir=str(DATASET_FIXTURE)),
@@ -141,13 +142,17 @@ UPLOAD_STAGE = dataclasses.replace(DEV, dataset=dataclasses.replace(DEV.dataset,
                                                  web_acl_arn=WEB_ACL),
                                    chat=dataclasses.replace(DEV.chat, self_sign_up=True,
                                                             feature_plan="essentials"),
+                                   knowledge=dataclasses.replace(DEV.knowledge, schedule_enabled=False),
+                                   observability=dataclasses.replace(DEV.observability,
+                                                                     alarm_emails=ALARM_EMAILS),
                                    guardrails=GUARDRAIL_VARIANT)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def dev_upload(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """dev with the optional deploy-time dataset upload switched on, response streaming off, the web app on a
-    custom domain with a web ACL, and self sign-up on the Essentials plan for the chat's users."""
+    custom domain with a web ACL, self sign-up on the Essentials plan for the chat's users, the knowledge pipeline's
+    schedule off and two alarm emails."""
     return synth_deployment(tmp_path_factory, Deployment(stage=UPLOAD_STAGE))
 
 

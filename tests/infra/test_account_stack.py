@@ -70,7 +70,7 @@ def test_account_stack_false_leaves_it_out_for_accounts_that_manage_the_setting_
     app = cdk.App(context=CDK_JSON_CONTEXT, builtin_cloud_formation_validation=False)
     build_stacks(app, Deployment(stage=DEV, account_stack=False))
     stacks = [child for child in app.node.children if isinstance(child, cdk.Stack)]
-    expected = ("data", "config", "audit", "knowledge", "chat", "web", "api")
+    expected = ("data", "config", "audit", "knowledge", "chat", "web", "api", "monitoring")
     assert sorted(s.stack_name for s in stacks) == sorted(DEV.stack_name(c) for c in expected)
     assert not any(
         isinstance(node, cdk.CfnResource) and node.cfn_resource_type == "AWS::ApiGateway::Account"

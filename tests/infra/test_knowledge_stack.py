@@ -15,7 +15,7 @@ from lambda_src.contracts import parameters
 from stacks.context import resolve_deployment
 from stacks.stages import DEV, LOCAL_BLOCKED_PHRASE, LOCAL_EMBEDDING_MODEL, LOCAL_MASKED_ID
 from tests.infra.conftest import Synth
-from tests.infra.templates import only
+from tests.infra.templates import by_type
 
 
 def actions_of(statement: dict[str, Any]) -> set[str]:
@@ -53,7 +53,7 @@ def test_secrets_hold_a_generated_placeholder_never_a_value_in_the_template(dev)
 
 
 def test_the_schedule_is_weekly_in_the_stage_time_zone_with_retries_and_a_dead_letter_queue(dev):
-    schedule = only(dev.raw("knowledge"), "AWS::Scheduler::Schedule")
+    schedule = dev.properties("knowledge", "Pipeline/Weekly")
     assert schedule["ScheduleExpression"] == "cron(0 3 ? * MON *)"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
     assert schedule["State"] == "ENABLED"
@@ -63,6 +63,28 @@ def test_the_schedule_is_weekly_in_the_stage_time_zone_with_retries_and_a_dead_l
     queue = dev.logical_id("knowledge", "Pipeline/ScheduleDeadLetters")
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
     assert dev.properties("knowledge", "Pipeline/ScheduleDeadLetters")["KmsMasterKeyId"]
+
+
+def test_the_freshness_check_runs_on_a_schedule_of_its_own_that_may_invoke_only_it(dev, prod):
+    """Every FRESHNESS_CHECK_HOURS (the late-pipeline alarm's period), the function itself and no version of it
+    (CDK's LambdaInvoke target would also allow `ARN:*`), failed starts into the schedules' dead-letter queue."""
+    schedules = by_type(dev.raw("knowledge"), "AWS::Scheduler::Schedule")
+    assert len(schedules) == 2
+    schedule = dev.properties("knowledge", "Pipeline/Freshness")
+    assert schedule["ScheduleExpression"] == f"rate({k.FRESHNESS_CHECK_HOURS} hours)"
+    assert schedule["State"] == "ENABLED"
+    function = dev.logical_id("knowledge", "Freshness/Function")
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+    queue = dev.logical_id("knowledge", "Pipeline/ScheduleDeadLetters")
+    assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
+    statements = dev.properties("knowledge", "Pipeline/FreshnessSchedulerPolicy")["PolicyDocument"]["Statement"]
+    invoke = [statement for statement in statements if statement["Action"] == "lambda:InvokeFunction"]
+    assert invoke == [{"Action": "lambda:InvokeFunction", "Effect": "Allow",
+                       "Resource": {"Fn::GetAtt": [function, "Arn"]}}]  # fmt: skip
+    handler = dev.properties("knowledge", "Freshness/Function")
+    assert handler["Handler"] == "lambda_src.knowledge.handler.freshness"
+    assert handler["Environment"]["Variables"]["STAGE"] == "dev"
+    assert prod.properties("knowledge", "Freshness/Function")["Environment"]["Variables"]["STAGE"] == "prod"
 
 
 def test_the_state_machine_logs_everything_encrypted_and_is_traced(dev):
@@ -98,7 +120,7 @@ def test_the_definition_discovers_maps_with_bounded_concurrency_retries_catches_
     assert asl["States"]["Report"]["End"] is True
 
 
-FUNCTIONS = ("Discover", "Ingest", "Report")
+FUNCTIONS = ("Discover", "Ingest", "Report", "Freshness")
 
 
 def readable(synth: Synth, component: str, value: Any) -> Any:
@@ -223,6 +245,10 @@ EXACT: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
          "Resource": SSM_ARN + parameters.parameter_name(DEV.name, k.EMBEDDING_PATH)},
     ], {"data:KnowledgeAccess/ReadPolicy"}),
     "Report": ([*runtime("Report"), *manifest(["dynamodb:GetItem", "dynamodb:UpdateItem"])], set()),
+    # Read the newest runs and when the manifest was created; its key only to decrypt.
+    "Freshness": ([*runtime("Freshness"), {"Action": ["dynamodb:DescribeTable", "dynamodb:Query"],
+                                           "Resource": "${Manifest/Table.Arn}"},
+                   via("dynamodb", ["kms:Decrypt"])], set()),
 }  # fmt: skip
 
 

@@ -101,6 +101,7 @@ def world(dev: Synth, monkeypatch: pytest.MonkeyPatch, aws_credentials: None) ->
             upstream_api_key_parameter="/app/dev/secrets/upstream-api-key", youtube_secret_arn=youtube["ARN"],
             proxy_secret_arn=proxy["ARN"], playlist_ids=(), chunk_tokens=50, chunk_overlap_tokens=10,
             embedding_batch_size=4, max_document_bytes=64 * 1024, failure_threshold_percent=34, config_cache_seconds=0,
+            stage="dev",
         )  # fmt: skip
         for name, value in {**env.variables(), "POWERTOOLS_SERVICE_NAME": "llm-knowledge-test"}.items():
             monkeypatch.setenv(name, value)

@@ -1,5 +1,5 @@
 """`make local-check` and `make e2e` expect what the cloud assembly says (tools/local/assembly.py): read from the
-dev synth here, it names every stack, Python function, route, parameter, bucket and stream of the templates."""
+dev synth here, it names every stack, Python function, route, parameter, bucket, stream and alarm of the templates."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+import boto3
 import pytest
 
 from lambda_src.contracts import guardrail, parameters
@@ -14,6 +15,7 @@ from lambda_src.contracts.api import AUTH_USER, ROUTES, SESSION_HEADER, STAGE_NA
 from stacks.stages import DEV, PROD
 from tests.infra.conftest import Synth
 from tests.infra.templates import by_type
+from tests.test_local_emulator import patched  # noqa: F401 - the emulator's patches, a fixture
 from tools.local.assembly import Assembly, gateway_responses, preflights, resolve_imports, stage_throttle
 from tools.local.gateway import Throttle, contract_responses
 
@@ -51,6 +53,11 @@ def test_the_assembly_lists_what_the_templates_deploy(dev: Synth):
     assert len(assembly.buckets) == len(buckets) and any(b.kms_encrypted for b in assembly.buckets)
     streams = [s for t in dev.templates.values() for s in by_type(t, "AWS::KinesisFirehose::DeliveryStream")]
     assert len(assembly.streams) == len(streams) > 0
+    alarms = by_type(dev.raw("monitoring"), "AWS::CloudWatch::Alarm").values()
+    assert set(assembly.alarms) == {alarm["Properties"]["AlarmName"] for alarm in alarms}
+    failed_runs = ("ExecutionsAborted", "ExecutionsFailed", "ExecutionsTimedOut")
+    assert assembly.alarms["llm-platform-dev-pipeline-failed"] == failed_runs
+    assert assembly.alarms["llm-platform-dev-api-5xx"] == ("5XXError",)
 
 
 def test_the_local_gateway_answers_what_the_dev_api_template_defines(dev: Synth):
@@ -90,3 +97,27 @@ def test_an_import_no_stack_exports_is_a_clear_error():
 
 def _imports(template: dict[str, Any]) -> set[str]:
     return set(re.findall(r'"Fn::ImportValue": "([^"]+)"', json.dumps(template)))
+
+
+@pytest.mark.usefixtures("patched")
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_the_monitoring_stack_deploys_into_the_emulator_as_synthesized(variant, variants):
+    """What `make local` deploys: the stage's own monitoring template (its imports given values) through moto's
+    CloudFormation with the emulator's patches: every alarm, the topic, the dashboard where there is one."""
+    synth = variants[variant]
+    template = synth.raw("monitoring")
+    exports = {name: f"imported-{index}" for index, name in enumerate(sorted(_imports(template)))}
+    # What `cdk bootstrap` leaves in the account, and the template checks.
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=template["Parameters"]["BootstrapVersion"]["Default"], Value="30", Type="String"
+    )
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    cfn.create_stack(StackName="monitoring", TemplateBody=json.dumps(resolve_imports(template, exports)))
+    assert cfn.describe_stacks(StackName="monitoring")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    deployed = {alarm["AlarmName"]: alarm for alarm in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(deployed) == set(Assembly.read(synth.outdir).alarms) and deployed
+    (topic,) = boto3.client("sns", region_name="us-east-1").list_topics()["Topics"]
+    assert all(alarm["AlarmActions"] == [topic["TopicArn"]] for alarm in deployed.values())
+    dashboards = [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]]
+    assert dashboards == ([] if variant == "dev" else ["llm-platform-prod-overview"])

@@ -119,6 +119,7 @@ KNOWLEDGE_PINNED = {
     "DiscoverLogsEC775F15": "AWS::Logs::LogGroup",
     "IngestLogs41B5EF21": "AWS::Logs::LogGroup",
     "ReportLogsAA3E998E": "AWS::Logs::LogGroup",
+    "FreshnessLogs4524AD4A": "AWS::Logs::LogGroup",
     "PipelineLogs402221E7": "AWS::Logs::LogGroup",
 }
 
@@ -155,6 +156,13 @@ WEB_PINNED = {
 def test_web_stack_stateful_logical_ids_are_pinned(variant, variants):
     """A new id for the site bucket would move the app to a new, empty origin; for the log bucket, lose its logs."""
     assert _stateful(variants[variant], "web") == WEB_PINNED
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod", "dev_upload"])
+def test_the_monitoring_stack_holds_nothing_stateful_to_pin(variant, variants):
+    """Alarms, the topic and the dashboard can be replaced without losing data (a replaced topic's email
+    subscriptions are confirmed again), so the monitoring stack has no logical id to pin."""
+    assert _stateful(variants[variant], "monitoring") == {}
 
 
 def test_other_tests_find_resources_by_construct_path_not_by_hashed_logical_ids(variants):

@@ -271,7 +271,8 @@ def test_a_sync_stream_sends_masked_pieces_and_never_splits_a_word_between_two(r
 
 
 def test_pieces_double_from_the_first_to_the_last_size(runtime):
-    sizes, size = [], FIRST_PIECE_CHARS
+    sizes: list[int] = []
+    size = FIRST_PIECE_CHARS
     while sum(sizes) < 4_000:
         sizes.append(size)
         size = min(size * 2, LAST_PIECE_CHARS)

@@ -12,6 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_src.contracts import knowledge as k
+from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
 from lambda_src.knowledge.youtube import SourceError
@@ -38,7 +40,7 @@ def handler(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
         embedding_parameter_path=PATH, upstream_api_key_parameter=UPSTREAM_KEY,
         youtube_secret_arn=youtube["ARN"], proxy_secret_arn=proxy["ARN"], playlist_ids=(), chunk_tokens=100,
         chunk_overlap_tokens=10, embedding_batch_size=4, max_document_bytes=1024, failure_threshold_percent=10,
-        config_cache_seconds=0,
+        config_cache_seconds=0, stage="dev",
     )  # fmt: skip
     for name, value in env.variables().items():
         monkeypatch.setenv(name, value)
@@ -77,3 +79,37 @@ def test_the_embedder_follows_parameter_store_and_refuses_a_placeholder_upstream
     assert refused.value.status == 500 and "upstream API key has not been set" in refused.value.message
     handler.TEST_SSM.put_parameter(Name=f"{PATH}/provider", Value="bedrock", Type="String", Overwrite=True)
     assert isinstance(handler._embedder(), TitanEmbedder)
+
+
+def _metrics(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+
+
+def test_the_report_and_freshness_metrics_carry_the_service_and_stage_dimensions(handler, capfd):
+    """What the pipeline's alarms and dashboard read (constructs_lib/observability): names from the contract, the
+    dimensions service (POWERTOOLS_SERVICE_NAME) and stage, nothing else."""
+    boto3.resource("dynamodb", region_name=REGION).create_table(
+        TableName="manifest", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": k.PARTITION_KEY, "KeyType": "HASH"},
+                   {"AttributeName": k.SORT_KEY, "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": k.PARTITION_KEY, "AttributeType": "S"},
+                              {"AttributeName": k.SORT_KEY, "AttributeType": "S"}],
+    )  # fmt: skip
+    capfd.readouterr()
+    handler.record_run(12, 2)
+    answer = handler.freshness({}, Context())
+    run, fresh = _metrics(capfd.readouterr().out)
+    for emf in (run, fresh):
+        (directive,) = emf["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == metrics.NAMESPACE
+        assert [sorted(names) for names in directive["Dimensions"]] == [sorted(metrics.PIPELINE_DIMENSIONS)]
+        assert (emf[metrics.SERVICE_DIMENSION], emf[metrics.STAGE_DIMENSION]) == ("llm-knowledge-test", "dev")
+    assert (run[metrics.RUN_DOCUMENTS], run[metrics.FAILED_DOCUMENTS]) == ([12.0], [2.0])
+    # No run on record: as old as the manifest, which was just created.
+    assert fresh[metrics.DAYS_SINCE_SUCCESSFUL_RUN] == [answer["days_since_successful_run"]]
+    assert 0 <= answer["days_since_successful_run"] < 0.01

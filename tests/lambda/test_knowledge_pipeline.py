@@ -8,7 +8,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -119,6 +119,7 @@ def world(aws: None) -> Iterator[World]:
         upstream_api_key_parameter="/app/dev/secrets/upstream-api-key", youtube_secret_arn=UNUSED_ARN,
         proxy_secret_arn=UNUSED_ARN, playlist_ids=("PLtestplaylist01",), chunk_tokens=60, chunk_overlap_tokens=10,
         embedding_batch_size=4, max_document_bytes=4096, failure_threshold_percent=40, config_cache_seconds=0,
+        stage="dev",
     )  # fmt: skip
     sources = Sources(s3=s3, vectors=VectorIndex(vectors, index_arn), embedder=lambda: embedder,
                       youtube_key=youtube_key, youtube_proxy=lambda: None,
@@ -202,6 +203,40 @@ def test_the_run_fails_only_past_the_failure_threshold(world):
     world.put("d.pdf", b"garbage")
     with pytest.raises(RunFailedError, match=r"3 of 3 documents failed"):
         world.run()
+
+
+def test_each_closed_run_reports_its_documents_and_failures_also_when_it_fails(world):
+    recorded: list[tuple[int, int]] = []
+    world.pipeline.record_run = lambda total, failed: recorded.append((total, failed))
+    world.put("broken.pdf", b"%PDF-1.7\nnot really a pdf")
+    for name in ("a.md", "b.md"):
+        world.put(name, GUIDE + name.encode())
+    world.run()
+    world.put("c.pdf", b"garbage")
+    world.put("d.pdf", b"garbage")
+    with pytest.raises(RunFailedError):
+        world.run()
+    assert recorded == [(3, 1), (3, 3)]  # the second run lists the broken file again and the two new ones
+
+
+def test_the_freshness_check_counts_days_since_the_last_run_that_succeeded(world):
+    world.put("a.md", GUIDE)
+    world.run()  # finishes at the clock's 2026-11-30 03:05
+    world.pipeline.clock = lambda: datetime(2026, 12, 3, 15, 5, tzinfo=UTC)
+    assert world.pipeline.days_since_success() == pytest.approx(3.5)
+    world.put("b.pdf", b"garbage")
+    world.put("c.pdf", b"garbage")
+    with pytest.raises(RunFailedError):
+        world.run()  # a failed run is not a fresh one
+    assert world.pipeline.days_since_success() == pytest.approx(3.5)
+
+
+def test_without_a_successful_run_the_pipeline_is_as_late_as_its_manifest_is_old(world):
+    created = world.pipeline.manifest.created_at()
+    world.pipeline.clock = lambda: created + timedelta(days=2, hours=6)
+    assert world.pipeline.days_since_success() == pytest.approx(2.25, abs=1e-3)
+    world.pipeline.clock = lambda: created - timedelta(days=1)  # a skewed clock never makes it negative
+    assert world.pipeline.days_since_success() == 0.0
 
 
 def test_a_real_pdf_is_read(world):

@@ -94,8 +94,10 @@ def test_chat_completions_create_returns_the_models_text(deployment, capfd):
     (emf,) = [json.loads(line) for line in logs.splitlines() if line.startswith('{"_aws"')]
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == metrics.NAMESPACE
-    assert sorted(directive["Dimensions"][0]) == sorted(["service", metrics.ROUTE_DIMENSION])
+    # route, service and stage: what the stage's alarms and dashboard select (constructs_lib/observability).
+    assert [sorted(names) for names in directive["Dimensions"]] == [sorted(metrics.REQUEST_DIMENSIONS)]
     assert emf[metrics.ROUTE_DIMENSION] == "/chat/completions"
+    assert (emf[metrics.SERVICE_DIMENSION], emf[metrics.STAGE_DIMENSION]) == ("llm-test", "dev")
     assert {m["Name"] for m in directive["Metrics"]} == {
         metrics.LATENCY,
         metrics.REQUESTS,

@@ -268,7 +268,7 @@ def test_every_traced_function_instruments_its_clients_before_making_them(daemon
         vector_index_arn=INDEX_ARN, dimension=4, embedding_parameter_path=chat.embedding_parameter_path,
         upstream_api_key_parameter=chat.upstream_api_key_parameter, youtube_secret_arn="y", proxy_secret_arn="p",
         playlist_ids=(), chunk_tokens=100, chunk_overlap_tokens=10, embedding_batch_size=4, max_document_bytes=1024,
-        failure_threshold_percent=10, config_cache_seconds=60,
+        failure_threshold_percent=10, config_cache_seconds=60, stage="dev",
     )  # fmt: skip
     environment = {**os.environ, **INFERENCE_ENVIRONMENT.variables(), **RETRIEVAL_ENVIRONMENT.variables(),
                    **chat.variables(), **knowledge.variables(), "AWS_DEFAULT_REGION": "us-east-1",

@@ -60,6 +60,8 @@ class Assembly:
     # (stack, logical id) of each guardrail version, and the parameter each one's number is written to.
     guardrail_versions: list[tuple[str, str]] = field(default_factory=list)
     version_parameters: list[str] = field(default_factory=list)
+    # Alarm name -> the metric names it reads (the monitoring stack's alarms).
+    alarms: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, outdir: Path) -> Assembly:
@@ -105,6 +107,17 @@ class Assembly:
                 self.streams.append((stack, logical_id))
             elif kind == "AWS::Bedrock::GuardrailVersion":
                 self.guardrail_versions.append((stack, logical_id))
+            elif kind == "AWS::CloudWatch::Alarm":
+                self.alarms[props["AlarmName"]] = alarm_metric_names(props)
+
+
+def alarm_metric_names(alarm: dict[str, Any]) -> tuple[str, ...]:
+    """The metric names an alarm reads (a template's properties, or DescribeAlarms' answer): its one metric, or
+    each metric of its math, sorted."""
+    if alarm.get("MetricName"):
+        return (str(alarm["MetricName"]),)
+    queries = alarm.get("Metrics") or []
+    return tuple(sorted(str(q["MetricStat"]["Metric"]["MetricName"]) for q in queries if "MetricStat" in q))
 
 
 def route_path(resources: dict[str, Any], resource_id: Any) -> str:

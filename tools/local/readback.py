@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tools.gates.iam_scan import document_violations, listify
-from tools.local.assembly import Assembly
+from tools.local.assembly import Assembly, alarm_metric_names
 
 Row = tuple[str, str, bool]
 
@@ -29,6 +29,7 @@ def checks(client: Callable[[str], Any], expected: Assembly, stage_prefix: str) 
         _usage_plans(client("apigateway"), expected, stage_prefix),
         _streams(client("firehose"), expected, physical),
         _guardrails(client("bedrock"), client("ssm"), expected, physical),
+        _alarms(client("cloudwatch"), expected),
     ]
 
 
@@ -169,6 +170,16 @@ def _guardrails(bedrock: Any, ssm: Any, expected: Assembly, physical: dict[tuple
     ok = all(versions) and named == sorted(versions)
     return ("guardrail versions", f"{', '.join(versions) or 'none'} (READY, named by the model settings: "
             f"{', '.join(named) or 'none'})", ok)  # fmt: skip
+
+
+def _alarms(cloudwatch: Any, expected: Assembly) -> Row:
+    """Every alarm of the monitoring stack, reading the template's metrics and notifying an SNS topic."""
+    names = sorted(expected.alarms)
+    deployed = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"] if names else []
+    same = [alarm for alarm in deployed if alarm_metric_names(alarm) == expected.alarms.get(alarm["AlarmName"])
+            and any(":sns:" in action for action in alarm.get("AlarmActions", []))]  # fmt: skip
+    return ("alarms", f"{len(same)} of {len(names)} with the template's metrics, to the alarm topic",
+            len(same) == len(names) > 0)  # fmt: skip
 
 
 def print_table(rows: list[Row]) -> None:

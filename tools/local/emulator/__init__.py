@@ -32,6 +32,10 @@ local targets:
   sign-in accepts any password: the server side of Cognito's SRP runs for real;
 - dynamodb: a conditional write or a transaction is not atomic under concurrent requests (and a cancelled
   transaction restores a copy of the whole table): the backend's writes run one at a time, as the budgets need.
+- cloudwatch: `AWS::CloudWatch::Alarm` is not modelled (dashboards are): the monitoring stack's alarms are made
+  through the backend, metric math included (nothing evaluates them locally);
+- sns: `AWS::SNS::TopicPolicy` and `AWS::SNS::Subscription` are not modelled (topics are): the alarm topic's policy
+  and its email subscriptions (pending confirmation, as in AWS) are applied through the backend.
 
 Still skipped (template assertions cover them): bucket policies, Glue, Athena, WAF, gateway responses,
 request validators and models, log streams, the API Gateway account, EventBridge Scheduler schedules
@@ -46,12 +50,14 @@ from tools.local.emulator import (
     bedrock,
     cloudformation,
     cloudfront,
+    cloudwatch,
     cognito,
     dynamodb,
     firehose,
     kms,
     s3vectors,
     secretsmanager,
+    sns,
     ssm,
     stepfunctions,
 )
@@ -72,3 +78,5 @@ def install_patches(port: int) -> None:
     cognito.install()
     dynamodb.install()
     cloudfront.install()
+    cloudwatch.install()
+    sns.install()
