@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2 as httpx
 import openai
 
+from lambda_src.shared.audit_writer import AuditEvent
 from lambda_src.shared.errors import ApiError
 from lambda_src.shared.models import Completion, CompletionRequest, Finish, StreamEvent, TextDelta, Usage
 
@@ -25,6 +26,19 @@ TEXT: list[StreamEvent | ApiError] = [
     Finish("stop"),
     Usage(12, 7),
 ]
+
+
+class Audit:
+    """An audit writer (best effort) keeping the events it is given."""
+
+    mode = "best_effort"
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def write(self, event: AuditEvent, *, attempts: int = 1) -> bool:
+        self.events.append(event)
+        return True
 
 
 class FakeStream:

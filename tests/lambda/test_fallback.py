@@ -16,7 +16,6 @@ from lambda_src.contracts import metrics
 from lambda_src.contracts import spend as s
 from lambda_src.inference.logic import Api
 from lambda_src.shared import request_log
-from lambda_src.shared.audit_writer import AuditEvent
 from lambda_src.shared.config_source import ModelSettings, ModelTarget
 from lambda_src.shared.dispatch import Caller, Outcome
 from lambda_src.shared.errors import ApiError, invalid_request, rate_limited, upstream_error, upstream_timeout
@@ -25,7 +24,7 @@ from lambda_src.shared.models.bedrock import BedrockModel
 from lambda_src.shared.models.fallback import MIN_ATTEMPT_SECONDS, ModelChain
 from tests.aws_fakes import stub_client
 from tests.bedrock_events import RawBody, exception, text_answer
-from tests.model_fakes import FakeModel, FakeStream
+from tests.model_fakes import Audit, FakeModel, FakeStream
 
 PRIMARY = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 SECOND = "amazon.nova-lite-v1:0"
@@ -46,17 +45,6 @@ CONVERSE_OK = {"output": {"message": {"role": "assistant", "content": [{"text": 
 class Settings:
     def settings(self) -> ModelSettings:
         return SETTINGS
-
-
-class Audit:
-    mode = "best_effort"
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def write(self, event: AuditEvent, *, attempts: int = 1) -> bool:
-        self.events.append(event)
-        return True
 
 
 @pytest.fixture

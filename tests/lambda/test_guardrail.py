@@ -16,7 +16,6 @@ from lambda_src.contracts import guardrail as g
 from lambda_src.contracts import metrics
 from lambda_src.inference.logic import Api
 from lambda_src.shared import request_log
-from lambda_src.shared.audit_writer import AuditEvent
 from lambda_src.shared.config_source import ModelSettings
 from lambda_src.shared.errors import ApiError
 from lambda_src.shared.models import (
@@ -32,7 +31,7 @@ from lambda_src.shared.models.bedrock import BedrockModel
 from lambda_src.shared.models.guarded import FIRST_PIECE_CHARS, LAST_PIECE_CHARS, SEPARATOR, GuardedModel
 from tests.aws_fakes import stub_client
 from tests.bedrock_events import answer_with, text_answer
-from tests.model_fakes import FakeModel, FakeStream, sdk_client
+from tests.model_fakes import Audit, FakeModel, FakeStream, sdk_client
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 REF = GuardrailRef("gr1234abcd", "3", g.STREAM_SYNC)
@@ -43,17 +42,6 @@ BASE = ModelSettings(provider="bedrock", model_id=MODEL, temperature=0.2, top_p=
                      guardrail=REF)  # fmt: skip
 USAGE = {"topicPolicyUnits": 0, "contentPolicyUnits": 1, "wordPolicyUnits": 1, "sensitiveInformationPolicyUnits": 1,
          "sensitiveInformationPolicyFreeUnits": 0, "contextualGroundingPolicyUnits": 0}  # fmt: skip
-
-
-class Audit:
-    mode = "best_effort"
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def write(self, event: AuditEvent, *, attempts: int = 1) -> bool:
-        self.events.append(event)
-        return True
 
 
 class MetricsLog:
