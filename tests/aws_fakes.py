@@ -119,6 +119,21 @@ class ResponseEndpoint:
         self.server.server_close()
 
 
+def create_manifest_table(dynamodb: Any, name: str = "manifest") -> Any:
+    """The knowledge base's manifest table as ManifestTable deploys it; ``dynamodb`` a boto3 resource."""
+    from lambda_src.contracts.knowledge import PARTITION_KEY, SORT_KEY  # noqa: PLC0415
+
+    return dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in (PARTITION_KEY, SORT_KEY)],
+    )
+
+
 def create_usage_table(dynamodb: Any, name: str = "usage") -> None:
     """The budgets' usage table as UsageTable deploys it (tests/infra/test_api_stack.py checks the template's side)."""
     from lambda_src.contracts.spend import PERIOD, PRINCIPAL  # noqa: PLC0415

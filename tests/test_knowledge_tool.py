@@ -14,7 +14,7 @@ import pytest
 from lambda_src.contracts import knowledge as k
 from lambda_src.contracts import parameters
 from lambda_src.knowledge.manifest import Document, Manifest
-from tests.aws_fakes import REGION
+from tests.aws_fakes import REGION, create_manifest_table
 from tools.knowledge import Clients, main
 
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline"
@@ -55,11 +55,7 @@ class Execution:
 def world(aws: None) -> dict[str, Any]:
     ssm = boto3.client("ssm", region_name=REGION)
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
-    dynamodb.create_table(TableName="manifest", BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                     {"AttributeName": "sk", "KeyType": "RANGE"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                                {"AttributeName": "sk", "AttributeType": "S"}])  # fmt: skip
+    create_manifest_table(dynamodb)
     for name, value in ((k.STATE_MACHINE_PARAMETER, STATE_MACHINE), (k.MANIFEST_PARAMETER, "manifest")):
         ssm.put_parameter(Name=parameters.parameter_name("dev", name), Value=value, Type="String")
     return {"ssm": ssm, "dynamodb": dynamodb, "manifest": Manifest(dynamodb.Table("manifest"))}

@@ -12,14 +12,13 @@ from typing import Any
 import boto3
 import pytest
 
-from lambda_src.contracts import knowledge as k
 from lambda_src.contracts import metrics
 from lambda_src.contracts.environment import KnowledgeEnvironment
 from lambda_src.contracts.parameters import PLACEHOLDER_PREFIX
 from lambda_src.knowledge.youtube import SourceError
 from lambda_src.shared.embeddings import OpenAICompatibleEmbedder, TitanEmbedder
 from lambda_src.shared.errors import ApiError
-from tests.aws_fakes import REGION
+from tests.aws_fakes import REGION, create_manifest_table
 
 PATH = "/app/dev/knowledge/embedding"
 UPSTREAM_KEY = "/app/dev/secrets/upstream-api-key"
@@ -93,13 +92,7 @@ class Context:
 def test_the_report_and_freshness_metrics_carry_the_service_and_stage_dimensions(handler, capfd):
     """What the pipeline's alarms and dashboard read (constructs_lib/observability): names from the contract, the
     dimensions service (POWERTOOLS_SERVICE_NAME) and stage, nothing else."""
-    boto3.resource("dynamodb", region_name=REGION).create_table(
-        TableName="manifest", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": k.PARTITION_KEY, "KeyType": "HASH"},
-                   {"AttributeName": k.SORT_KEY, "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": k.PARTITION_KEY, "AttributeType": "S"},
-                              {"AttributeName": k.SORT_KEY, "AttributeType": "S"}],
-    )  # fmt: skip
+    create_manifest_table(boto3.resource("dynamodb", region_name=REGION))
     capfd.readouterr()
     handler.record_run(12, 2)
     answer = handler.freshness({}, Context())

@@ -24,7 +24,7 @@ from lambda_src.knowledge.youtube import SourceError, Unavailable, Video
 from lambda_src.shared.embeddings import Embeddings
 from lambda_src.shared.errors import rate_limited
 from lambda_src.shared.vectors import VectorIndex
-from tests.aws_fakes import INDEX_ARN, REGION
+from tests.aws_fakes import INDEX_ARN, REGION, create_manifest_table
 
 BUCKET = "dataset"
 WORK = "work"
@@ -87,13 +87,7 @@ def world(aws: None) -> Iterator[World]:
     for name in (BUCKET, WORK):
         s3.create_bucket(Bucket=name)
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
-    table = dynamodb.create_table(
-        TableName="manifest", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": k.PARTITION_KEY, "KeyType": "HASH"},
-                   {"AttributeName": k.SORT_KEY, "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": k.PARTITION_KEY, "AttributeType": "S"},
-                              {"AttributeName": k.SORT_KEY, "AttributeType": "S"}],
-    )  # fmt: skip
+    table = create_manifest_table(dynamodb)
     vectors = boto3.client("s3vectors", region_name=REGION)
     vectors.create_vector_bucket(vectorBucketName="vectors")
     vectors.create_index(vectorBucketName="vectors", indexName="chunks", dataType="float32", dimension=DIMENSION,
