@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from lambda_src.contracts.api import STAGE_NAME
 from tools.local.assembly import gateway_responses, preflights, resolve_imports, stage_throttle
 from tools.local.deploy import REGION
+from tools.local.emf import forwarder
 from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
@@ -143,15 +144,18 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
         key = urllib.parse.urlparse(function["Code"]["Location"]).path.lstrip("/")
         layers = [unpack(code(layer)) for layer in layer_keys(name)]
         environment = lambda_environment(configuration, f"http://localhost:{port}", REGION)
-        timeout = int(configuration.get("Timeout", 3))
+        # CloudWatch Logs' part: the EMF lines the function writes become metrics in the emulator it talks to.
+        metrics = forwarder(environment["AWS_ENDPOINT_URL"], REGION)
         if "AWS_LAMBDA_EXEC_WRAPPER" in environment:  # its own Runtime API loop: run the wrapper as Lambda does
             size = int(function.get("Concurrency", {}).get("ReservedConcurrentExecutions") or 0) or LOCAL_CONCURRENCY
             api.workers[name] = StreamingPool(size, functools.partial(
                 StreamingWorker, code_dir=unpack(code(key)), layers=layers, environment=environment,
-                timeout_seconds=timeout, log=log))  # fmt: skip
+                timeout_seconds=int(configuration.get("Timeout", 3)), log=log,
+                on_log_line=metrics))  # fmt: skip
             continue
         api.workers[name] = Worker(handler=configuration["Handler"], code_dir=unpack(code(key)), layers=layers,
-                                   environment=environment, timeout_seconds=timeout, log=log)  # fmt: skip
+                                   environment=environment, timeout_seconds=int(configuration.get("Timeout", 3)),
+                                   log=log, on_log_line=metrics)  # fmt: skip
     return api
 
 
