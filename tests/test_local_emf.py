@@ -18,10 +18,16 @@ from lambda_src.contracts import metrics
 from lambda_src.shared import request_log
 from lambda_src.shared.dispatch import Caller, Outcome
 from tests.aws_fakes import REGION
-from tools.local.emf import EmfForwarder, metric_data
+from tools.local.emf import EmfForwarder, metric_data, through_api
+from tools.local.emulator.cloudwatch import put_metric_data
 from tools.local.runtime import Worker
 
 NOW_MS = 1_700_000_000_000
+
+
+def forwarder() -> EmfForwarder:
+    """Through the API, as the local gateway's functions forward (to moto in-process here)."""
+    return EmfForwarder(through_api(boto3.client("cloudwatch", region_name=REGION)))
 
 
 def emf(**values: Any) -> dict[str, Any]:
@@ -74,7 +80,7 @@ def test_a_powertools_request_record_reaches_cloudwatch_with_the_alarms_dimensio
     request_log.record(outcome, powertools, Logger(service="test"))
     lines = capsys.readouterr().out.splitlines()
     assert any('"_aws"' in line for line in lines) and any('"_aws"' not in line for line in lines)  # and its log line
-    forward = EmfForwarder(None, REGION)
+    forward = forwarder()
     for line in lines:
         forward(line)
     dimensions = frozenset({("route", "/v1/chat/completions"), ("service", "llm-inference"), ("stage", "dev")})
@@ -84,7 +90,7 @@ def test_a_powertools_request_record_reaches_cloudwatch_with_the_alarms_dimensio
 
 
 def test_every_dimension_set_is_its_own_metric_in_cloudwatch(aws):
-    EmfForwarder(None, REGION)(json.dumps(emf()))
+    forwarder()(json.dumps(emf()))
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     one, two = frozenset({("a", "x")}), frozenset({("a", "x"), ("b", "y")})
     assert listed(cloudwatch, "Test") == {("Hits", one), ("Hits", two), ("Time", one), ("Time", two)}
@@ -96,13 +102,27 @@ def test_every_dimension_set_is_its_own_metric_in_cloudwatch(aws):
 
 @pytest.mark.parametrize("line", ["", "plain text", '{"message": "no metrics"}', '{"_aws": {', "{" + '"_aws"' * 3])
 def test_other_lines_and_malformed_json_are_ignored(aws, line):
-    EmfForwarder(None, REGION)(line)
+    forwarder()(line)
     assert boto3.client("cloudwatch", region_name=REGION).list_metrics()["Metrics"] == []
 
 
 def test_a_failing_cloudwatch_is_logged_and_never_raised(caplog):
-    EmfForwarder("http://127.0.0.1:9", REGION)(json.dumps(emf()))  # nothing listens there
+    client = boto3.client("cloudwatch", region_name=REGION, endpoint_url="http://127.0.0.1:9",  # nothing listens
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    EmfForwarder(through_api(client))(json.dumps(emf()))
     assert "EMF line not forwarded" in caplog.text
+
+
+def test_the_emulators_own_functions_forward_straight_to_its_backend(aws):
+    """The knowledge pipeline's functions run inside the emulator (tools/local/emulator/awslambda.py)."""
+    EmfForwarder(put_metric_data("123456789012", REGION))(json.dumps(emf()))
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    assert len(listed(cloudwatch, "Test")) == 4
+    # (moto's GetMetricStatistics reads every metric whose dimensions include those asked for: both here.)
+    stats = cloudwatch.get_metric_statistics(Namespace="Test", MetricName="Hits", Dimensions=[{"Name": "a",
+        "Value": "x"}], StartTime=NOW_MS / 1000 - 60, EndTime=NOW_MS / 1000 + 60, Period=60,
+        Statistics=["Sum"])["Datapoints"]  # fmt: skip
+    assert [p["Sum"] for p in stats] == [2.0]
 
 
 HANDLER = """

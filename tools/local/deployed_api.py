@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from lambda_src.contracts.api import STAGE_NAME
 from tools.local.assembly import gateway_responses, preflights, resolve_imports, stage_throttle
 from tools.local.deploy import REGION
-from tools.local.emf import forwarder
+from tools.local.emf import EmfForwarder, through_api
 from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
@@ -138,14 +138,14 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     def code(key: str) -> bytes:
         return bytes(s3.get_object(Bucket=assets, Key=key)["Body"].read())
 
+    # CloudWatch Logs' part: the EMF lines the functions write become metrics in the emulator they talk to.
+    metrics = EmfForwarder(through_api(client("cloudwatch")))
     for name in {api.authorizer, *(f for verbs in routes.values() for f in verbs.values())}:
         function = lam.get_function(FunctionName=name)
         configuration = function["Configuration"]
         key = urllib.parse.urlparse(function["Code"]["Location"]).path.lstrip("/")
         layers = [unpack(code(layer)) for layer in layer_keys(name)]
         environment = lambda_environment(configuration, f"http://localhost:{port}", REGION)
-        # CloudWatch Logs' part: the EMF lines the function writes become metrics in the emulator it talks to.
-        metrics = forwarder(environment["AWS_ENDPOINT_URL"], REGION)
         if "AWS_LAMBDA_EXEC_WRAPPER" in environment:  # its own Runtime API loop: run the wrapper as Lambda does
             size = int(function.get("Concurrency", {}).get("ReservedConcurrentExecutions") or 0) or LOCAL_CONCURRENCY
             api.workers[name] = StreamingPool(size, functools.partial(

@@ -6,25 +6,23 @@ One datum per metric per dimension set of each ``_aws.CloudWatchMetrics`` direct
 document's ``_aws.Timestamp`` and the dimension values from the document's top-level keys. A directive CloudWatch
 would reject (a dimension or metric value missing or not a number) is skipped. Only lines that start with ``{`` and
 mention ``"_aws"`` are parsed; nothing that fails here reaches the function (it is logged and the line dropped).
+
+Standard library only, like tools/local/runtime.py: the emulator (tools/local/emulator/awslambda.py) uses it too.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
-
-import boto3
-from botocore.config import Config
-
-from tools.local.runtime import EMULATOR_CREDENTIALS
 
 LOG = logging.getLogger(__name__)
 # PutMetricData takes at most 1,000 data in one call.
 MAX_DATA = 1000
+# PutMetricData's Namespace and MetricData (the emulator's CloudWatch, over the API or in its own process).
+Put = Callable[[str, list[dict[str, Any]]], None]
 
 
 def metric_data(document: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -67,18 +65,10 @@ def _values(value: Any) -> list[float]:
 
 
 class EmfForwarder:
-    """Called with each line a function writes: the EMF ones go to CloudWatch at ``endpoint`` (the emulator; None:
-    boto3's own, for moto in-process)."""
+    """Called with each line a function writes: the EMF ones go to ``put`` (PutMetricData of the emulator)."""
 
-    def __init__(self, endpoint: str | None, region: str) -> None:
-        self._client = boto3.client(
-            "cloudwatch",
-            endpoint_url=endpoint,
-            region_name=region,
-            aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=5),
-        )
+    def __init__(self, put: Put) -> None:
+        self._put = put
 
     def __call__(self, line: str) -> None:
         if not line.startswith("{") or '"_aws"' not in line:
@@ -89,12 +79,15 @@ class EmfForwarder:
                 by_namespace.setdefault(namespace, []).append(datum)
             for namespace, data in by_namespace.items():
                 for start in range(0, len(data), MAX_DATA):
-                    self._client.put_metric_data(Namespace=namespace, MetricData=data[start : start + MAX_DATA])
+                    self._put(namespace, data[start : start + MAX_DATA])
         except Exception as error:  # never the function's problem: CloudWatch Logs would just not extract it
             LOG.warning("EMF line not forwarded (%s: %s)", type(error).__name__, error)
 
 
-@functools.cache
-def forwarder(endpoint: str, region: str) -> EmfForwarder:
-    """The one forwarder to ``endpoint`` in ``region`` (a boto3 client is safe to share between threads)."""
-    return EmfForwarder(endpoint, region)
+def through_api(cloudwatch: Any) -> Put:
+    """PutMetricData through a boto3 CloudWatch client (one pointed at the emulator)."""
+
+    def put(namespace: str, data: list[dict[str, Any]]) -> None:
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+
+    return put
