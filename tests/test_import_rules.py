@@ -120,9 +120,16 @@ def test_the_local_runtime_imports_nothing_of_the_project():
     assert all(name.split(".")[0] in sys.stdlib_module_names for name in _imports(runtime))
 
 
+def test_the_local_emf_extraction_imports_only_the_standard_library():
+    """The emulator uses it (tools/local/emulator/awslambda.py) as well as the local gateway."""
+    emf = ROOT / "tools" / "local" / "emf.py"
+    assert _project_imports(emf) == []
+    assert all(name.split(".")[0] in sys.stdlib_module_names for name in _imports(emf))
+
+
 def test_the_emulator_imports_only_moto_itself_and_the_runtime():
     """It runs in .venv-local, which has moto but none of the platform's packages."""
-    allowed = ("tools.local.emulator", "tools.local.runtime")
+    allowed = ("tools.local.emulator", "tools.local.runtime", "tools.local.emf")
     for path in (ROOT / "tools" / "local" / "emulator").glob("*.py"):
         assert [n for n in _project_imports(path) if not n.startswith(allowed)] == [], path.name
         outside = [n for n in _imports(path) if n.split(".")[0] not in (*sys.stdlib_module_names, "moto", "tools")]

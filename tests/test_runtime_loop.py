@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ def handler(event, context):
     if "body" in event:  # through the gateway: a proxy event
         event = json.loads(event["body"] or "{}")
     kind = event.get("kind")
+    if kind == "print":
+        print(event["line"])
+        return {"statusCode": 200, "body": ""}
     if kind == "dict":
         return {"statusCode": 201, "headers": {"X-A": "1"}, "body": "hello", "isBase64Encoded": False}
     if kind == "stream":
@@ -88,12 +91,13 @@ def task_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def worker_for(task_root: Path, handler: str = "fixture_handlers.handler", timeout: int = 10) -> StreamingWorker:
+def worker_for(task_root: Path, handler: str = "fixture_handlers.handler", timeout: int = 10,
+               on_log_line: Callable[[str], None] | None = None) -> StreamingWorker:  # fmt: skip
     environment = {"PATH": os.environ.get("PATH", ""), "AWS_LAMBDA_EXEC_WRAPPER": WRAPPER, "_HANDLER": handler,
                    "AWS_LAMBDA_FUNCTION_NAME": "fixture", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
                    "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
     return StreamingWorker(code_dir=str(task_root), layers=[], environment=environment, timeout_seconds=timeout,
-                           log=sys.stderr)  # fmt: skip
+                           log=sys.stderr, on_log_line=on_log_line)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +110,20 @@ def worker(task_root: Path) -> Iterator[StreamingWorker]:
 def test_the_wrapper_is_executable_in_git():
     mode = os.stat(ROOT / "lambda_src/shared/runtime/wrapper").st_mode
     assert mode & 0o111 == 0o111
+
+
+def test_each_line_the_function_writes_is_handed_on_as_it_comes(task_root):
+    """What the local platform gives CloudWatch Logs' part (tools/local/emf.py): the function's output line by line."""
+    seen: list[str] = []
+    started = worker_for(task_root, on_log_line=seen.append)
+    try:
+        list(started.invoke({"kind": "print", "line": '{"_aws": {}}'}))
+        deadline = time.monotonic() + 10
+        while '{"_aws": {}}\n' not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        started.close()
+    assert '{"_aws": {}}\n' in seen
 
 
 def test_a_dict_answer_is_framed_whole_in_a_streaming_post(worker):

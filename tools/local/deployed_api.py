@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from lambda_src.contracts.api import STAGE_NAME
 from tools.local.assembly import gateway_responses, preflights, resolve_imports, stage_throttle
 from tools.local.deploy import REGION
+from tools.local.emf import EmfForwarder, through_api
 from tools.local.gateway import Answer, Preflight, Throttle, UsagePlan
 from tools.local.processes import LocalError
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
@@ -137,21 +138,24 @@ def read_deployed_api(client: Any, port: int, stack: str, log: TextIO) -> Deploy
     def code(key: str) -> bytes:
         return bytes(s3.get_object(Bucket=assets, Key=key)["Body"].read())
 
+    # CloudWatch Logs' part: the EMF lines the functions write become metrics in the emulator they talk to.
+    metrics = EmfForwarder(through_api(client("cloudwatch")))
     for name in {api.authorizer, *(f for verbs in routes.values() for f in verbs.values())}:
         function = lam.get_function(FunctionName=name)
         configuration = function["Configuration"]
         key = urllib.parse.urlparse(function["Code"]["Location"]).path.lstrip("/")
         layers = [unpack(code(layer)) for layer in layer_keys(name)]
         environment = lambda_environment(configuration, f"http://localhost:{port}", REGION)
-        timeout = int(configuration.get("Timeout", 3))
         if "AWS_LAMBDA_EXEC_WRAPPER" in environment:  # its own Runtime API loop: run the wrapper as Lambda does
             size = int(function.get("Concurrency", {}).get("ReservedConcurrentExecutions") or 0) or LOCAL_CONCURRENCY
             api.workers[name] = StreamingPool(size, functools.partial(
                 StreamingWorker, code_dir=unpack(code(key)), layers=layers, environment=environment,
-                timeout_seconds=timeout, log=log))  # fmt: skip
+                timeout_seconds=int(configuration.get("Timeout", 3)), log=log,
+                on_log_line=metrics))  # fmt: skip
             continue
         api.workers[name] = Worker(handler=configuration["Handler"], code_dir=unpack(code(key)), layers=layers,
-                                   environment=environment, timeout_seconds=timeout, log=log)  # fmt: skip
+                                   environment=environment, timeout_seconds=int(configuration.get("Timeout", 3)),
+                                   log=log, on_log_line=metrics)  # fmt: skip
     return api
 
 

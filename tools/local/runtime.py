@@ -33,8 +33,9 @@ import time
 import traceback
 import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 CODE_CACHE = Path(tempfile.gettempdir()) / "llm-platform-local-code"
 # The local emulator's dummy credentials (it accepts any; real ones must never reach it).
@@ -131,6 +132,29 @@ def lambda_environment(configuration: dict[str, Any], endpoint: str, region: str
     }
 
 
+_LOG_WRITES = threading.Lock()
+
+
+def relay_lines(output: IO[str], log: TextIO | None, on_line: Callable[[str], None]) -> threading.Thread:
+    """Copy each line a function writes (``output``, its pipe) to ``log`` as it comes and hand it to ``on_line``
+    (CloudWatch Logs' part: tools/local/emf.py), on a daemon thread until the pipe closes. A failing ``on_line``
+    loses only its line: the pipe is always drained, so the function never blocks on its own logs."""
+
+    def relay() -> None:
+        with output:
+            for line in output:
+                if log is not None:
+                    with _LOG_WRITES:
+                        log.write(line)
+                        log.flush()
+                with contextlib.suppress(Exception):  # the forwarder logs its own failures; the relay goes on
+                    on_line(line)
+
+    thread = threading.Thread(target=relay, daemon=True, name="function-log")
+    thread.start()
+    return thread
+
+
 class FunctionError(Exception):
     """The function raised: Lambda's "Unhandled" error. ``error_type`` and ``message`` are what Lambda reports
     as errorType and errorMessage (Step Functions matches its Retry and Catch on errorType)."""
@@ -159,24 +183,33 @@ class Worker:
         environment: dict[str, str],
         timeout_seconds: int,
         log: TextIO | None = None,
+        on_log_line: Callable[[str], None] | None = None,
         python: str = sys.executable,
     ) -> None:
+        """``on_log_line``: called with each line the function writes (then the lines pass through this process
+        on their way to ``log``)."""
         self.timeout_seconds = timeout_seconds
         self._command = [python, os.path.abspath(__file__), handler, code_dir, *layers]
         self._environment = environment
         self._log = log
+        self._on_log_line = on_log_line
         self._lock = threading.Lock()
         self._process = self._start()
 
     def _start(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(  # noqa: S603 - our own script with the function's own arguments
+        logs: TextIO | int = self._log if self._log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(  # noqa: S603 - our own script with the function's own arguments
             self._command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if self._on_log_line is not None else logs,
             env=self._environment,
             text=True,
+            errors="replace",
         )
+        if process.stderr is not None and self._on_log_line is not None:
+            relay_lines(process.stderr, self._log, self._on_log_line)
+        return process
 
     def invoke(self, event: Any) -> Any:
         """The function's return value; FunctionError if it raised, timed out or its runtime died."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from tools.local.runtime import FunctionError
+from tools.local.runtime import FunctionError, relay_lines
 from tools.local.runtime_api import End, Failed, Invocation, LocalRuntimeApi
 
 TASK_ROOT = "/var/task"
@@ -63,16 +63,19 @@ class StreamingWorker:
     crash (cold) like runtime.Worker."""
 
     def __init__(self, *, code_dir: str, layers: list[str], environment: dict[str, str], timeout_seconds: int,
-                 log: TextIO | None = None, python: str = sys.executable) -> None:  # fmt: skip
+                 log: TextIO | None = None, on_log_line: Callable[[str], None] | None = None,
+                 python: str = sys.executable) -> None:  # fmt: skip
+        """``on_log_line``: as runtime.Worker's, called with each line the function writes."""
         wrapper = environment["AWS_LAMBDA_EXEC_WRAPPER"]
         if not wrapper.startswith(TASK_ROOT + "/"):
             raise FunctionError(f"AWS_LAMBDA_EXEC_WRAPPER {wrapper!r} is not inside the function's code")
         self._command = [os.path.join(code_dir, wrapper.removeprefix(TASK_ROOT + "/")), python]
         self.timeout_seconds = timeout_seconds
         self._code_dir, self._layers, self._environment, self._log = code_dir, layers, environment, log
+        self._on_log_line = on_log_line
         self._lock = threading.Lock()
         self._api: LocalRuntimeApi | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     def _start(self) -> None:
         self._api = LocalRuntimeApi(self._environment.get("LOCAL_LAMBDA_FUNCTION_ARN") or
@@ -84,10 +87,16 @@ class StreamingWorker:
             # No /opt locally: each layer's python/ folder, as Lambda puts /opt/python on the path.
             "PYTHONPATH": os.pathsep.join(os.path.join(layer, "python") for layer in self._layers),
         }
+        # With on_log_line, its output and errors come through one pipe, relayed line by line to the log and to it.
+        relayed = self._on_log_line is not None
+        logs: TextIO | int = self._log or subprocess.DEVNULL
         self._process = subprocess.Popen(  # noqa: S603 - the function's own wrapper and our interpreter
-            self._command, stdin=subprocess.DEVNULL, stdout=self._log or subprocess.DEVNULL,
-            stderr=self._log or subprocess.DEVNULL, env=environment, cwd=self._code_dir,
+            self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if relayed else logs,
+            stderr=subprocess.STDOUT if relayed else logs, env=environment, cwd=self._code_dir, text=True,
+            errors="replace",
         )  # fmt: skip
+        if self._process.stdout is not None and self._on_log_line is not None:
+            relay_lines(self._process.stdout, self._log, self._on_log_line)
 
     def _stop(self) -> None:
         if self._process is not None:

@@ -33,7 +33,8 @@ local targets:
 - dynamodb: a conditional write or a transaction is not atomic under concurrent requests (and a cancelled
   transaction restores a copy of the whole table): the backend's writes run one at a time, as the budgets need.
 - cloudwatch: `AWS::CloudWatch::Alarm` is not modelled (dashboards are): the monitoring stack's alarms are made
-  through the backend, metric math included (nothing evaluates them locally);
+  through the backend, metric math included (nothing evaluates them locally); the functions' EMF lines reach its
+  metrics as PutMetricData (tools/local/emf.py, CloudWatch Logs' part);
 - sns: `AWS::SNS::TopicPolicy` and `AWS::SNS::Subscription` are not modelled (topics are): the alarm topic's policy
   and its email subscriptions (pending confirmation, as in AWS) are applied through the backend.
 

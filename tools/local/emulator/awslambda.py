@@ -3,8 +3,9 @@ the function's layers, which moto's CloudFormation drops from `AWS::Lambda::Func
 
 Execution environments stay warm between invocations, as in Lambda: an invocation takes an idle environment of the
 function or starts one (a cold start), and hands it back when it is done, so the pipeline's Map does not pay
-an interpreter start and its imports for every document. A changed function (code, handler, layers,
-environment, timeout) gets new environments.
+an interpreter start and its imports for every document. A changed function (code, handler, layers, environment,
+timeout) gets new environments. The lines a function writes go to the emulator's log, and the EMF ones to its
+CloudWatch metrics (tools/local/emf.py), as CloudWatch Logs extracts them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 from moto.awslambda import models
 
-from tools.local.emulator import s3deployment
+from tools.local.emf import EmfForwarder
+from tools.local.emulator import cloudwatch, s3deployment
 from tools.local.emulator.cloudformation import answer_custom_resource
 from tools.local.runtime import FunctionError, Worker, lambda_environment, unpack
 
@@ -83,8 +85,10 @@ def install(endpoint: str) -> None:
         def start() -> Worker:
             backend = models.lambda_backends[self.account_id][self.region]
             layers = [unpack(backend.layers_versions_by_arn(layer["Arn"]).code_bytes) for layer in self.layers]
+            metrics = EmfForwarder(cloudwatch.put_metric_data(self.account_id, self.region))
             return Worker(handler=self.handler, code_dir=unpack(self.code_bytes), layers=layers,
-                          environment=environment, timeout_seconds=int(self.timeout), log=sys.stderr)  # fmt: skip
+                          environment=environment, timeout_seconds=int(self.timeout), log=sys.stderr,
+                          on_log_line=metrics)  # fmt: skip
 
         worker = ENVIRONMENTS.take(key, start)
         try:

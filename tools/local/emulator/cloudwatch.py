@@ -1,9 +1,14 @@
 """CloudWatch: `AWS::CloudWatch::Alarm`, which moto's CloudFormation does not model (it models dashboards), created
 in moto's backend as PutMetricAlarm would: one metric, or metric math over several (the monitoring stack's alarms).
-Nothing evaluates them locally; they can be listed and described, as the read-back does."""
+Nothing evaluates them locally; they can be listed and described, as the read-back does.
+
+``put_metric_data``: CloudWatch Logs' part for the functions the emulator runs (tools/local/emf.py): their EMF lines
+as PutMetricData, in this process."""
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable
 from typing import Any
 
 from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
@@ -49,6 +54,18 @@ def _alarm(properties: dict[str, Any], account: str, region: str, name: str) -> 
         treat_missing_data=properties.get("TreatMissingData"),
     )
     return alarm_name, {"Arn": alarm.alarm_arn}
+
+
+def put_metric_data(account: str, region: str) -> Callable[[str, list[dict[str, Any]]], None]:
+    """PutMetricData of the account's CloudWatch in ``region``, straight to the backend."""
+
+    def put(namespace: str, data: list[dict[str, Any]]) -> None:
+        # Naive UTC times, as moto's request parsing gives them (its queries compare with those).
+        naive = [{**datum, "Timestamp": datum["Timestamp"].astimezone(datetime.UTC).replace(tzinfo=None)}
+                 if isinstance(datum.get("Timestamp"), datetime.datetime) else datum for datum in data]  # fmt: skip
+        cloudwatch_backends[account][region].put_metric_data(namespace, naive)
+
+    return put
 
 
 def install() -> None:
