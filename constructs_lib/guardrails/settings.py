@@ -1,5 +1,6 @@
 """The stage's content safety (CDK-free): the Bedrock Guardrail's policies and messages, which route families apply
-it, and how streams are scanned. Names and Bedrock's limits come from lambda_src/contracts/guardrail.py."""
+it, and how streams are scanned. What the functions read of it (the parameter leaves, stream modes, route families)
+is lambda_src/contracts/guardrail.py; Bedrock's vocabulary and limits, checked at synth only, are here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,34 @@ from dataclasses import dataclass
 
 from constructs_lib.foundation.settings import Check, Settings
 from lambda_src.contracts import guardrail as g
+
+# What a stage's guardrail may configure (Bedrock's CreateGuardrail; checked at synth only, so the functions never
+# load it). Strength of a content filter per direction.
+FILTER_TYPES = ("SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT", "PROMPT_ATTACK")
+STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
+PROMPT_ATTACK = "PROMPT_ATTACK"
+PII_ACTIONS = ("BLOCK", "ANONYMIZE")
+MASK = "ANONYMIZE"
+PII_TYPES = (
+    "ADDRESS", "AGE", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "CA_HEALTH_NUMBER", "CA_SOCIAL_INSURANCE_NUMBER",
+    "CREDIT_DEBIT_CARD_CVV", "CREDIT_DEBIT_CARD_EXPIRY", "CREDIT_DEBIT_CARD_NUMBER", "DRIVER_ID", "EMAIL",
+    "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS", "LICENSE_PLATE", "MAC_ADDRESS", "NAME", "PASSWORD", "PHONE",
+    "PIN", "SWIFT_CODE", "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
+    "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", "URL", "USERNAME", "US_BANK_ACCOUNT_NUMBER", "US_BANK_ROUTING_NUMBER",
+    "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "US_PASSPORT_NUMBER", "US_SOCIAL_SECURITY_NUMBER",
+    "VEHICLE_IDENTIFICATION_NUMBER",
+)  # fmt: skip
+# Bedrock's limits on the messages, words, topics and regexes of a guardrail.
+MAX_MESSAGE_CHARS = 500
+MAX_WORD_CHARS = 100
+MAX_WORDS = 10_000
+MAX_TOPICS = 30
+MAX_TOPIC_NAME_CHARS = 100
+MAX_TOPIC_DEFINITION_CHARS = 200
+MAX_TOPIC_EXAMPLES = 5
+MAX_TOPIC_EXAMPLE_CHARS = 100
+MAX_REGEXES = 10
+MAX_REGEX_CHARS = 500
 
 _TOPIC_NAME = re.compile(r"^[0-9A-Za-z_ !?.-]+$")
 _REGEX_NAME = re.compile(r"^[0-9A-Za-z_-]{1,100}$")
@@ -22,11 +51,11 @@ class ContentFilter:
     output_strength: str = "HIGH"
 
     def problem(self) -> str | None:
-        if self.type not in g.FILTER_TYPES:
-            return f"{self.type!r}: type must be one of {', '.join(g.FILTER_TYPES)}"
-        if self.input_strength not in g.STRENGTHS or self.output_strength not in g.STRENGTHS:
-            return f"{self.type}: strengths must be one of {', '.join(g.STRENGTHS)}"
-        if self.type == g.PROMPT_ATTACK and self.output_strength != "NONE":
+        if self.type not in FILTER_TYPES:
+            return f"{self.type!r}: type must be one of {', '.join(FILTER_TYPES)}"
+        if self.input_strength not in STRENGTHS or self.output_strength not in STRENGTHS:
+            return f"{self.type}: strengths must be one of {', '.join(STRENGTHS)}"
+        if self.type == PROMPT_ATTACK and self.output_strength != "NONE":
             return "PROMPT_ATTACK: output_strength must be 'NONE' (prompt attacks are only detected in input)"
         return None
 
@@ -39,10 +68,10 @@ class PiiEntity:
     action: str = "ANONYMIZE"
 
     def problem(self) -> str | None:
-        if self.type not in g.PII_TYPES:
-            return f"{self.type!r}: type must be one of Bedrock's PII types (lambda_src/contracts/guardrail.py)"
-        if self.action not in g.PII_ACTIONS:
-            return f"{self.type}: action must be one of {', '.join(g.PII_ACTIONS)}"
+        if self.type not in PII_TYPES:
+            return f"{self.type!r}: type must be one of Bedrock's PII types (constructs_lib/guardrails/settings.py)"
+        if self.action not in PII_ACTIONS:
+            return f"{self.type}: action must be one of {', '.join(PII_ACTIONS)}"
         return None
 
 
@@ -58,14 +87,14 @@ class RegexFilter:
     def problem(self) -> str | None:
         if not (isinstance(self.name, str) and _REGEX_NAME.match(self.name)):
             return f"{self.name!r}: name must be 1-100 letters, digits, _ or -"
-        if not (isinstance(self.pattern, str) and 0 < len(self.pattern) <= g.MAX_REGEX_CHARS):
-            return f"{self.name}: pattern must be 1-{g.MAX_REGEX_CHARS} characters"
+        if not (isinstance(self.pattern, str) and 0 < len(self.pattern) <= MAX_REGEX_CHARS):
+            return f"{self.name}: pattern must be 1-{MAX_REGEX_CHARS} characters"
         try:
             re.compile(self.pattern)
         except re.error as error:
             return f"{self.name}: pattern is not a valid regular expression ({error})"
-        if self.action not in g.PII_ACTIONS:
-            return f"{self.name}: action must be one of {', '.join(g.PII_ACTIONS)}"
+        if self.action not in PII_ACTIONS:
+            return f"{self.name}: action must be one of {', '.join(PII_ACTIONS)}"
         return None
 
 
@@ -79,13 +108,13 @@ class DeniedTopic:
 
     def problem(self) -> str | None:
         if not (isinstance(self.name, str) and _TOPIC_NAME.match(self.name)
-                and len(self.name) <= g.MAX_TOPIC_NAME_CHARS):  # fmt: skip
-            return f"{self.name!r}: name must be 1-{g.MAX_TOPIC_NAME_CHARS} letters, digits, spaces or _!?.-"
-        if not (isinstance(self.definition, str) and 0 < len(self.definition) <= g.MAX_TOPIC_DEFINITION_CHARS):
-            return f"{self.name}: definition must be 1-{g.MAX_TOPIC_DEFINITION_CHARS} characters"
-        if not (isinstance(self.examples, tuple) and len(self.examples) <= g.MAX_TOPIC_EXAMPLES and all(
-                isinstance(e, str) and 0 < len(e) <= g.MAX_TOPIC_EXAMPLE_CHARS for e in self.examples)):  # fmt: skip
-            return f"{self.name}: examples must be at most {g.MAX_TOPIC_EXAMPLES} texts of 1-100 characters"
+                and len(self.name) <= MAX_TOPIC_NAME_CHARS):  # fmt: skip
+            return f"{self.name!r}: name must be 1-{MAX_TOPIC_NAME_CHARS} letters, digits, spaces or _!?.-"
+        if not (isinstance(self.definition, str) and 0 < len(self.definition) <= MAX_TOPIC_DEFINITION_CHARS):
+            return f"{self.name}: definition must be 1-{MAX_TOPIC_DEFINITION_CHARS} characters"
+        if not (isinstance(self.examples, tuple) and len(self.examples) <= MAX_TOPIC_EXAMPLES and all(
+                isinstance(e, str) and 0 < len(e) <= MAX_TOPIC_EXAMPLE_CHARS for e in self.examples)):  # fmt: skip
+            return f"{self.name}: examples must be at most {MAX_TOPIC_EXAMPLES} texts of 1-100 characters"
         return None
 
 
@@ -140,15 +169,15 @@ class GuardrailConfig(Settings):
         ]  # fmt: skip
         for name in ("blocked_input_message", "blocked_output_message"):
             value = getattr(self, name)
-            checks.append((isinstance(value, str) and len(value.strip()) > 0 and len(value) <= g.MAX_MESSAGE_CHARS,
-                           name, f"must be non-empty text of at most {g.MAX_MESSAGE_CHARS} characters"))  # fmt: skip
-        checks += [self._entries("content_filters", ContentFilter, self.content_filters, len(g.FILTER_TYPES)),
-                   self._entries("pii_entities", PiiEntity, self.pii_entities, len(g.PII_TYPES)),
-                   self._entries("regexes", RegexFilter, self.regexes, g.MAX_REGEXES),
-                   self._entries("denied_topics", DeniedTopic, self.denied_topics, g.MAX_TOPICS)]  # fmt: skip
-        checks.append((isinstance(self.words, tuple) and len(self.words) <= g.MAX_WORDS and all(
-            isinstance(w, str) and len(w.strip()) > 0 and len(w) <= g.MAX_WORD_CHARS for w in self.words),
-            "words", f"must be a tuple of at most {g.MAX_WORDS:,} words or phrases of 1-{g.MAX_WORD_CHARS} characters"))  # fmt: skip  # noqa: E501
+            checks.append((isinstance(value, str) and len(value.strip()) > 0 and len(value) <= MAX_MESSAGE_CHARS,
+                           name, f"must be non-empty text of at most {MAX_MESSAGE_CHARS} characters"))  # fmt: skip
+        checks += [self._entries("content_filters", ContentFilter, self.content_filters, len(FILTER_TYPES)),
+                   self._entries("pii_entities", PiiEntity, self.pii_entities, len(PII_TYPES)),
+                   self._entries("regexes", RegexFilter, self.regexes, MAX_REGEXES),
+                   self._entries("denied_topics", DeniedTopic, self.denied_topics, MAX_TOPICS)]  # fmt: skip
+        checks.append((isinstance(self.words, tuple) and len(self.words) <= MAX_WORDS and all(
+            isinstance(w, str) and len(w.strip()) > 0 and len(w) <= MAX_WORD_CHARS for w in self.words),
+            "words", f"must be a tuple of at most {MAX_WORDS:,} words or phrases of 1-{MAX_WORD_CHARS} characters"))  # fmt: skip  # noqa: E501
         if all(ok for ok, _, _ in checks):
             checks.append((not (self.masks() and self.stream_processing == g.STREAM_ASYNC), "stream_processing",
                            "must be 'sync' while a PII type or regex masks (ANONYMIZE): asynchronous scanning "
@@ -170,7 +199,7 @@ class GuardrailConfig(Settings):
         return len(set(keys)) == len(keys), name, "must not name the same type or name twice"
 
     def masks(self) -> bool:
-        return any(e.action == g.MASK for e in self.pii_entities) or any(r.action == g.MASK for r in self.regexes)
+        return any(e.action == MASK for e in self.pii_entities) or any(r.action == MASK for r in self.regexes)
 
     def has_policy(self) -> bool:
         return bool(self.content_filters or self.pii_entities or self.regexes or self.denied_topics or self.words

@@ -1,5 +1,7 @@
-"""The stage's Bedrock Guardrail: what its settings may name (checked at synth), where the functions find the version
-to apply (Parameter Store, under the model's path), and how an intervention is reported.
+"""The stage's Bedrock Guardrail as the functions see it: where they find the version to apply (Parameter Store,
+under the model's path), how streams are scanned, which route families apply it, and how an intervention is
+reported. (What a stage may configure, Bedrock's vocabulary and limits, is checked at synth only:
+constructs_lib/guardrails/settings.py.)
 
 The guardrail itself is built from GuardrailConfig (constructs_lib/guardrails); a numbered version of it (never the
 DRAFT) is written to ``<root>/model/guardrail-version``, read by the functions with the rest of the model settings,
@@ -29,30 +31,3 @@ FAMILIES = (FAMILY_INFERENCE, FAMILY_CHAT)
 # audit record and the request log carry this error type; GuardrailInterventions counts it (contracts/metrics.py).
 INTERVENED = "guardrail_intervened"
 FINISH_REASON = "content_filter"
-
-# What a stage's guardrail may configure (Bedrock's CreateGuardrail). Strength of a content filter per direction.
-FILTER_TYPES = ("SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT", "PROMPT_ATTACK")
-STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
-PROMPT_ATTACK = "PROMPT_ATTACK"
-PII_ACTIONS = ("BLOCK", "ANONYMIZE")
-MASK = "ANONYMIZE"
-PII_TYPES = (
-    "ADDRESS", "AGE", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "CA_HEALTH_NUMBER", "CA_SOCIAL_INSURANCE_NUMBER",
-    "CREDIT_DEBIT_CARD_CVV", "CREDIT_DEBIT_CARD_EXPIRY", "CREDIT_DEBIT_CARD_NUMBER", "DRIVER_ID", "EMAIL",
-    "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS", "LICENSE_PLATE", "MAC_ADDRESS", "NAME", "PASSWORD", "PHONE",
-    "PIN", "SWIFT_CODE", "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
-    "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", "URL", "USERNAME", "US_BANK_ACCOUNT_NUMBER", "US_BANK_ROUTING_NUMBER",
-    "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "US_PASSPORT_NUMBER", "US_SOCIAL_SECURITY_NUMBER",
-    "VEHICLE_IDENTIFICATION_NUMBER",
-)  # fmt: skip
-# Bedrock's limits on the messages, words, topics and regexes of a guardrail.
-MAX_MESSAGE_CHARS = 500
-MAX_WORD_CHARS = 100
-MAX_WORDS = 10_000
-MAX_TOPICS = 30
-MAX_TOPIC_NAME_CHARS = 100
-MAX_TOPIC_DEFINITION_CHARS = 200
-MAX_TOPIC_EXAMPLES = 5
-MAX_TOPIC_EXAMPLE_CHARS = 100
-MAX_REGEXES = 10
-MAX_REGEX_CHARS = 500
