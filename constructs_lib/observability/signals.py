@@ -154,75 +154,37 @@ class Signals:
     # -- AWS's own ----------------------------------------------------------------------------------
     def api(self, name: str, *, statistic: str, period: cdk.Duration = FIVE_MINUTES) -> cw.Metric:
         """API Gateway's metric of the stage's REST API (all routes)."""
-        return cw.Metric(
-            namespace="AWS/ApiGateway",
-            metric_name=name,
-            dimensions_map={"ApiName": self.platform.api_name, "Stage": STAGE_NAME},
-            statistic=statistic,
-            period=period,
-        )
+        return _aws("AWS/ApiGateway", name, {"ApiName": self.platform.api_name, "Stage": STAGE_NAME}, statistic, period)
 
     def function(
         self, function: str, name: str, *, statistic: str = "Sum", period: cdk.Duration = FIVE_MINUTES
     ) -> cw.Metric:
         """Lambda's metric of one of the API's functions."""
-        return cw.Metric(
-            namespace="AWS/Lambda",
-            metric_name=name,
-            dimensions_map={"FunctionName": self.platform.functions[function].function_name},
-            statistic=statistic,
-            period=period,
-        )
+        return self.platform.functions[function].metric(name, statistic=statistic, period=period)
 
     def audit_stream(self, name: str, *, statistic: str, period: cdk.Duration = FIVE_MINUTES) -> cw.Metric:
         """Firehose's metric of the audit stream."""
-        return cw.Metric(
-            namespace="AWS/Firehose",
-            metric_name=name,
-            dimensions_map={"DeliveryStreamName": self.platform.audit_stream_name},
-            statistic=statistic,
-            period=period,
-        )
+        return _aws("AWS/Firehose", name, {"DeliveryStreamName": self.platform.audit_stream_name}, statistic, period)
 
     def runs(self, name: str, *, period: cdk.Duration) -> cw.Metric:
         """Step Functions' count of the pipeline's executions (ExecutionsFailed, ...)."""
-        return cw.Metric(
-            namespace="AWS/States",
-            metric_name=name,
-            dimensions_map={"StateMachineArn": self.platform.state_machine.state_machine_arn},
-            statistic="Sum",
-            period=period,
-        )
+        return self.platform.state_machine.metric(name, statistic="Sum", period=period)
 
     def notifications(self, name: str, topic_name: str, period: cdk.Duration) -> cw.Metric:
         """SNS's count of the alarm topic's notifications (NumberOfNotificationsDelivered, ...Failed)."""
-        return cw.Metric(
-            namespace="AWS/SNS",
-            metric_name=name,
-            dimensions_map={"TopicName": topic_name},
-            statistic="Sum",
-            period=period,
-        )
+        return _aws("AWS/SNS", name, {"TopicName": topic_name}, "Sum", period)
 
     def sign_ins(self, period: cdk.Duration) -> cw.Metric:
         """Cognito's successful sign-ins to the chat's browser client."""
-        return cw.Metric(
-            namespace="AWS/Cognito",
-            metric_name="SignInSuccesses",
-            dimensions_map={
-                "UserPool": self.platform.user_pool_id,
-                "UserPoolClient": self.platform.user_pool_client_id,
-            },
-            statistic="Sum",
-            period=period,
-        )
+        dimensions = {"UserPool": self.platform.user_pool_id, "UserPoolClient": self.platform.user_pool_client_id}
+        return _aws("AWS/Cognito", "SignInSuccesses", dimensions, "Sum", period)
 
     def bedrock(self, name: str, model_id: str, period: cdk.Duration) -> cw.Metric:
         """Bedrock's metric of one model id (the account's calls to it, every stage's)."""
-        return cw.Metric(
-            namespace="AWS/Bedrock",
-            metric_name=name,
-            dimensions_map={"ModelId": model_id},
-            statistic="Sum",
-            period=period,
-        )
+        return _aws("AWS/Bedrock", name, {"ModelId": model_id}, "Sum", period)
+
+
+def _aws(namespace: str, name: str, dimensions: dict[str, str], statistic: str, period: cdk.Duration) -> cw.Metric:
+    """A metric AWS publishes for one of the stage's resources (those without an L2 ``metric()`` of their own)."""
+    return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic,
+                     period=period)  # fmt: skip
