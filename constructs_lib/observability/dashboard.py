@@ -221,7 +221,7 @@ class PlatformDashboard(Construct):
                 height=HEIGHT,
             ),
             cw.LogQueryWidget(
-                title="Active API keys (distinct keys a day) and chat sign-ins",
+                title="Active API keys (distinct keys a day)",
                 log_group_names=api_logs,
                 query_lines=[
                     REQUEST_LINE + ' and key_id != ""',
