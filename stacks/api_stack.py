@@ -14,6 +14,7 @@ from constructs_lib.foundation.nag import acknowledge
 from constructs_lib.foundation.package_layer import PowertoolsLayer
 from constructs_lib.foundation.python_function import PythonFunction, PythonFunctionProps
 from constructs_lib.foundation.tables import TableProps
+from constructs_lib.guardrails.guardrail import StageGuardrail
 from constructs_lib.inference.bedrock_access import grant_invoke
 from constructs_lib.inference.key_table import ApiKeyTable
 from constructs_lib.inference.rest_api import InferenceApi, InferenceApiProps
@@ -104,7 +105,7 @@ class ApiStack(PlatformStack):
                     **self._request_environment(audit),
                     usage_table_name=self.usage_table.table.table_name,
                     plan_budgets=json.dumps({plan.name: plan.budget._asdict() for plan in api_config.usage_plans}),
-                    apply_guardrail=int(self._guards(config, g.FAMILY_INFERENCE)),
+                    apply_guardrail=int(self._guardrail(config, g.FAMILY_INFERENCE) is not None),
                 ).variables(),
             },
         )
@@ -241,7 +242,7 @@ class ApiStack(PlatformStack):
                     history_messages=settings.history_messages,
                     usage_table_name=self.usage_table.table.table_name,
                     user_budget=json.dumps(settings.user_budget._asdict()),
-                    apply_guardrail=int(self._guards(config, g.FAMILY_CHAT)),
+                    apply_guardrail=int(self._guardrail(config, g.FAMILY_CHAT) is not None),
                 ).variables(),
             },
         )
@@ -255,14 +256,15 @@ class ApiStack(PlatformStack):
         self._grant_model(function, config)
         return function
 
-    def _guards(self, config: ConfigStack, family: str) -> bool:
-        """Whether the stage applies its guardrail to this route family."""
-        return config.guardrail is not None and family in self.stage.guardrails.families()
+    def _guardrail(self, config: ConfigStack, family: str) -> StageGuardrail | None:
+        """The stage's guardrail when this route family applies it."""
+        return config.guardrail if family in self.stage.guardrails.families() else None
 
     def _grant_guardrail(self, function: PythonFunction, config: ConfigStack, family: str) -> None:
         """``bedrock:ApplyGuardrail`` on exactly the stage's guardrail, for a route family that applies it."""
-        if config.guardrail is not None and self._guards(config, family):
-            config.guardrail.grant_apply(function)
+        guardrail = self._guardrail(config, family)
+        if guardrail is not None:
+            guardrail.grant_apply(function)
 
     def _request_environment(self, audit: AuditStack) -> dict[str, Any]:
         """What every function serving API requests is told: its config cache, body limit, CORS origins, audit."""
