@@ -29,9 +29,10 @@ def guardrail_of(synth: Synth) -> tuple[str, dict[str, Any], str, dict[str, Any]
     return guardrail_id, guardrail, version_id, version
 
 
-@pytest.mark.parametrize(("variant", "config"), [("dev", DEV.guardrails), ("prod", PROD.guardrails),
-                                                 ("dev_upload", GUARDRAIL_VARIANT)])  # fmt: skip
-def test_the_guardrail_is_the_stage_config(variant, config, variants):
+@pytest.mark.parametrize(("variant", "stage", "config"), [
+    ("dev", "dev", DEV.guardrails), ("prod", "prod", PROD.guardrails),
+    ("dev_upload", "dev", GUARDRAIL_VARIANT)])  # fmt: skip
+def test_the_guardrail_is_the_stage_config(variant, stage, config, variants):
     _, guardrail, _, _ = guardrail_of(variants[variant])
     found = guardrail["Properties"]
     assert found["BlockedInputMessaging"] == config.blocked_input_message
@@ -50,7 +51,7 @@ def test_the_guardrail_is_the_stage_config(variant, config, variants):
     words = found.get("WordPolicyConfig", {})
     assert words.get("WordsConfig", []) == [{"Text": w} for w in config.words]
     assert words.get("ManagedWordListsConfig", []) == ([{"Type": "PROFANITY"}] if config.profanity else [])
-    assert found["Name"] == f"llm-platform-{variants[variant].stack_name('config').split('-')[2]}"
+    assert found["Name"] == f"llm-platform-{stage}"
 
 
 def test_the_api_applies_a_numbered_version_read_from_the_model_settings(dev):
