@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from lambda_src.contracts import chat as c
+from lambda_src.shared.models.guarded import FIRST_PIECE_CHARS
 from tools.local.launcher import LOCAL_USER_EMAIL, LocalPlatform, create_key, create_user
 from tools.local.sign_in import id_token
 
@@ -69,13 +70,16 @@ def test_a_user_gets_a_streamed_answer_citing_the_ingested_document_and_the_hist
     status, events = ask(platform, conversation["id"], users["a"], QUESTION)
     assert status == 200
     names = [name for _, name, _ in events]
-    assert names[0] == "start" and names[-1] == "end" and names.count("delta") >= 2, names
+    assert names[0] == "start" and names[-1] == "end" and names.count("delta") >= 1, names
     citations = events[0][2]["citations"]
     architecture = [s for s in citations if s["document_id"].endswith("docs/ARCHITECTURE.md")]
     assert architecture and architecture[0]["uri"].startswith("s3://") and architecture[0]["title"] == "Architecture"
     deltas = [(at, data["text"]) for at, name, data in events if name == "delta"]
-    assert deltas[-1][0] - deltas[0][0] > 0.2  # in pieces, as the model generates them
     answer = "".join(text for _, text in deltas)
+    # The stage's guardrail scans in sync mode (it masks): text comes in assessed pieces of 128 characters, then 256...
+    # A longer answer arrives in pieces, as the model generates them; a shorter one is one piece.
+    if len(answer) > FIRST_PIECE_CHARS:
+        assert len(deltas) >= 2 and deltas[-1][0] - deltas[0][0] > 0.2, deltas
     assert events[-1][2]["usage"]["completion_tokens"] > 0
 
     # A new request reads it back: the question, the answer, its citations; the title from the question.
